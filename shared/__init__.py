@@ -1,0 +1,1 @@
+"""What the web and the worker both need, and nothing heavier (never TensorFlow)."""

@@ -1,0 +1,153 @@
+"""Job records in Redis: the single source of truth for a job's status (not Celery's state)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import UTC, datetime
+
+import redis
+
+from shared.schema import FINAL
+
+PREFIX = "dfd:"
+
+# Finishing is atomic and happens once: a redelivered task that finds the job final does nothing.
+_FINISH = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'done' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'finishes', 1)
+redis.call('RPUSH', KEYS[2], '1')
+redis.call('EXPIRE', KEYS[2], 120)
+return 1
+"""
+
+
+def new_job_id() -> str:
+    """A 128-bit random, unguessable job id as 32 hex characters."""
+    return secrets.token_hex(16)
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds to an ISO 8601 UTC string with milliseconds."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JobStore:
+    """Create, update and read job records; every record expires after ttl seconds."""
+
+    def __init__(self, client: redis.Redis, ttl: float = 86400):
+        self.r = client
+        self.ttl = int(ttl)
+        self._finish = client.register_script(_FINISH)
+
+    @staticmethod
+    def key(job_id: str) -> str:
+        """Redis key of a job record."""
+        return f"{PREFIX}job:{job_id}"
+
+    def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str) -> dict:
+        """Write a new queued job record."""
+        now = time.time()
+        fields = {"id": job_id, "status": "queued", "created_at": now, "filename": filename,
+                  "stored": stored, "sha256": sha256, "client": client, "attempts": 0}
+        pipe = self.r.pipeline()
+        pipe.hset(self.key(job_id), mapping=fields)
+        pipe.expire(self.key(job_id), self.ttl)
+        pipe.execute()
+        return fields
+
+    def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
+                      result: dict) -> None:
+        """Write a job that is done at once with an earlier result for the same bytes and model."""
+        now = time.time()
+        fields = {"id": job_id, "status": "done", "created_at": now, "started_at": now,
+                  "finished_at": now, "filename": filename, "stored": "", "sha256": sha256,
+                  "client": client, "attempts": 0, "finishes": 1, "reused": 1,
+                  "result": json.dumps(result)}
+        pipe = self.r.pipeline()
+        pipe.hset(self.key(job_id), mapping=fields)
+        pipe.expire(self.key(job_id), self.ttl)
+        pipe.execute()
+
+    def get(self, job_id: str) -> dict | None:
+        """The raw record with decoded fields, or None for an unknown or expired id."""
+        raw = self.r.hgetall(self.key(job_id))
+        if not raw:
+            return None
+        rec = {k.decode(): v.decode() for k, v in raw.items()}
+        for name in ("created_at", "started_at", "finished_at"):
+            rec[name] = float(rec[name]) if rec.get(name) else None
+        for name in ("attempts", "finishes", "reused"):
+            rec[name] = int(rec.get(name) or 0)
+        rec["result"] = json.loads(rec["result"]) if rec.get("result") else None
+        return rec
+
+    def mark_running(self, job_id: str) -> dict | None:
+        """Flag a job running (again, on redelivery); None when it is unknown or already final."""
+        rec = self.get(job_id)
+        if rec is None or rec["status"] in FINAL:
+            return None
+        pipe = self.r.pipeline()
+        pipe.hset(self.key(job_id), mapping={"status": "running", "started_at": time.time()})
+        pipe.hincrby(self.key(job_id), "attempts", 1)
+        pipe.execute()
+        return rec
+
+    def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None) -> bool:
+        """Record the final state once; False if the job was already final or is unknown."""
+        if (result is None) == (error is None):
+            raise ValueError("finish takes exactly one of result or error")
+        status, field, value = (("done", "result", json.dumps(result)) if result is not None
+                                else ("failed", "error", error))
+        keys = [self.key(job_id), f"{PREFIX}done:{job_id}"]
+        return self._finish(keys=keys, args=[status, field, value, time.time()]) == 1
+
+    def wait(self, job_id: str, timeout: float) -> None:
+        """Block up to timeout seconds for a job to finish (returns early when it does)."""
+        key = f"{PREFIX}done:{job_id}"
+        got = self.r.blpop([key], timeout=max(timeout, 0.01))
+        if got:
+            # Put the token back so that other waiters on the same job wake up too.
+            self.r.rpush(key, "1")
+
+    def remember_result(self, version: str, sha256: str, job_id: str) -> None:
+        """Index a done job by (model version, content hash) so identical bytes can reuse it."""
+        self.r.set(f"{PREFIX}sha:{version}:{sha256}", job_id, ex=self.ttl)
+
+    def reusable_result(self, version: str | None, sha256: str) -> dict | None:
+        """An earlier result for the same bytes and model version, if still stored."""
+        if not version:
+            return None
+        job_id = self.r.get(f"{PREFIX}sha:{version}:{sha256}")
+        rec = self.get(job_id.decode()) if job_id else None
+        return rec["result"] if rec and rec["status"] == "done" else None
+
+    def set_model(self, info: dict) -> None:
+        """Announce the model the workers serve (name, version, threshold) for the web side."""
+        self.r.set(f"{PREFIX}model", json.dumps(info), ex=self.ttl)
+
+    def current_model(self) -> dict | None:
+        """The model the workers last announced, or None."""
+        raw = self.r.get(f"{PREFIX}model")
+        return json.loads(raw) if raw else None
+
+
+def public_view(rec: dict, now: float | None = None) -> dict:
+    """The API's view of a record: ISO times, result or error, age; never internal fields."""
+    now = time.time() if now is None else now
+    out = {"id": rec["id"], "status": rec["status"], "created_at": iso(rec["created_at"]),
+           "started_at": iso(rec["started_at"]), "finished_at": iso(rec["finished_at"]),
+           "age_s": round((rec["finished_at"] or now) - rec["created_at"], 3)}
+    if rec.get("reused"):
+        out["reused"] = True
+    if rec["status"] == "done":
+        out["result"] = rec["result"]
+    elif rec["status"] == "failed":
+        out["error"] = rec.get("error") or "unknown error"
+    return out

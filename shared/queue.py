@@ -1,0 +1,48 @@
+"""Celery and Redis clients built from settings; used by the web (to send) and the worker."""
+
+from __future__ import annotations
+
+import redis
+from celery import Celery
+
+from shared.tasks import QUEUE
+
+
+def redis_client(settings: dict) -> redis.Redis:
+    """A Redis client with timeouts, so an outage surfaces as an error rather than a hang."""
+    return redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2,
+                                socket_timeout=10, health_check_interval=30)
+
+
+def celery_config(settings: dict) -> dict:
+    """Celery settings: JSON only, late acks with requeue on a lost worker, prefetch 1."""
+    limit = int(settings["TASK_TIME_LIMIT"])
+    return {
+        "broker_url": settings["REDIS_URL"],
+        "broker_connection_retry_on_startup": True,
+        # A task's hard limit stays well under the visibility timeout, so a slow task is never
+        # handed to a second worker while the first is still on it.
+        "broker_transport_options": {"visibility_timeout": max(3600, 4 * limit),
+                                     "socket_connect_timeout": 2, "socket_timeout": 10},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": limit,
+        "task_soft_time_limit": max(limit - 5, 1),
+        "task_default_queue": QUEUE,
+        "worker_send_task_events": False,
+        "worker_hijack_root_logger": False,
+    }
+
+
+def make_celery(settings: dict, name: str = "dfd") -> Celery:
+    """A Celery app configured from settings (no tasks registered here)."""
+    app = Celery(name)
+    app.conf.update(celery_config(settings))
+    return app

@@ -1,0 +1,108 @@
+"""Settings from DFD_* environment variables, parsed with typed parsers that fail fast."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "DFD_"
+_RATE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.I)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.I)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable and the fix."""
+
+
+def parse_duration(name: str, raw: str) -> float:
+    """Seconds from '90', '90s', '15m', '2h' or '1d'."""
+    m = _DURATION.match(raw)
+    if not m:
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected a duration like 90, 15m, 2h or 1d")
+    return float(m.group(1)) * _UNITS[(m.group(2) or "s").lower()]
+
+
+def parse_int(name: str, raw: str, lo: int = 0, hi: int = 2**31) -> int:
+    """An integer in [lo, hi]."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected a whole number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{PREFIX}{name}={value}: must be between {lo} and {hi}")
+    return value
+
+
+def parse_float(name: str, raw: str, lo: float, hi: float) -> float:
+    """A float in [lo, hi]."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected a number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{PREFIX}{name}={value}: must be between {lo} and {hi}")
+    return value
+
+
+def parse_rate(name: str, raw: str) -> str:
+    """A Flask-Limiter rate such as '5/minute' or '100 per hour'."""
+    if not _RATE.match(raw):
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected a rate like 5/minute or 100/hour")
+    return raw.strip()
+
+
+def parse_api_keys(name: str, raw: str) -> dict[str, dict[str, str]]:
+    """'name:key[:rate],...' -> {key: {"name": name, "limit": rate}}."""
+    keys: dict[str, dict[str, str]] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        parts = item.split(":", 2)
+        if len(parts) < 2 or not parts[0] or len(parts[1]) < 16:
+            raise SettingsError(
+                f"{PREFIX}{name}: each entry is name:key[:rate] with a key of 16+ characters "
+                f"(got an entry starting {parts[0][:12]!r})"
+            )
+        rate = parse_rate(name, parts[2]) if len(parts) == 3 else "600/minute"
+        keys[parts[1]] = {"name": parts[0], "limit": rate}
+    return keys
+
+
+def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    """One of a fixed set of words."""
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+# name -> (default, parser). Defaults are strings so that they go through the same parser.
+SPEC = {
+    "REDIS_URL": ("redis://127.0.0.1:6379/0", lambda n, r: r.strip()),
+    "UPLOAD_DIR": (str(ROOT / "var" / "uploads"), lambda n, r: str(Path(r).expanduser())),
+    "RETENTION": ("1h", parse_duration),
+    "JOB_TTL": ("24h", parse_duration),
+    "QUEUE_DEADLINE": ("5m", parse_duration),
+    "UPLOAD_LIMIT": ("5/minute", parse_rate),
+    "STATUS_LIMIT": ("1200/minute", parse_rate),
+    "API_KEYS": ("", parse_api_keys),
+    "TRUSTED_PROXIES": ("0", lambda n, r: parse_int(n, r, 0, 10)),
+    "MAX_UPLOAD_MB": ("10", lambda n, r: parse_float(n, r, 0.01, 1024)),
+    "MAX_FILES": ("20", lambda n, r: parse_int(n, r, 1, 1000)),
+    "MAX_PIXELS": ("40000000", lambda n, r: parse_int(n, r, 1, 500_000_000)),
+    "MODEL_PATH": (str(ROOT / "models" / "dfd-mnv2"), lambda n, r: str(Path(r).expanduser())),
+    "THRESHOLD": ("", lambda n, r: parse_float(n, r, 0.0, 1.0) if r.strip() else None),
+    "DEVICE": ("auto", lambda n, r: parse_choice(n, r, ("auto", "cpu", "gpu"))),
+    "BATCH_SIZE": ("8", lambda n, r: parse_int(n, r, 1, 256)),
+    "PORT": ("5000", lambda n, r: parse_int(n, r, 1, 65535)),
+    "TASK_TIME_LIMIT": ("120", lambda n, r: parse_int(n, r, 5, 3000)),
+}
+
+
+def load(env: Mapping[str, str] | None = None) -> dict:
+    """All settings, parsed, from env (default os.environ); raises SettingsError on a bad value."""
+    env = os.environ if env is None else env
+    return {name: parser(name, env.get(PREFIX + name, default))
+            for name, (default, parser) in SPEC.items()}

@@ -1,0 +1,57 @@
+"""Upload storage: generated names under one folder, never the client's name, swept by age."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+
+class Storage:
+    """Files under root named by random tokens; the web writes them, the worker reads them."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def save(self, data: bytes, suffix: str) -> str:
+        """Store bytes under a fresh random name; returns that name (not a path)."""
+        if suffix not in (".jpg", ".png"):
+            raise ValueError(f"unexpected suffix {suffix!r}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = secrets.token_hex(16) + suffix
+        tmp = self.root / f".{name}.part"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.root / name)  # atomic: a worker never sees half a file
+        return name
+
+    def path(self, name: str) -> Path:
+        """The path of a stored name; refuses anything that is not one of our generated names."""
+        stem, _, ext = name.partition(".")
+        if len(stem) != 32 or not all(c in "0123456789abcdef" for c in stem) or ext not in (
+                "jpg", "png"):
+            raise ValueError(f"not a stored upload name: {name!r}")
+        return self.root / name
+
+    def read(self, name: str) -> bytes:
+        """The stored bytes; FileNotFoundError if swept or deleted."""
+        return self.path(name).read_bytes()
+
+    def delete(self, name: str) -> None:
+        """Remove a stored upload if it is still there."""
+        self.path(name).unlink(missing_ok=True)
+
+    def sweep(self, older_than: float, now: float | None = None) -> int:
+        """Delete uploads older than older_than seconds; returns how many were removed."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = (time.time() if now is None else now) - older_than
+        removed = 0
+        for entry in os.scandir(self.root):
+            try:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue  # another process swept it first
+        return removed

@@ -1,0 +1,110 @@
+"""Flask web app: the upload page and the JSON job API. Never imports TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from shared import settings as settings_mod
+from shared.jobs import JobStore
+from shared.queue import make_celery, redis_client
+from shared.storage import Storage
+
+ROOT = Path(__file__).resolve().parents[1]
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: settings from DFD_* (or test_config['DFD']), extensions, blueprints."""
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
+    test_config = dict(test_config or {})
+    dfd = settings_mod.load(test_config.pop("ENV", None))
+    dfd.update(test_config.pop("DFD", {}))
+    app.config.from_mapping(
+        DFD=dfd,
+        MAX_CONTENT_LENGTH=int(dfd["MAX_UPLOAD_MB"] * 1_000_000),
+        MAX_FORM_PARTS=dfd["MAX_FILES"] + 10,
+        RATELIMIT_STORAGE_URI=dfd["REDIS_URL"],
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    from web.errors import register_errorhandlers
+
+    register_errorhandlers(app)
+    if dfd["TRUSTED_PROXIES"]:
+        # Only then is X-Forwarded-For believed, and only for that many hops.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=dfd["TRUSTED_PROXIES"])
+    app.after_request(_security_headers)
+    logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Redis-backed job store, storage, Celery sender and the rate limiter."""
+    from web.extensions import limiter
+
+    dfd = app.config["DFD"]
+    client = redis_client(dfd)
+    app.extensions["dfd"] = {
+        "redis": client,
+        "jobs": JobStore(client, dfd["JOB_TTL"]),
+        "storage": Storage(dfd["UPLOAD_DIR"]),
+        "celery": make_celery(dfd, "dfd-web"),
+    }
+    # Registered before the limiter's own hook so that it runs after it (Flask runs them in
+    # reverse): the limiter rounds Retry-After down, which sends clients back a second early.
+    app.after_request(_retry_after_rounded_up)
+    limiter.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Pages at /, the API at /api/v1, health at /healthz and /readyz."""
+    from web.api import bp as api_bp
+    from web.pages import bp as pages_bp
+
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+
+
+def _retry_after_rounded_up(response):
+    reset = response.headers.get("X-RateLimit-Reset")
+    if response.status_code == 429 and reset and response.is_json:
+        from web.extensions import limiter
+
+        current = limiter.current_limit
+        window = current.limit.get_expiry() if current else 60
+        retry = min(window, max(1, math.ceil(float(reset) - time.time())))
+        response.headers["Retry-After"] = str(retry)
+        body = response.get_json()
+        body["error"]["retry_after"] = retry
+        body["error"]["message"] = re.sub(r"try again in \d+ s", f"try again in {retry} s",
+                                          body["error"]["message"])
+        response.set_data(json.dumps(body))
+    return response
+
+
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response

@@ -1,0 +1,123 @@
+"""The JSON job API under /api/v1: submit images, read job status, the OpenAPI document."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
+
+from shared.images import EXTENSIONS, ImageError, inspect_image
+from shared.jobs import iso, new_job_id, public_view
+from shared.schema import FINAL
+from shared.tasks import DETECT, QUEUE
+from web.extensions import client_id, limiter, upload_cost, upload_limit
+from web.openapi import spec
+
+bp = Blueprint("api", __name__)
+log = logging.getLogger(__name__)
+MAX_WAIT = 10.0
+
+
+def _ext():
+    return current_app.extensions["dfd"]
+
+
+def _status_limit() -> str:
+    return current_app.config["DFD"]["STATUS_LIMIT"]
+
+
+def _checked_files() -> list[tuple[str, bytes, dict]]:
+    """Every uploaded image read and checked by content; the first bad one fails the request."""
+    others = [name for name in request.files if name != "image"]
+    files = request.files.getlist("image")
+    if not files:
+        hint = f" (got a file under {others[0]!r})" if others else ""
+        abort(400, description=f"no image: send files in the multipart field 'image'{hint}")
+    limit = current_app.config["DFD"]["MAX_FILES"]
+    if len(files) > limit:
+        abort(400, description=f"{len(files)} files in one request; the limit is {limit}")
+    checked = []
+    for f in files:
+        # The client's name is only shown back; it never becomes a path.
+        name = (f.filename or "").replace("\x00", "")[-200:]
+        if not name:
+            abort(400, description="a file part has no filename")
+        if os.path.splitext(name.lower())[1] not in EXTENSIONS:
+            raise ImageError("unsupported_type", f"{name}: only .jpg, .jpeg and .png are accepted",
+                             415)
+        data = f.read()
+        try:
+            info = inspect_image(data, current_app.config["DFD"]["MAX_PIXELS"])
+        except ImageError as exc:
+            raise ImageError(exc.code, f"{name}: {exc}", exc.status) from None
+        checked.append((name, data, info))
+    return checked
+
+
+@bp.post("/jobs")
+@limiter.limit(upload_limit, cost=upload_cost, scope="upload")
+def submit():
+    """Queue one job per uploaded image; 202 with the job ids."""
+    ext, client = _ext(), client_id()
+    checked = _checked_files()
+    model = ext["jobs"].current_model()
+    jobs = []
+    for name, data, info in checked:
+        job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
+        reused = ext["jobs"].reusable_result(model and model["version"], sha)
+        if reused is not None:
+            ext["jobs"].create_reused(job_id, filename=name, sha256=sha, client=client,
+                                      result=reused)
+            status = "done"
+        else:
+            stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
+            rec = ext["jobs"].create(job_id, filename=name, stored=stored, sha256=sha,
+                                     client=client)
+            try:
+                ext["celery"].send_task(DETECT, args=[job_id], queue=QUEUE)
+            except Exception:
+                # Nothing half-made survives: no record without a task, no file without a record.
+                ext["redis"].delete(ext["jobs"].key(job_id))
+                ext["storage"].delete(stored)
+                raise
+            status = rec["status"]
+        log.info("job %s queued client=%s bytes=%d reused=%s", job_id, client, len(data),
+                 reused is not None)
+        jobs.append({"id": job_id, "status": status, "filename": name,
+                     "location": url_for("api.job", job_id=job_id),
+                     "created_at": iso(ext["jobs"].get(job_id)["created_at"]),
+                     **({"reused": True} if reused is not None else {})})
+    response = jsonify(jobs=jobs)
+    response.status_code = 202
+    if len(jobs) == 1:
+        response.headers["Location"] = jobs[0]["location"]
+    return response
+
+
+@bp.get("/jobs/<job_id>")
+@limiter.limit(_status_limit, scope="status")
+def job(job_id: str):
+    """A job's status and, when done, its result; ?wait=S holds until final or S seconds."""
+    try:
+        wait = float(request.args.get("wait", 0))
+    except ValueError:
+        abort(400, description="wait must be a number of seconds")
+    if not 0 <= wait <= MAX_WAIT:
+        abort(400, description=f"wait must be between 0 and {MAX_WAIT:g} seconds")
+    jobs = _ext()["jobs"]
+    rec = jobs.get(job_id) if len(job_id) == 32 else None
+    if rec is None:
+        abort(404, description=f"no job {job_id[:64]!r} (unknown or expired)")
+    if wait and rec["status"] not in FINAL:
+        jobs.wait(job_id, wait)
+        rec = jobs.get(job_id) or rec
+    return jsonify(public_view(rec))
+
+
+@bp.get("/openapi.json")
+@limiter.exempt
+def openapi():
+    """The OpenAPI 3 document of this API."""
+    return jsonify(spec())

@@ -1,0 +1,84 @@
+"""One JSON error shape for every failure: {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import redis
+from flask import Flask, jsonify
+from kombu.exceptions import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from shared.images import ImageError
+from web.extensions import limiter
+
+log = logging.getLogger(__name__)
+CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+         413: "too_large", 415: "unsupported_type", 429: "rate_limited", 503: "unavailable"}
+
+
+def error_response(status: int, code: str, message: str, **extra):
+    """The JSON error body with its status code."""
+    body = {"error": {"code": code, "message": message, **extra}}
+    return jsonify(body), status
+
+
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    if status == 413:
+        return error_response(413, "too_large", "the upload is larger than the limit of "
+                              f"{_max_mb()} MB")
+    if status == 429:
+        return _rate_limited(exc)
+    message = exc.description or exc.name
+    response, status = error_response(status, CODES.get(status, exc.name.lower().replace(" ", "_")),
+                                      message)
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        response.headers["Allow"] = exc.get_response().headers["Allow"]
+    return response, status
+
+
+def _max_mb() -> str:
+    from flask import current_app
+
+    return f"{current_app.config['MAX_CONTENT_LENGTH'] / 1e6:g}"
+
+
+def _rate_limited(exc: HTTPException):
+    limit = limiter.current_limit
+    retry = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
+    what = str(limit.limit) if limit else "the rate limit"
+    response, status = error_response(
+        429, "rate_limited", f"upload limit reached ({what}); try again in {retry} s",
+        retry_after=retry)
+    response.headers["Retry-After"] = str(retry)
+    return response, status
+
+
+def _image_error(exc: ImageError):
+    return error_response(exc.status, exc.code, str(exc))
+
+
+def _unavailable(exc: Exception):
+    log.warning("backend unavailable: %s", type(exc).__name__)
+    response, status = error_response(503, "unavailable",
+                                      "the job store is unreachable; try again shortly")
+    response.headers["Retry-After"] = "5"
+    return response, status
+
+
+def _internal(exc: Exception):
+    log.exception("unhandled error")
+    return error_response(500, "internal_error", "an internal error occurred")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Attach the JSON handlers for HTTP errors, bad images, outages and everything else."""
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ImageError, _image_error)
+    for exc_type in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                     OperationalError):
+        app.register_error_handler(exc_type, _unavailable)
+    app.register_error_handler(Exception, _internal)

@@ -1,0 +1,49 @@
+"""Extensions created unbound and attached in create_app; client identity for rate limits."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import abort, current_app, request
+from flask_limiter import Limiter
+
+
+def api_key_entry() -> dict | None:
+    """The DFD_API_KEYS entry of the request's bearer key, None when anonymous; 401 if unknown."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        abort(401, description="Authorization must be 'Bearer <api key>'")
+    token = token.strip().encode()
+    found = None
+    # Compare against every key in constant time, so timing does not reveal a prefix match.
+    for key, entry in current_app.config["DFD"]["API_KEYS"].items():
+        if hmac.compare_digest(key.encode(), token):
+            found = entry
+    if found is None:
+        abort(401, description="unknown API key")
+    return found
+
+
+def client_id() -> str:
+    """Who is asking: 'key:<name>' for an API key, else 'ip:<address>' (proxy-aware via ProxyFix)."""
+    entry = api_key_entry()
+    if entry is not None:
+        return "key:" + entry["name"]
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+def upload_limit() -> str:
+    """The upload rate for this client: its key's own limit, else DFD_UPLOAD_LIMIT."""
+    entry = api_key_entry()
+    return entry["limit"] if entry else current_app.config["DFD"]["UPLOAD_LIMIT"]
+
+
+def upload_cost() -> int:
+    """Uploads are limited per image, not per request."""
+    return max(1, len(request.files.getlist("image")))
+
+
+limiter = Limiter(key_func=client_id, key_prefix="dfd")

@@ -1,0 +1,103 @@
+"""The OpenAPI 3 document of the job API (checked against the real routes by a test)."""
+
+from __future__ import annotations
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _job_ref() -> dict:
+    return {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
+
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                       "retry_after": {"type": "integer"}}}}},
+    "Face": {"type": "object", "required": ["box", "p_fake"], "properties": {
+        "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        "score": {"type": "number"}, "p_fake": {"type": "number"}}},
+    "Result": {"type": "object",
+               "required": ["label", "confidence", "p_fake", "threshold", "faces", "model"],
+               "properties": {
+                   "label": {"type": "string", "enum": ["Real", "Fake"]},
+                   "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                   "p_fake": {"type": "number", "minimum": 0, "maximum": 1},
+                   "threshold": {"type": "number"},
+                   "face_found": {"type": "boolean"},
+                   "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
+                   "image": {"type": "object", "properties": {"width": {"type": "integer"},
+                                                              "height": {"type": "integer"}}},
+                   "model": {"type": "object", "properties": {"name": {"type": "string"},
+                                                              "version": {"type": "string"}}}}},
+    "Job": {"type": "object", "required": ["id", "status", "created_at"], "properties": {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": {"type": "string", "format": "date-time", "nullable": True},
+        "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+        "age_s": {"type": "number"},
+        "reused": {"type": "boolean"},
+        "result": {"$ref": "#/components/schemas/Result"},
+        "error": {"type": "string"}}},
+    "Accepted": {"type": "object", "required": ["jobs"], "properties": {"jobs": {
+        "type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "status": {"type": "string"},
+            "filename": {"type": "string"}, "location": {"type": "string"},
+            "created_at": {"type": "string"}}}}}},
+}
+
+
+def spec() -> dict:
+    """The OpenAPI document as a dict."""
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Deepfake image detection API", "version": "1.0.0"},
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/api/v1/jobs": {"post": {
+                "summary": "Submit one or more images for detection",
+                "security": [{}, {"bearer": []}],
+                "requestBody": {"required": True, "content": {"multipart/form-data": {
+                    "schema": {"type": "object", "required": ["image"], "properties": {
+                        "image": {"type": "array",
+                                  "items": {"type": "string", "format": "binary"}}}}}}},
+                "responses": {
+                    "202": {"description": "Queued",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                    "400": _error("Malformed request or image"),
+                    "401": _error("Unknown API key"),
+                    "413": _error("Upload too large"),
+                    "415": _error("Not a JPEG or PNG image"),
+                    "429": _error("Upload limit reached; see Retry-After"),
+                    "503": _error("Job store unavailable")}}},
+            "/api/v1/jobs/{job_id}": {"get": {
+                "summary": "A job's status and result",
+                "parameters": [
+                    {"name": "job_id", "in": "path", "required": True,
+                     "schema": {"type": "string"}},
+                    {"name": "wait", "in": "query", "required": False,
+                     "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
+                "responses": {"200": {"description": "The job", **_job_ref()},
+                              "400": _error("Bad wait parameter"),
+                              "404": _error("Unknown or expired job id"),
+                              "429": _error("Status limit reached"),
+                              "503": _error("Job store unavailable")}}},
+            "/api/v1/openapi.json": {"get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3 document"}}}},
+            "/healthz": {"get": {"summary": "Liveness",
+                                 "responses": {"200": {"description": "Process up"}}}},
+            "/readyz": {"get": {"summary": "Readiness: Redis and at least one worker",
+                                "responses": {"200": {"description": "Ready"},
+                                              "503": {"description": "Not ready"}}}},
+        },
+    }

@@ -1,0 +1,1 @@
+"""Celery worker: holds the model, finds faces, classifies crops."""

@@ -1,0 +1,83 @@
+"""The Celery worker app: checks the model before forking, loads it once per child process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from celery import signals
+
+from shared import settings as settings_mod
+from shared.jobs import JobStore
+from shared.queue import make_celery, redis_client
+from shared.storage import Storage
+from shared.tasks import DETECT
+from worker.model import check_model
+
+log = logging.getLogger("worker")
+SETTINGS = settings_mod.load()
+celery = make_celery(SETTINGS, "dfd-worker")
+_state: dict = {}
+
+
+@signals.worker_init.connect
+def _check_model_before_fork(**_):
+    """Refuse to start on a missing or broken model, in the parent, without importing TF."""
+    card = check_model(SETTINGS["MODEL_PATH"])  # raises ModelError with the fix in its message
+    jobs = JobStore(redis_client(SETTINGS), SETTINGS["JOB_TTL"])
+    jobs.set_model({"name": card["name"], "version": card["version"],
+                    "threshold": _threshold(card)})
+
+
+def _threshold(card: dict) -> float:
+    return SETTINGS["THRESHOLD"] if SETTINGS["THRESHOLD"] is not None else float(card["threshold"])
+
+
+def state() -> dict:
+    """Per-process resources, created on first use after the fork and kept for its life."""
+    if _state.get("pid") != os.getpid():
+        from worker.faces import FaceDetector
+        from worker.model import load_model
+
+        _state.clear()
+        model = load_model(SETTINGS["MODEL_PATH"])
+        _state.update(
+            pid=os.getpid(), model=model, detector=FaceDetector(),
+            jobs=JobStore(redis_client(SETTINGS), SETTINGS["JOB_TTL"]),
+            storage=Storage(SETTINGS["UPLOAD_DIR"]), threshold=_threshold(model.card),
+            swept=0.0,
+        )
+        log.info("process %d loaded model %s %s (%s)", os.getpid(), model.name, model.version,
+                 model.runtime)
+    return _state
+
+
+@signals.worker_process_init.connect
+def _warm(**_):
+    """Load the model right after the fork so the first job does not pay for it."""
+    state()
+
+
+def _maybe_sweep(st: dict) -> None:
+    # One sweep a minute across all workers: the Redis key is the cluster-wide lock.
+    now = time.time()
+    if now - st["swept"] < 60:
+        return
+    st["swept"] = now
+    if st["jobs"].r.set("dfd:sweep", os.getpid(), nx=True, ex=60):
+        removed = st["storage"].sweep(SETTINGS["RETENTION"])
+        if removed:
+            log.info("swept %d uploads older than %ss", removed, SETTINGS["RETENTION"])
+
+
+@celery.task(name=DETECT)
+def detect(job_id: str) -> str:
+    """Classify the upload of one job and record the result in its job record."""
+    from worker.pipeline import run_job
+
+    st = state()
+    outcome = run_job(job_id, st["jobs"], st["storage"], st["detector"], st["model"],
+                      max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"])
+    _maybe_sweep(st)
+    return outcome

@@ -1,0 +1,125 @@
+"""The served model: a model directory (card.json, model.keras, model.tflite) and its runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+CARD = "card.json"
+TFLITE_MAGIC = b"TFL3"  # FlatBuffer file identifier at byte offset 4
+HOW_TO_FIX = ("train one with `make train`, or point DFD_MODEL_PATH at a model directory "
+              "holding card.json and model.tflite or model.keras")
+
+
+class ModelError(RuntimeError):
+    """The model is missing or unusable; the message says what to do."""
+
+
+def _card(path: str | os.PathLike) -> tuple[Path, dict]:
+    root = Path(path)
+    if root.suffix == ".keras":
+        root = root.parent
+    card_path = root / CARD
+    if not root.is_dir():
+        raise ModelError(f"model directory {root} does not exist: {HOW_TO_FIX}")
+    if not card_path.is_file():
+        raise ModelError(f"{card_path} is missing: {HOW_TO_FIX}")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{card_path} is not valid JSON ({exc}): {HOW_TO_FIX}") from None
+    for key in ("name", "version", "threshold", "files"):
+        if key not in card:
+            raise ModelError(f"{card_path} lacks {key!r}: {HOW_TO_FIX}")
+    return root, card
+
+
+def check_model(path: str | os.PathLike) -> dict:
+    """Check the model files without loading TensorFlow (safe before the fork); returns the card."""
+    root, card = _card(path)
+    files = card["files"]
+    tfl, ker = root / files.get("tflite", "model.tflite"), root / files.get("keras", "model.keras")
+    if tfl.is_file():
+        with open(tfl, "rb") as fh:
+            head = fh.read(8)
+        if head[4:8] != TFLITE_MAGIC:
+            raise ModelError(f"{tfl} is not a TFLite model (corrupt or truncated): {HOW_TO_FIX}")
+    elif ker.is_file():
+        if not zipfile.is_zipfile(ker):
+            raise ModelError(f"{ker} is not a .keras archive (corrupt or truncated): {HOW_TO_FIX}")
+    else:
+        raise ModelError(f"{root} holds neither {tfl.name} nor {ker.name}: {HOW_TO_FIX}")
+    return card
+
+
+def calibrate(p_raw: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities: sigmoid(logit(p) / T)."""
+    p = np.clip(np.asarray(p_raw, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return 1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / float(temperature)))
+
+
+class LoadedModel:
+    """A model ready to score (N,224,224,3) uint8 face crops; the runtime is chosen at load."""
+
+    def __init__(self, root: Path, card: dict, runtime: str, threads: int):
+        self.root, self.card, self.runtime = root, card, runtime
+        self.name, self.version = card["name"], card["version"]
+        self.threshold = float(card["threshold"])
+        self.temperature = float(card.get("temperature", 1.0))
+        files = card["files"]
+        if runtime == "tflite":
+            from ai_edge_litert.interpreter import Interpreter
+
+            self._interp = Interpreter(model_path=str(root / files["tflite"]), num_threads=threads)
+            self._inp = self._interp.get_input_details()[0]["index"]
+            self._out = self._interp.get_output_details()[0]["index"]
+            self._batch = 0
+        else:
+            import keras
+
+            # safe_mode refuses Lambda layers and other deserialised code.
+            self._keras = keras.saving.load_model(root / files["keras"], safe_mode=True)
+
+    def info(self) -> dict:
+        """Name, version and threshold, as announced to the web side and named in results."""
+        return {"name": self.name, "version": self.version, "threshold": self.threshold}
+
+    def predict_raw(self, crops: np.ndarray) -> np.ndarray:
+        """Uncalibrated P(fake) per crop, exactly as the exported network outputs it."""
+        x = np.ascontiguousarray(crops, dtype=np.float32)
+        if x.ndim != 4 or x.shape[1:] != (224, 224, 3):
+            raise ValueError(f"expected (N, 224, 224, 3) crops, got {x.shape}")
+        if self.runtime == "keras":
+            return np.asarray(self._keras.predict_on_batch(x)).reshape(-1)
+        if self._batch != len(x):
+            self._interp.resize_tensor_input(self._inp, list(x.shape))
+            self._interp.allocate_tensors()
+            self._batch = len(x)
+        self._interp.set_tensor(self._inp, x)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out).reshape(-1).copy()
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated P(fake) per crop."""
+        return calibrate(self.predict_raw(crops), self.temperature)
+
+
+def load_model(path: str | os.PathLike, runtime: str = "auto", threads: int = 1) -> LoadedModel:
+    """Load a model directory; runtime 'auto' prefers the TFLite export, else Keras (safe mode)."""
+    card = check_model(path)
+    root = Path(path).parent if Path(path).suffix == ".keras" else Path(path)
+    has_tflite = (root / card["files"].get("tflite", "model.tflite")).is_file()
+    if runtime == "auto":
+        runtime = "tflite" if has_tflite and Path(path).suffix != ".keras" else "keras"
+    if runtime not in ("tflite", "keras"):
+        raise ModelError(f"unknown runtime {runtime!r}: use auto, tflite or keras")
+    try:
+        return LoadedModel(root, card, runtime, threads)
+    except ModelError:
+        raise
+    except Exception as exc:  # a corrupt file surfaces as many different exception types
+        raise ModelError(f"cannot load the model in {root} ({exc}): {HOW_TO_FIX}") from exc
