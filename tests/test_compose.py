@@ -1,0 +1,46 @@
+"""docker-compose.yml is valid and scales (no engine runs here: `config` checks the file)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import IN_CI
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config() -> dict:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        if IN_CI:
+            pytest.fail("docker-compose is not installed (make system-deps installs it)")
+        pytest.skip("docker-compose is not installed; `make system-deps` installs it as root")
+    out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return yaml.safe_load(out.stdout)
+
+
+def test_compose_runs_redis_web_worker_with_health_checks():
+    services = _config()["services"]
+    assert set(services) == {"redis", "web", "worker"}
+    assert all("healthcheck" in s for s in services.values())
+    redis_cmd = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "--maxmemory-policy noeviction" in redis_cmd
+
+
+def test_worker_scales_and_shares_uploads_with_web():
+    services = _config()["services"]
+    worker, web = services["worker"], services["web"]
+    # --scale worker=3 needs no fixed name or host port on the worker.
+    assert "container_name" not in worker and "ports" not in worker
+    def mounts(service):
+        return {v.split(":")[1] if isinstance(v, str) else v["target"] for v in service["volumes"]}
+
+    assert "/data/uploads" in mounts(worker) & mounts(web)
+    assert web["environment"]["DFD_UPLOAD_DIR"] == worker["environment"]["DFD_UPLOAD_DIR"]
