@@ -53,7 +53,8 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     try:
         img.load()  # a full decode is the only reliable check for truncation
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError("corrupt_image", f"the image data is damaged or truncated ({exc})") from None
+        raise ImageError("corrupt_image", f"the image data is damaged or truncated ({exc})"
+                         ) from None
     return info
 
 
@@ -70,7 +71,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
             img = _to_rgb(img)
         return np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError("corrupt_image", f"the image data is damaged or truncated ({exc})") from None
+        raise ImageError("corrupt_image", f"the image data is damaged or truncated ({exc})"
+                         ) from None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

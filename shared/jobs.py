@@ -12,6 +12,9 @@ import redis
 from shared.schema import FINAL
 
 PREFIX = "dfd:"
+# Queued job ids by age. Workers claim from it to batch what is waiting; Celery still delivers
+# every job's own task, so a claim lost with a crashed worker only costs a redo, never the job.
+READY = f"{PREFIX}ready"
 
 # Finishing is atomic and happens once: a redelivered task that finds the job final does nothing.
 _FINISH = """
@@ -59,6 +62,7 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
+        pipe.zadd(READY, {job_id: now})
         pipe.execute()
         return fields
 
@@ -98,6 +102,16 @@ class JobStore:
         pipe.hincrby(self.key(job_id), "attempts", 1)
         pipe.execute()
         return rec
+
+    def claim_ready(self, job_id: str, extra: int) -> list[str]:
+        """job_id plus up to `extra` other queued ids, oldest first, removed from the ready set."""
+        pipe = self.r.pipeline()
+        pipe.zrem(READY, job_id)
+        if extra > 0:
+            pipe.zpopmin(READY, extra)
+        got = pipe.execute()
+        others = [m.decode() for m, _ in got[1]] if extra > 0 else []
+        return [job_id, *others]
 
     def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None) -> bool:
         """Record the final state once; False if the job was already final or is unknown."""

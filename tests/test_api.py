@@ -89,8 +89,8 @@ def test_sixth_upload_in_a_minute_is_429_across_two_web_processes(live_server, r
         urls = [live_server.url, url2]
         codes = []
         for i in range(7):
-            r = requests.post(f"{urls[i % 2]}/api/v1/jobs", timeout=10,
-                              files=[("image", (f"{i}.jpg", make_jpeg(seed=100 + i), "image/jpeg"))])
+            part = ("image", (f"{i}.jpg", make_jpeg(seed=100 + i), "image/jpeg"))
+            r = requests.post(f"{urls[i % 2]}/api/v1/jobs", timeout=10, files=[part])
             codes.append(r.status_code)
         assert codes == [202] * 5 + [429, 429], codes
         assert 1 <= int(r.headers["Retry-After"]) <= 60

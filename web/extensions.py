@@ -28,7 +28,7 @@ def api_key_entry() -> dict | None:
 
 
 def client_id() -> str:
-    """Who is asking: 'key:<name>' for an API key, else 'ip:<address>' (proxy-aware via ProxyFix)."""
+    """Who is asking: 'key:<name>' for an API key, else 'ip:<address>' (ProxyFix-aware)."""
     entry = api_key_entry()
     if entry is not None:
         return "key:" + entry["name"]

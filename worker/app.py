@@ -73,11 +73,13 @@ def _maybe_sweep(st: dict) -> None:
 
 @celery.task(name=DETECT)
 def detect(job_id: str) -> str:
-    """Classify the upload of one job and record the result in its job record."""
-    from worker.pipeline import run_job
+    """Classify the upload of one job (and of others waiting) and record the results."""
+    from worker.pipeline import run_jobs
 
     st = state()
-    outcome = run_job(job_id, st["jobs"], st["storage"], st["detector"], st["model"],
-                      max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"])
+    # Take what else is waiting, up to the batch size: a lone job is never held back.
+    batch = st["jobs"].claim_ready(job_id, SETTINGS["BATCH_SIZE"] - 1)
+    outcomes = run_jobs(batch, st["jobs"], st["storage"], st["detector"], st["model"],
+                        max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"])
     _maybe_sweep(st)
-    return outcome
+    return outcomes[job_id]

@@ -13,29 +13,37 @@ from shared.storage import Storage
 from worker.crop import face_crops
 
 log = logging.getLogger(__name__)
+# JPEGs are decoded at reduced scale (libjpeg's draft mode) down to about this size; faces in
+# a photo that size still give crops of 224 px or more. PNGs are always decoded whole.
+DECODE_SIZE = 1024
 
 
 def analyze(rgb: np.ndarray, detector, model, threshold: float | None = None) -> dict:
     """The result for one decoded RGB image: every face scored, the most suspicious decides."""
-    crops, faces = face_crops(rgb, detector)
-    p_fakes = model.predict(crops)
-    return build_result(
-        [float(p) for p in p_fakes],
-        [f.box for f in faces],
-        [f.score for f in faces],
-        model.threshold if threshold is None else threshold,
-        {"name": model.name, "version": model.version},
-        (rgb.shape[1], rgb.shape[0]),
-    )
+    return analyze_many([rgb], detector, model, threshold)[0]
 
 
-def run_job(job_id: str, jobs: JobStore, storage: Storage, detector, model, *,
-            max_pixels: int, threshold: float | None = None) -> str:
-    """Process one job end to end and record its final state; returns that state."""
+def analyze_many(images: list[np.ndarray], detector, model,
+                 threshold: float | None = None) -> list[dict]:
+    """Results for several images, with all their crops scored in one model call."""
+    found = [face_crops(rgb, detector) for rgb in images]
+    p_all = model.predict(np.concatenate([crops for crops, _ in found]))
+    results, at = [], 0
+    for rgb, (crops, faces) in zip(images, found, strict=True):
+        p_fakes = p_all[at:at + len(crops)]
+        at += len(crops)
+        results.append(build_result(
+            [float(p) for p in p_fakes], [f.box for f in faces], [f.score for f in faces],
+            model.threshold if threshold is None else threshold,
+            {"name": model.name, "version": model.version}, (rgb.shape[1], rgb.shape[0])))
+    return results
+
+
+def _load(jobs: JobStore, storage: Storage, job_id: str, max_pixels: int):
+    """(record, decoded image) for a job, or the outcome when it cannot go on."""
     rec = jobs.mark_running(job_id)
     if rec is None:
-        log.info("job %s: unknown or already final, skipped", job_id)
-        return "skipped"
+        return "skipped"  # unknown, expired, or finished by another worker's batch
     try:
         data = storage.read(rec["stored"])
     except (FileNotFoundError, ValueError):
@@ -43,17 +51,48 @@ def run_job(job_id: str, jobs: JobStore, storage: Storage, detector, model, *,
         return "failed"
     try:
         # Re-verify on this side too: the web's check is not the only line of defence.
-        rgb = decode_image(data, max_pixels=max_pixels)
-        result = analyze(rgb, detector, model, threshold)
+        return rec, decode_image(data, max_pixels=max_pixels, reduce_to=DECODE_SIZE)
     except ImageError as exc:
         jobs.finish(job_id, error=f"{exc.code}: {exc}")
         return "failed"
-    except Exception as exc:  # noqa: BLE001 - any failure must end the job, never strand it
-        log.exception("job %s failed", job_id)
-        jobs.finish(job_id, error=f"internal error while classifying ({type(exc).__name__})")
-        return "failed"
-    if jobs.finish(job_id, result=result):
-        jobs.remember_result(model.version, rec["sha256"], job_id)
-    log.info("job %s client=%s done: %s p_fake=%.4f", job_id, rec["client"], result["label"],
-             result["p_fake"])
-    return "done"
+
+
+def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, detector, model, *,
+             max_pixels: int, threshold: float | None = None) -> dict[str, str]:
+    """Process jobs as one batch and record each final state; returns id -> outcome."""
+    loaded, outcomes = {}, {}
+    for job_id in job_ids:
+        try:
+            got = _load(jobs, storage, job_id, max_pixels)
+        except Exception:  # noqa: BLE001 - one bad job must not strand the batch
+            log.exception("job %s: could not be loaded", job_id)
+            jobs.finish(job_id, error="internal error while reading the image")
+            got = "failed"
+        if isinstance(got, str):
+            outcomes[job_id] = got
+        else:
+            loaded[job_id] = got
+    if not loaded:
+        return outcomes
+    try:
+        results = analyze_many([rgb for _, rgb in loaded.values()], detector, model, threshold)
+    except Exception as exc:  # noqa: BLE001 - any failure must end the jobs, never strand them
+        log.exception("batch of %d failed", len(loaded))
+        for job_id in loaded:
+            jobs.finish(job_id, error=f"internal error while classifying ({type(exc).__name__})")
+            outcomes[job_id] = "failed"
+        return outcomes
+    for (job_id, (rec, _)), result in zip(loaded.items(), results, strict=True):
+        if jobs.finish(job_id, result=result):
+            jobs.remember_result(model.version, rec["sha256"], job_id)
+        outcomes[job_id] = "done"
+        log.info("job %s client=%s done: %s p_fake=%.4f", job_id, rec["client"],
+                 result["label"], result["p_fake"])
+    return outcomes
+
+
+def run_job(job_id: str, jobs: JobStore, storage: Storage, detector, model, *,
+            max_pixels: int, threshold: float | None = None) -> str:
+    """Process one job end to end and record its final state; returns that state."""
+    return run_jobs([job_id], jobs, storage, detector, model, max_pixels=max_pixels,
+                    threshold=threshold)[job_id]

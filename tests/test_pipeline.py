@@ -1,0 +1,99 @@
+"""The worker's plain functions, called directly: model loading, analysis, batched jobs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import redis
+
+from shared.images import decode_image
+from shared.jobs import JobStore, new_job_id
+from shared.storage import Storage
+from tests.conftest import make_jpeg
+from worker.faces import FaceDetector
+from worker.model import ModelError, calibrate, check_model, load_model
+from worker.pipeline import analyze, run_jobs
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+def test_tflite_and_keras_runtimes_agree(model_dir):
+    crops = np.random.default_rng(0).integers(0, 255, (4, 224, 224, 3), dtype=np.uint8)
+    lite, keras_model = load_model(model_dir), load_model(model_dir, runtime="keras")
+    assert lite.runtime == "tflite" and keras_model.runtime == "keras"
+    assert np.max(np.abs(lite.predict(crops) - keras_model.predict(crops))) < 1e-4
+    assert lite.predict(crops[:1]).shape == (1,)  # the batch dimension resizes both ways
+
+
+def test_calibrate_temperature():
+    p = np.array([0.1, 0.5, 0.9])
+    assert np.allclose(calibrate(p, 1.0), p)
+    softer = calibrate(p, 2.0)
+    assert softer[0] > 0.1 and abs(softer[1] - 0.5) < 1e-12 and softer[2] < 0.9
+
+
+def test_missing_or_corrupt_model_is_refused_with_the_fix(tmp_path, model_dir):
+    with pytest.raises(ModelError, match="make train"):
+        check_model(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "card.json").write_text((model_dir / "card.json").read_text())
+    (broken / "model.tflite").write_bytes(b"garbage" * 10)
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        check_model(broken)
+    env_out = subprocess.run([sys.executable, "-m", "worker"], capture_output=True, text=True,
+                             env={"DFD_MODEL_PATH": str(broken), "PATH": "/usr/bin:/bin"})
+    assert env_out.returncode == 2 and "cannot start" in env_out.stderr
+
+
+def test_analyze_result_names_model_and_image(model_dir, detector, sample_jpeg):
+    model = load_model(model_dir)
+    rgb = decode_image(sample_jpeg)
+    res = analyze(rgb, detector, model)
+    assert res["model"] == {"name": "tiny-test-model",
+                            "version": json.loads((model_dir / "card.json").read_text())["version"]}
+    assert res["image"] == {"width": rgb.shape[1], "height": rgb.shape[0]}
+    assert 0 <= res["p_fake"] <= 1 and res["label"] in ("Real", "Fake")
+
+
+def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, redis_url, tmp_path):
+    jobs, storage = JobStore(redis.Redis.from_url(redis_url), 60), Storage(tmp_path)
+    model = load_model(model_dir)
+    calls = []
+    real_predict = model.predict
+    model.predict = lambda crops: calls.append(len(crops)) or real_predict(crops)
+    ids = []
+    for seed in range(3):
+        job_id = new_job_id()
+        stored = storage.save(make_jpeg(seed=seed), ".jpg")
+        jobs.create(job_id, filename="x.jpg", stored=stored, sha256=str(seed), client="t")
+        ids.append(job_id)
+    gone, bad = new_job_id(), new_job_id()
+    jobs.create(gone, filename="g.jpg", stored=storage.save(b"x", ".jpg"), sha256="g", client="t")
+    storage.delete(jobs.get(gone)["stored"])
+    jobs.create(bad, filename="b.jpg", stored=storage.save(b"not a jpeg", ".jpg"), sha256="b",
+                client="t")
+    outcomes = run_jobs([*ids, gone, bad], jobs, storage, detector, model, max_pixels=10**7)
+    assert [outcomes[i] for i in ids] == ["done"] * 3
+    assert outcomes[gone] == "failed" and "no longer in storage" in jobs.get(gone)["error"]
+    assert outcomes[bad] == "failed" and "unsupported_type" in jobs.get(bad)["error"]
+    assert calls == [3]  # one model call for the whole batch
+    again = run_jobs(ids, jobs, storage, detector, model, max_pixels=10**7)
+    assert set(again.values()) == {"skipped"}  # final jobs are never redone
+
+
+def test_claim_ready_takes_waiting_jobs_oldest_first(redis_url):
+    jobs = JobStore(redis.Redis.from_url(redis_url), 60)
+    jobs.r.delete("dfd:ready")
+    ids = [new_job_id() for _ in range(4)]
+    for job_id in ids:
+        jobs.create(job_id, filename="x", stored="", sha256="", client="t")
+    assert jobs.claim_ready(ids[2], 2) == [ids[2], ids[0], ids[1]]
+    assert jobs.claim_ready(ids[3], 5) == [ids[3]]

@@ -1,0 +1,71 @@
+"""Turn detected faces into model inputs: the one crop used by both training and serving.
+
+Most training images are already tight face crops. Measured in eye distances (200 images each),
+an ff-crops image is 2.3 wide, a dfdc-faces image 2.5, a BlazeFace box 2.5 and a stylegan-faces
+image 4.0. So on the tight crops the face box covers the whole image and the crop is the whole
+image whatever the margin: MARGIN only frames stylegan-faces images and uploaded photos, and it
+is chosen so that they look like the tight crops that make up most of the training data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:  # keep LiteRT out of importers that only crop
+    from worker.faces import Face, FaceDetector
+
+CROP_SIZE = 224
+# Fraction of the face box side added on each side. Looking at crops side by side: 0.05 (1.1 box
+# sides, about 2.75 eye distances) frames eyebrows to chin like the ff/dfdc crops, with a little
+# slack for box jitter so the chin and jaw line (where face swaps are blended) stay in; 0.25
+# shows hair, ears and background that those crops never contain.
+MARGIN = 0.05
+
+
+def square_box(box, width: int, height: int, margin: float = MARGIN) -> tuple[int, int, int, int]:
+    """Square box around a face box, grown by margin, shifted or shrunk to lie inside the image."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    # Shrink rather than pad when the square cannot fit: padding would add borders that no
+    # training crop has; shifting keeps the whole face when the face is at an edge.
+    side = int(round(min(max(side, 1.0), width, height)))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = int(round(min(max(cx - side / 2, 0), width - side)))
+    top = int(round(min(max(cy - side / 2, 0), height - side)))
+    return left, top, left + side, top + side
+
+
+def crop_resize(rgb: np.ndarray, box) -> np.ndarray:
+    """The box of an HxWx3 uint8 image resized to (CROP_SIZE, CROP_SIZE, 3) uint8."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    # PIL's bilinear filter widens with the scale factor when shrinking, so big photos are
+    # area-averaged rather than aliased.
+    region = Image.fromarray(np.ascontiguousarray(rgb[y0:y1, x0:x1], dtype=np.uint8))
+    return np.asarray(region.resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR))
+
+
+def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
+    """The largest centred square box of an image."""
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def face_crops(
+    rgb: np.ndarray, detector: FaceDetector, max_faces: int = 8
+) -> tuple[np.ndarray, list[Face]]:
+    """(N,224,224,3) uint8 crops, one per face (best first); no faces: the centred square."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected HxWx3 RGB, got shape {rgb.shape}")
+    height, width = rgb.shape[:2]
+    faces = detector.detect(rgb)[:max_faces]
+    if not faces:
+        # Fallback: the centred square, not the whole image squashed. A tight crop the detector
+        # missed then looks like the face crop it would have given (for a square crop it is the
+        # same pixels), and no image is ever stretched, which would change its texture.
+        return crop_resize(rgb, centre_square(width, height))[None], []
+    crops = [crop_resize(rgb, square_box(f.box, width, height)) for f in faces]
+    return np.stack(crops), faces
