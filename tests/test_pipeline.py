@@ -97,3 +97,15 @@ def test_claim_ready_takes_waiting_jobs_oldest_first(redis_url):
         jobs.create(job_id, filename="x", stored="", sha256="", client="t")
     assert jobs.claim_ready(ids[2], 2) == [ids[2], ids[0], ids[1]]
     assert jobs.claim_ready(ids[3], 5) == [ids[3]]
+
+
+def test_runtime_follows_device(monkeypatch):
+    from worker import model as model_mod
+
+    monkeypatch.setattr(model_mod, "gpu_available", lambda: False)
+    assert model_mod.choose_runtime("auto", has_tflite=True) == "tflite"
+    assert model_mod.choose_runtime("cpu", has_tflite=False) == "keras"
+    assert model_mod.choose_runtime("gpu", has_tflite=True) == "keras"
+    monkeypatch.setattr(model_mod, "gpu_available", lambda: True)
+    assert model_mod.choose_runtime("auto", has_tflite=True) == "keras"
+    assert model_mod.choose_runtime("cpu", has_tflite=True) == "tflite"

@@ -41,7 +41,7 @@ def state() -> dict:
         from worker.model import load_model
 
         _state.clear()
-        model = load_model(SETTINGS["MODEL_PATH"])
+        model = load_model(SETTINGS["MODEL_PATH"], device=SETTINGS["DEVICE"])
         _state.update(
             pid=os.getpid(), model=model, detector=FaceDetector(),
             jobs=JobStore(redis_client(SETTINGS), SETTINGS["JOB_TTL"]),

@@ -65,7 +65,7 @@ def calibrate(p_raw: np.ndarray, temperature: float) -> np.ndarray:
 class LoadedModel:
     """A model ready to score (N,224,224,3) uint8 face crops; the runtime is chosen at load."""
 
-    def __init__(self, root: Path, card: dict, runtime: str, threads: int):
+    def __init__(self, root: Path, card: dict, runtime: str, threads: int, device: str = "cpu"):
         self.root, self.card, self.runtime = root, card, runtime
         self.name, self.version = card["name"], card["version"]
         self.threshold = float(card["threshold"])
@@ -83,6 +83,13 @@ class LoadedModel:
 
             # safe_mode refuses Lambda layers and other deserialised code.
             self._keras = keras.saving.load_model(root / files["keras"], safe_mode=True)
+            if device == "gpu":
+                import tensorflow as tf
+
+                if not tf.config.list_physical_devices("GPU"):
+                    raise ModelError("DFD_DEVICE=gpu but TensorFlow sees no GPU: install "
+                                     "tensorflow[and-cuda] on a CUDA machine, or use "
+                                     "DFD_DEVICE=auto or cpu")
 
     def info(self) -> dict:
         """Name, version and threshold, as announced to the web side and named in results."""
@@ -108,17 +115,32 @@ class LoadedModel:
         return calibrate(self.predict_raw(crops), self.temperature)
 
 
-def load_model(path: str | os.PathLike, runtime: str = "auto", threads: int = 1) -> LoadedModel:
-    """Load a model directory; runtime 'auto' prefers the TFLite export, else Keras (safe mode)."""
+def gpu_available() -> bool:
+    """An NVIDIA GPU and a TensorFlow install are present (checked without importing TF)."""
+    import importlib.util
+
+    return Path("/dev/nvidia0").exists() and importlib.util.find_spec("tensorflow") is not None
+
+
+def choose_runtime(device: str, has_tflite: bool, keras_only: bool = False) -> str:
+    """tflite on the CPU (fastest there); keras when a GPU is asked for or found (device auto)."""
+    if device == "gpu" or (device == "auto" and gpu_available()):
+        return "keras"
+    return "tflite" if has_tflite and not keras_only else "keras"
+
+
+def load_model(path: str | os.PathLike, runtime: str = "auto", threads: int = 1,
+               device: str = "cpu") -> LoadedModel:
+    """Load a model directory; runtime 'auto' picks by device (see choose_runtime)."""
     card = check_model(path)
     root = Path(path).parent if Path(path).suffix == ".keras" else Path(path)
     has_tflite = (root / card["files"].get("tflite", "model.tflite")).is_file()
     if runtime == "auto":
-        runtime = "tflite" if has_tflite and Path(path).suffix != ".keras" else "keras"
+        runtime = choose_runtime(device, has_tflite, Path(path).suffix == ".keras")
     if runtime not in ("tflite", "keras"):
         raise ModelError(f"unknown runtime {runtime!r}: use auto, tflite or keras")
     try:
-        return LoadedModel(root, card, runtime, threads)
+        return LoadedModel(root, card, runtime, threads, device)
     except ModelError:
         raise
     except Exception as exc:  # a corrupt file surfaces as many different exception types
