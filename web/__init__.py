@@ -44,9 +44,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,
-        JSON_SORT_KEYS=False,
     )
     app.config.update(test_config)
+    app.json.sort_keys = False  # keep documented field order (id, status, ...) in responses
     register_extensions(app)
     register_blueprints(app)
     from web.errors import register_errorhandlers
