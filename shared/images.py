@@ -31,6 +31,11 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         try:
             img = Image.open(io.BytesIO(data), formats=FORMATS)
         except UnidentifiedImageError:
+            if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+                # It says it is one of ours by its magic bytes, but its header is broken.
+                kind = "PNG" if data[:1] == b"\x89" else "JPEG"
+                raise ImageError("corrupt_image", f"the {kind} header is damaged or truncated"
+                                 ) from None
             raise ImageError("unsupported_type", "not a JPEG or PNG image", 415) from None
         except Image.DecompressionBombError:
             raise ImageError("too_many_pixels", "the image has too many pixels") from None

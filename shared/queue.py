@@ -9,9 +9,12 @@ from shared.tasks import QUEUE
 
 
 def redis_client(settings: dict) -> redis.Redis:
-    """A Redis client with timeouts, so an outage surfaces as an error rather than a hang."""
+    """A Redis client with timeouts, so an outage surfaces as an error rather than a hang.
+
+    The read timeout stays above the longest ?wait= long-poll (10 s), which blocks in BLPOP.
+    """
     return redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2,
-                                socket_timeout=10, health_check_interval=30)
+                                socket_timeout=15, health_check_interval=30)
 
 
 def celery_config(settings: dict) -> dict:

@@ -28,8 +28,7 @@ def error_response(status: int, code: str, message: str, **extra):
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     if status == 413:
-        return error_response(413, "too_large", "the upload is larger than the limit of "
-                              f"{_max_mb()} MB")
+        return error_response(413, "too_large", _too_large_message())
     if status == 429:
         return _rate_limited(exc)
     message = exc.description or exc.name
@@ -44,6 +43,20 @@ def _max_mb() -> str:
     from flask import current_app
 
     return f"{current_app.config['MAX_CONTENT_LENGTH'] / 1e6:g}"
+
+
+def _too_large_message() -> str:
+    # Werkzeug raises the same bare 413 for a body over MAX_CONTENT_LENGTH and for a form with
+    # too many parts (or an oversized text field); the declared length tells them apart.
+    from flask import current_app, request
+
+    size = f"the upload is larger than the limit of {_max_mb()} MB"
+    parts = (f"the form has more than {current_app.config['MAX_FORM_PARTS']} parts or a text "
+             f"field over {current_app.config['MAX_FORM_MEMORY_SIZE'] / 1e3:g} kB")
+    length = request.content_length
+    if length is None:  # chunked: the total was not declared
+        return f"{size}, or {parts}"
+    return size if length > current_app.config["MAX_CONTENT_LENGTH"] else parts
 
 
 def _rate_limited(exc: HTTPException):
