@@ -104,10 +104,10 @@ def live_server(service_env, worker, tmp_root) -> LiveServer:
 def reset_limits(redis_url):
     """Forget rate-limit counters so each limit test starts from a full allowance."""
     r = redis.Redis.from_url(redis_url)
-    for key in r.scan_iter("LIMITER*"):
+    for key in r.scan_iter("*LIMITER*"):
         r.delete(key)
     yield
-    for key in r.scan_iter("LIMITER*"):
+    for key in r.scan_iter("*LIMITER*"):
         r.delete(key)
 
 

@@ -64,7 +64,7 @@ def _rate_limited(exc: HTTPException):
     retry = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
     what = str(limit.limit) if limit else "the rate limit"
     response, status = error_response(
-        429, "rate_limited", f"upload limit reached ({what}); try again in {retry} s",
+        429, "rate_limited", f"rate limit reached ({what}); try again in {retry} s",
         retry_after=retry)
     response.headers["Retry-After"] = str(retry)
     return response, status
