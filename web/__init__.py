@@ -88,6 +88,9 @@ def register_blueprints(app: Flask) -> None:
 
 
 def _retry_after_rounded_up(response):
+    if response.status_code not in (429, 503):
+        # The limiter stamps Retry-After on every limited response; it only means "wait" here.
+        response.headers.pop("Retry-After", None)
     reset = response.headers.get("X-RateLimit-Reset")
     if response.status_code == 429 and reset and response.is_json:
         from web.extensions import limiter

@@ -1,0 +1,1 @@
+"""Batch command-line client (`dfd`) for the deepfake detection job API."""

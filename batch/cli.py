@@ -1,0 +1,172 @@
+"""The `dfd` command: `submit` images to a detection server, or run `train` / `evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm import tqdm
+
+from batch.client import ApiClient, ApiError, RowWriter, collect_images, load_done, path_key
+
+FORWARDED = {"train": "training.train", "evaluate": "training.evaluate"}
+
+
+def output_format(out: str | os.PathLike | None, explicit: str | None = None) -> str:
+    """jsonl or csv: the explicit choice, else from the --out suffix, else jsonl."""
+    if explicit:
+        return explicit
+    return "csv" if out is not None and Path(out).suffix.lower() == ".csv" else "jsonl"
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `dfd` (train/evaluate are listed here but parsed by their modules)."""
+    parser = argparse.ArgumentParser(prog="dfd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    submit = sub.add_parser("submit", help="send images to a server and collect the verdicts",
+                            description="Send images to a server and write one row per image.")
+    submit.add_argument("paths", nargs="+", metavar="PATH",
+                        help="image files or folders (searched recursively for .jpg/.jpeg/.png)")
+    submit.add_argument("--url", default=os.environ.get("DFD_URL", "http://127.0.0.1:5000"),
+                        help="server base URL (env DFD_URL; default %(default)s)")
+    submit.add_argument("--api-key", default=os.environ.get("DFD_API_KEY"),
+                        help="API key sent as a Bearer token (env DFD_API_KEY)")
+    submit.add_argument("--out", type=Path, help="output file; if it exists, done images are "
+                        "skipped and new rows appended (default: stdout)")
+    submit.add_argument("--format", choices=("jsonl", "csv"),
+                        help="output format (default: from the --out suffix, else jsonl)")
+    submit.add_argument("--workers", type=_positive(int), default=4,
+                        help="images in flight at once (default %(default)s)")
+    submit.add_argument("--timeout", type=_positive(float), default=300.0,
+                        help="seconds to wait for each job's result (default %(default)g)")
+    submit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    for name in FORWARDED:
+        sub.add_parser(name, add_help=False, help=f"run {FORWARDED[name]} (see dfd {name} --help)")
+    return parser
+
+
+def _exit_code(exc: SystemExit) -> int:
+    # main() returns codes instead of exiting; sys.exit("text") means: print it, exit 1.
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _forward(command: str, argv: list[str]) -> int:
+    # Imported only here: these modules pull in TensorFlow, which `submit` must never load.
+    import importlib
+
+    try:
+        module = importlib.import_module(FORWARDED[command])
+    except ModuleNotFoundError as exc:
+        print(f"dfd {command}: {exc} (install the training extras: pip install 'dfd[train]')",
+              file=sys.stderr)
+        return 2
+    try:
+        return int(module.main(argv) or 0)
+    except SystemExit as exc:  # their argparse exits on --help and usage errors
+        return _exit_code(exc)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    """Run `dfd submit`; returns 0 when every image is done, 1 if any failed, 2 on usage errors."""
+    try:
+        images = collect_images(args.paths)
+    except FileNotFoundError as exc:
+        print(f"dfd submit: {exc}", file=sys.stderr)
+        return 2
+    if not images:
+        print("dfd submit: no .jpg/.jpeg/.png images found", file=sys.stderr)
+        return 2
+    if not args.url.startswith(("http://", "https://")):
+        print(f"dfd submit: --url must start with http:// or https://: {args.url}", file=sys.stderr)
+        return 2
+    client = ApiClient(args.url, args.api_key)
+    try:  # one cheap probe, so a wrong URL or key is one error rather than a failed row per image
+        client.request("GET", f"/api/v1/jobs/{'0' * 32}", "status", timeout=10)
+    except ApiError as exc:
+        if exc.status == 401:
+            print(f"dfd submit: {exc}", file=sys.stderr)
+            return 2
+        if exc.status != 404:  # 404 is the expected answer for this made-up job id
+            print(f"dfd submit: cannot use {args.url}: {exc}", file=sys.stderr)
+            return 1
+    fmt = output_format(args.out, args.format)
+    done_before = load_done(args.out, fmt) if args.out else set()
+    todo = [p for p in images if path_key(p) not in done_before]
+    skipped = len(images) - len(todo)
+    writer = RowWriter.append_to(args.out, fmt) if args.out else RowWriter(sys.stdout, fmt)
+    counts: Counter[str] = Counter()
+    # disable=None lets tqdm hide itself when stderr is not a terminal (logs, CI).
+    bar = tqdm(total=len(todo), unit="img", file=sys.stderr,
+               disable=True if args.no_progress else None, dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="dfd-submit")
+    try:
+        futures = [pool.submit(client.process, path, args.timeout) for path in todo]
+        for future in as_completed(futures):
+            row = future.result()
+            if args.out:
+                writer.write(row)
+            else:  # rows and the bar share the terminal: clear the bar around each row
+                with tqdm.external_write_mode(file=sys.stdout):
+                    writer.write(row)
+            counts[row["status"]] += 1
+            if row["status"] == "done":
+                counts[str(row.get("label") or "").lower()] += 1
+            postfix = {"real": counts["real"], "fake": counts["fake"], "failed": counts["failed"]}
+            if client.rate_limited:  # says why the bar stalls when the server throttles us
+                postfix["429s"] = client.rate_limited
+            bar.set_postfix(postfix, refresh=False)
+            bar.update()
+    except KeyboardInterrupt:
+        client.stopping.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        writer.close()
+        print("dfd submit: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    pool.shutdown(wait=True)
+    bar.close()
+    writer.close()
+    summary = (f"{counts['done']} done: {counts['real']} real, {counts['fake']} fake, "
+               f"{counts['failed']} failed -> {args.out or 'stdout'}")
+    if skipped:
+        summary += f" ({skipped} already done, skipped)"
+    # With rows on stdout the summary goes to stderr, so stdout stays machine-readable.
+    print(summary, file=sys.stdout if args.out else sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dfd` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in FORWARDED:
+        # Everything after the command, --help included, belongs to the forwarded module.
+        return _forward(argv[0], argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and usage errors
+        return _exit_code(exc)
+    if args.command != "submit":
+        parser.print_help(sys.stderr)
+        return 2
+    return run_submit(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

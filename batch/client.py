@@ -1,0 +1,300 @@
+"""Job API client, retry rules, image collection and result rows behind `dfd submit`."""
+
+from __future__ import annotations
+
+import csv
+import email.utils
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+COLUMNS = ("path", "job_id", "status", "label", "confidence", "p_fake", "faces", "model_version",
+           "error")
+MAX_WAIT_S = 10  # the server holds ?wait= for at most 10 s (docs/API.md)
+RETRYABLE = frozenset({500, 502, 503, 504})
+MAX_ATTEMPTS = 5  # for connection errors and 5xx; a 429 is waited out however often it comes
+
+
+class ApiError(Exception):
+    """A request that failed for good; the message is the server's when it sent one."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # HTTP status, None when there was no response
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do after one HTTP outcome: ok, wait (429, not an attempt), retry or fail."""
+
+    action: str
+    delay: float = 0.0
+    message: str = ""
+
+
+def path_key(path: str | os.PathLike) -> str:
+    """Identity of an image file for de-duplication and resume, independent of the cwd."""
+    return os.path.realpath(os.fspath(path))
+
+
+def collect_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Return the .jpg/.jpeg/.png files named or found (recursively) under paths, sorted, unique."""
+    found: dict[str, Path] = {}
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            candidates: Iterable[Path] = (p for p in root.rglob("*") if p.is_file())
+        elif root.is_file():
+            candidates = [root]
+        else:
+            raise FileNotFoundError(f"{raw}: no such file or directory")
+        for path in candidates:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                found.setdefault(path_key(path), path)
+    return sorted(found.values(), key=str)
+
+
+def retry_after(headers: Mapping[str, str] | None, body: Any, default: float | None):
+    """Seconds the server asked to wait: Retry-After (seconds or HTTP date), error.retry_after."""
+    value = (headers or {}).get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+                return max(0.0, when.timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    if isinstance(body, dict):
+        try:
+            return max(0.0, float(body["error"]["retry_after"]))
+        except (KeyError, TypeError, ValueError):
+            pass
+    return default
+
+
+def error_message(status: int | None, body: Any) -> str:
+    """The server's error.message if the body has one, else a generic description."""
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    if status is None:
+        return f"connection error: {body}" if body else "connection error"
+    return f"HTTP {status}"
+
+
+def backoff(attempt: int) -> float:
+    """Delay before retry number `attempt` (1-based) of a transient failure."""
+    return min(30.0, 0.5 * 2 ** (attempt - 1))
+
+
+def decide(status: int | None, headers: Mapping[str, str] | None = None, body: Any = None,
+           attempt: int = 1) -> Decision:
+    """Map one HTTP outcome (status None means no response) to the client's next step."""
+    if status is not None and status < 400:
+        return Decision("ok")
+    message = error_message(status, body)
+    if status == 429:
+        # A floor keeps a "Retry-After: 0" from turning into a tight request loop.
+        return Decision("wait", max(0.1, retry_after(headers, body, 1.0) or 0.0), message)
+    if status is None or status in RETRYABLE:
+        if attempt >= MAX_ATTEMPTS:
+            return Decision("fail", 0.0, message)
+        hinted = retry_after(headers, body, None)  # capped, so retries take minutes, not hours
+        return Decision("retry", backoff(attempt) if hinted is None else min(hinted, 30.0), message)
+    return Decision("fail", 0.0, message)
+
+
+def make_row(path: Path | str, job_id: str = "", error: str = "", result: dict | None = None):
+    """One output row: done when a result is given, else failed with the error."""
+    row = dict.fromkeys(COLUMNS) | {"path": str(path), "job_id": job_id}
+    if result is None:
+        return row | {"status": "failed", "error": error or "failed"}
+    return row | {"status": "done", "label": result.get("label"), "error": "",
+                  "confidence": result.get("confidence"), "p_fake": result.get("p_fake"),
+                  "faces": len(result.get("faces") or []),
+                  "model_version": (result.get("model") or {}).get("version")}
+
+
+def row_from_job(path: Path | str, job: dict) -> dict:
+    """Turn a final job document from GET /api/v1/jobs/<id> into an output row."""
+    job_id = str(job.get("id") or "")
+    if job.get("status") == "done" and isinstance(job.get("result"), dict):
+        return make_row(path, job_id, result=job["result"])
+    return make_row(path, job_id, error=str(job.get("error") or f"job {job.get('status')}"))
+
+
+def read_rows(path: str | os.PathLike, fmt: str) -> list[dict]:
+    """Parse an earlier output file, skipping lines a crash left half-written."""
+    rows: list[dict] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        if fmt == "csv":
+            for row in csv.DictReader(fh):
+                # A truncated last line leaves columns missing (None) and cannot be trusted.
+                if all(row.get(c) is not None for c in COLUMNS):
+                    rows.append(row)
+            return rows
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "path" in row:
+                rows.append(row)
+    return rows
+
+
+def load_done(path: str | os.PathLike, fmt: str) -> set[str]:
+    """path_key of every image that already has a done row in an earlier output file."""
+    if not os.path.exists(path):
+        return set()
+    return {path_key(r["path"]) for r in read_rows(path, fmt) if r.get("status") == "done"}
+
+
+class RowWriter:
+    """Appends rows as JSONL or CSV, flushing each so an interrupted run can resume."""
+
+    def __init__(self, stream: IO[str], fmt: str, header: bool = True, owns: bool = False):
+        self.stream, self.fmt, self.owns = stream, fmt, owns
+        self._csv = csv.DictWriter(stream, COLUMNS) if fmt == "csv" else None
+        if self._csv is not None and header:
+            self._csv.writeheader()
+
+    @classmethod
+    def append_to(cls, path: str | os.PathLike, fmt: str) -> RowWriter:
+        """Open path for appending; the CSV header is written only to a new or empty file."""
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        needs_newline = False
+        if size:
+            with open(path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                needs_newline = fh.read(1) not in (b"\n", b"\r")
+        stream = open(path, "a", newline="", encoding="utf-8")  # closed by close()
+        if needs_newline:  # keep a half-written last line from swallowing our first row
+            stream.write("\n")
+        return cls(stream, fmt, header=size == 0, owns=True)
+
+    def write(self, row: dict) -> None:
+        """Write one row and flush it."""
+        if self._csv is not None:
+            self._csv.writerow({k: "" if row.get(k) is None else row[k] for k in COLUMNS})
+        else:
+            self.stream.write(json.dumps({k: row.get(k) for k in COLUMNS}) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Close the file if this writer opened it (stdout stays open)."""
+        if self.owns:
+            self.stream.close()
+
+
+class ApiClient:
+    """Thread-safe client of the job API: uploads one image per request and long-polls results."""
+
+    def __init__(self, url: str, api_key: str | None = None):
+        self.base, self.api_key = url.rstrip("/"), api_key
+        self.stopping = threading.Event()
+        self.rate_limited = 0  # 429 answers seen, for the progress bar
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._pause_until: dict[str, float] = {}
+
+    def _session(self) -> requests.Session:
+        # requests.Session is not documented as thread-safe, so each worker thread gets its own.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = "dfd-batch"
+            if self.api_key:
+                session.headers["Authorization"] = f"Bearer {self.api_key}"
+            self._local.session = session
+        return session
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0 and self.stopping.wait(seconds):
+            raise ApiError("interrupted")
+
+    def _pause(self, kind: str, seconds: float) -> None:
+        # One 429 pauses every thread's requests of that kind, not just the one that got it,
+        # so a pool of workers does not keep hammering a limit that is already exhausted.
+        with self._lock:
+            self.rate_limited += 1
+            until = max(self._pause_until.get(kind, 0.0), time.monotonic() + seconds)
+            self._pause_until[kind] = until
+        self._sleep(until - time.monotonic())
+
+    def request(self, method: str, path: str, kind: str, timeout: float, **kwargs: Any) -> dict:
+        """Send one API request, waiting out 429s and retrying transient failures; JSON back."""
+        attempt = 1
+        while True:
+            with self._lock:
+                pending = self._pause_until.get(kind, 0.0) - time.monotonic()
+            self._sleep(pending)
+            try:
+                resp = self._session().request(method, self.base + path, timeout=timeout, **kwargs)
+                status, headers = resp.status_code, resp.headers
+                try:
+                    body: Any = resp.json()
+                except ValueError:
+                    body = None
+            except requests.RequestException as exc:  # refused, reset, timed out
+                status, headers, body = None, {}, str(exc)
+            decision = decide(status, headers, body, attempt)
+            if decision.action == "ok":
+                return body if isinstance(body, dict) else {}
+            if decision.action == "fail":
+                raise ApiError(decision.message, status)
+            if decision.action == "wait":
+                self._pause(kind, decision.delay)
+            else:
+                attempt += 1
+                self._sleep(decision.delay)
+
+    def submit(self, path: Path) -> dict:
+        """Upload one image; returns its entry from the 202 response's jobs list."""
+        mime = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+        # Bytes rather than an open file, so a retried request sends the whole file again.
+        files = {"image": (path.name, path.read_bytes(), mime)}
+        body = self.request("POST", "/api/v1/jobs", "upload", timeout=120, files=files)
+        jobs = body.get("jobs") or []
+        if not jobs or not jobs[0].get("id"):
+            raise ApiError("upload accepted but the response names no job")
+        return jobs[0]
+
+    def wait(self, job_id: str, timeout: float) -> dict:
+        """Long-poll a job until it is done or failed; ApiError after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            wait = max(0, min(MAX_WAIT_S, math.ceil(left)))
+            started = time.monotonic()
+            job = self.request("GET", f"/api/v1/jobs/{job_id}", "status", timeout=wait + 30,
+                               params={"wait": wait})
+            if job.get("status") in ("done", "failed"):
+                return job
+            if time.monotonic() >= deadline:
+                raise ApiError(f"timed out after {timeout:g} s (job still {job.get('status')})")
+            if time.monotonic() - started < min(wait, 0.5):
+                self._sleep(0.5)  # a server that ignores ?wait= must not make this a busy loop
+
+    def process(self, path: Path, timeout: float) -> dict:
+        """Submit one image and wait for its verdict; always returns a row (done or failed)."""
+        job_id = ""
+        try:
+            job_id = str(self.submit(path)["id"])
+            return row_from_job(path, self.wait(job_id, timeout))
+        except ApiError as exc:
+            return make_row(path, job_id, error=str(exc))
+        except OSError as exc:  # the file vanished or is unreadable
+            return make_row(path, job_id, error=f"cannot read file: {exc.strerror or exc}")
