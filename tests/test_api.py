@@ -21,6 +21,7 @@ def test_submit_poll_result(live_server, sample_jpeg):
     job = r.json()["jobs"][0]
     assert len(job["id"]) == 32 and job["status"] in ("queued", "done")
     assert r.headers["Location"] == f"/api/v1/jobs/{job['id']}"
+    assert "Retry-After" not in r.headers  # only a 429 or 503 asks the client to wait
     final = live_server.wait_final(job["id"])
     assert final["status"] == "done", final
     res = final["result"]
