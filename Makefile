@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-nodeps.txt |
 DATA ?= ../shared/data
 MODEL ?= models/dfd-mnv2
 
-.PHONY: deps system-deps run test test-fast lint train evaluate bench compose-check clean
+.PHONY: deps system-deps run test test-fast reliability lint train evaluate bench compose-check clean
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: deps
 
 test: deps system-deps
 	$(BIN)/python -m pytest
+
+# Re-run the reliability tests and write their figures into docs/RELIABILITY.md.
+reliability: deps system-deps
+	$(BIN)/python scripts/reliability_report.py
 
 test-fast: deps
 	$(BIN)/python -m pytest -m "not slow and not browser"

@@ -25,6 +25,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', 
 redis.call('HINCRBY', KEYS[1], 'finishes', 1)
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('EXPIRE', KEYS[2], 120)
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
 return 1
 """
 
@@ -65,6 +66,13 @@ class JobStore:
         pipe.zadd(READY, {job_id: now})
         pipe.execute()
         return fields
+
+    def discard(self, job_id: str) -> None:
+        """Remove a job that never got its task (the send failed): record and ready entry."""
+        pipe = self.r.pipeline()
+        pipe.delete(self.key(job_id))
+        pipe.zrem(READY, job_id)
+        pipe.execute()
 
     def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
                       result: dict) -> None:
@@ -113,14 +121,23 @@ class JobStore:
         others = [m.decode() for m, _ in got[1]] if extra > 0 else []
         return [job_id, *others]
 
-    def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None) -> bool:
-        """Record the final state once; False if the job was already final or is unknown."""
+    def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None,
+               sha256: str | None = None) -> bool:
+        """Record the final state once; False if the job was already final or is unknown.
+
+        With sha256, a done result is indexed for reuse in the same atomic step, so a client
+        that sees "done" and re-sends the same bytes always finds it.
+        """
         if (result is None) == (error is None):
             raise ValueError("finish takes exactly one of result or error")
         status, field, value = (("done", "result", json.dumps(result)) if result is not None
                                 else ("failed", "error", error))
         keys = [self.key(job_id), f"{PREFIX}done:{job_id}"]
-        return self._finish(keys=keys, args=[status, field, value, time.time()]) == 1
+        args = [status, field, value, time.time()]
+        if result is not None and sha256:
+            keys.append(self._sha_key(result["model"]["version"], sha256))
+            args += [job_id, self.ttl]
+        return self._finish(keys=keys, args=args) == 1
 
     def wait(self, job_id: str, timeout: float) -> None:
         """Block up to timeout seconds for a job to finish (returns early when it does)."""
@@ -130,15 +147,15 @@ class JobStore:
             # Put the token back so that other waiters on the same job wake up too.
             self.r.rpush(key, "1")
 
-    def remember_result(self, version: str, sha256: str, job_id: str) -> None:
-        """Index a done job by (model version, content hash) so identical bytes can reuse it."""
-        self.r.set(f"{PREFIX}sha:{version}:{sha256}", job_id, ex=self.ttl)
+    @staticmethod
+    def _sha_key(version: str, sha256: str) -> str:
+        return f"{PREFIX}sha:{version}:{sha256}"
 
     def reusable_result(self, version: str | None, sha256: str) -> dict | None:
         """An earlier result for the same bytes and model version, if still stored."""
         if not version:
             return None
-        job_id = self.r.get(f"{PREFIX}sha:{version}:{sha256}")
+        job_id = self.r.get(self._sha_key(version, sha256))
         rec = self.get(job_id.decode()) if job_id else None
         return rec["result"] if rec and rec["status"] == "done" else None
 
@@ -152,12 +169,18 @@ class JobStore:
         return json.loads(raw) if raw else None
 
 
-def public_view(rec: dict, now: float | None = None) -> dict:
-    """The API's view of a record: ISO times, result or error, age; never internal fields."""
+def public_view(rec: dict, now: float | None = None, deadline: float | None = None) -> dict:
+    """The API's view of a record: ISO times, result or error, age; never internal fields.
+
+    A job not final after `deadline` seconds (DFD_QUEUE_DEADLINE) is flagged `"stale": true`,
+    so a job stuck in the queue or on a lost worker is visible as such, not silently waiting.
+    """
     now = time.time() if now is None else now
     out = {"id": rec["id"], "status": rec["status"], "created_at": iso(rec["created_at"]),
            "started_at": iso(rec["started_at"]), "finished_at": iso(rec["finished_at"]),
            "age_s": round((rec["finished_at"] or now) - rec["created_at"], 3)}
+    if deadline is not None and rec["status"] not in FINAL and out["age_s"] > deadline:
+        out["stale"] = True
     if rec.get("reused"):
         out["reused"] = True
     if rec["status"] == "done":

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import redis
 from celery import Celery
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from shared.tasks import QUEUE
 
 
-def redis_client(settings: dict) -> redis.Redis:
+def redis_client(settings: dict, ride_out: float = 0) -> redis.Redis:
     """A Redis client with timeouts, so an outage surfaces as an error rather than a hang.
 
     The read timeout stays above the longest ?wait= long-poll (10 s), which blocks in BLPOP.
+    ride_out > 0 (the worker): a command that cannot reach Redis is retried for about that many
+    seconds, so a job in flight survives a Redis restart and records its result, instead of
+    failing with its task message left unacknowledged (redelivered only after the visibility
+    timeout). The web keeps 0: it answers 503 at once.
     """
+    extra = {}
+    if ride_out > 0:
+        backoff = ExponentialBackoff(cap=2.0, base=0.1)
+        retries, waited = 0, 0.0
+        while waited < ride_out:
+            retries += 1
+            waited += backoff.compute(retries)
+        extra = {"retry": Retry(backoff, retries),
+                 "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
     return redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2,
-                                socket_timeout=15, health_check_interval=30)
+                                socket_timeout=15, health_check_interval=30, **extra)
 
 
 def celery_config(settings: dict) -> dict:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -122,3 +123,21 @@ def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
         except ProcessLookupError:
             pass
         proc.wait(5)
+
+
+@contextmanager
+def consumers_paused(redis_url: str):
+    """Every worker on this Redis stops taking jobs from the queue until the block ends (Celery
+    remote control), so a test can queue work, or tamper with it, before any of it starts."""
+    from shared.queue import make_celery
+    from shared.tasks import QUEUE
+
+    app = make_celery({"REDIS_URL": redis_url, "TASK_TIME_LIMIT": 60})
+    workers = len(app.control.ping(timeout=1))
+    assert workers, "no worker answered a ping"
+    replies = app.control.cancel_consumer(QUEUE, reply=True, timeout=2, limit=workers)
+    assert len(replies) == workers, replies
+    try:
+        yield
+    finally:
+        app.control.add_consumer(QUEUE, reply=True, timeout=2, limit=workers)

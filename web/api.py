@@ -79,8 +79,8 @@ def submit():
                 ext["celery"].send_task(DETECT, args=[job_id], queue=QUEUE)
             except Exception:
                 # Nothing half-made survives: no record without a task, no file without a record.
-                ext["redis"].delete(ext["jobs"].key(job_id))
-                ext["storage"].delete(stored)
+                ext["storage"].delete(stored)  # first: the disk works even if Redis does not
+                ext["jobs"].discard(job_id)
                 raise
             status = rec["status"]
         log.info("job %s queued client=%s bytes=%d reused=%s", job_id, client, len(data),
@@ -113,7 +113,7 @@ def job(job_id: str):
     if wait and rec["status"] not in FINAL:
         jobs.wait(job_id, wait)
         rec = jobs.get(job_id) or rec
-    return jsonify(public_view(rec))
+    return jsonify(public_view(rec, deadline=current_app.config["DFD"]["QUEUE_DEADLINE"]))
 
 
 @bp.get("/openapi.json")

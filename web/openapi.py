@@ -40,6 +40,7 @@ SCHEMAS = {
         "started_at": {"type": "string", "format": "date-time", "nullable": True},
         "finished_at": {"type": "string", "format": "date-time", "nullable": True},
         "age_s": {"type": "number"},
+        "stale": {"type": "boolean"},
         "reused": {"type": "boolean"},
         "result": {"$ref": "#/components/schemas/Result"},
         "error": {"type": "string"}}},

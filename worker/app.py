@@ -19,6 +19,8 @@ log = logging.getLogger("worker")
 SETTINGS = settings_mod.load()
 celery = make_celery(SETTINGS, "dfd-worker")
 _state: dict = {}
+# Seconds a job in flight keeps retrying Redis during an outage (well inside the time limit).
+REDIS_RIDE_OUT = min(30.0, SETTINGS["TASK_TIME_LIMIT"] / 4)
 
 
 @signals.worker_init.connect
@@ -44,7 +46,8 @@ def state() -> dict:
         model = load_model(SETTINGS["MODEL_PATH"], device=SETTINGS["DEVICE"])
         _state.update(
             pid=os.getpid(), model=model, detector=FaceDetector(),
-            jobs=JobStore(redis_client(SETTINGS), SETTINGS["JOB_TTL"]),
+            # A Redis restart mid-job is ridden out, so the job still records its result.
+            jobs=JobStore(redis_client(SETTINGS, ride_out=REDIS_RIDE_OUT), SETTINGS["JOB_TTL"]),
             storage=Storage(SETTINGS["UPLOAD_DIR"]), threshold=_threshold(model.card),
             swept=0.0,
         )

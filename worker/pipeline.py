@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 # JPEGs are decoded at reduced scale (libjpeg's draft mode) down to about this size; faces in
 # a photo that size still give crops of 224 px or more. PNGs are always decoded whole.
 DECODE_SIZE = 1024
+# Crops per LiteRT call; None: every crop of a batch in one call (see docs/PERFORMANCE.md).
+TFLITE_CROPS_PER_CALL: int | None = None
 
 
 def analyze(rgb: np.ndarray, detector, model, threshold: float | None = None) -> dict:
@@ -25,9 +27,9 @@ def analyze(rgb: np.ndarray, detector, model, threshold: float | None = None) ->
 
 def analyze_many(images: list[np.ndarray], detector, model,
                  threshold: float | None = None) -> list[dict]:
-    """Results for several images, with all their crops scored in one model call."""
+    """Results for several images, with all their crops scored together (score_crops)."""
     found = [face_crops(rgb, detector) for rgb in images]
-    p_all = model.predict(np.concatenate([crops for crops, _ in found]))
+    p_all = score_crops(model, np.concatenate([crops for crops, _ in found]))
     results, at = [], 0
     for rgb, (crops, faces) in zip(images, found, strict=True):
         p_fakes = p_all[at:at + len(crops)]
@@ -39,6 +41,14 @@ def analyze_many(images: list[np.ndarray], detector, model,
     return results
 
 
+def score_crops(model, crops: np.ndarray) -> np.ndarray:
+    """Calibrated P(fake) per crop, in as many model calls as is fastest for the runtime."""
+    step = TFLITE_CROPS_PER_CALL if getattr(model, "runtime", None) == "tflite" else None
+    if not step or len(crops) <= step:
+        return model.predict(crops)
+    return np.concatenate([model.predict(crops[s:s + step]) for s in range(0, len(crops), step)])
+
+
 def _load(jobs: JobStore, storage: Storage, job_id: str, max_pixels: int):
     """(record, decoded image) for a job, or the outcome when it cannot go on."""
     rec = jobs.mark_running(job_id)
@@ -48,12 +58,15 @@ def _load(jobs: JobStore, storage: Storage, job_id: str, max_pixels: int):
         data = storage.read(rec["stored"])
     except (FileNotFoundError, ValueError):
         jobs.finish(job_id, error="the uploaded image is no longer in storage")
+        log.warning("job %s client=%s failed: upload missing from storage", job_id,
+                    rec["client"])
         return "failed"
     try:
         # Re-verify on this side too: the web's check is not the only line of defence.
         return rec, decode_image(data, max_pixels=max_pixels, reduce_to=DECODE_SIZE)
     except ImageError as exc:
         jobs.finish(job_id, error=f"{exc.code}: {exc}")
+        log.warning("job %s client=%s failed: %s", job_id, rec["client"], exc.code)
         return "failed"
 
 
@@ -83,8 +96,7 @@ def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, detector, mod
             outcomes[job_id] = "failed"
         return outcomes
     for (job_id, (rec, _)), result in zip(loaded.items(), results, strict=True):
-        if jobs.finish(job_id, result=result):
-            jobs.remember_result(model.version, rec["sha256"], job_id)
+        jobs.finish(job_id, result=result, sha256=rec["sha256"])
         outcomes[job_id] = "done"
         log.info("job %s client=%s done: %s p_fake=%.4f", job_id, rec["client"],
                  result["label"], result["p_fake"])
