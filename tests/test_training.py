@@ -1,0 +1,227 @@
+"""Training code: calibration and metric maths, splits, augmentation, frozen BatchNorm, export."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training import calibrate as C
+from training import metrics as M
+from training.augment import augment, augment_batch
+from training.data import list_images, split_source
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+WEIGHTS = ROOT.parent / "shared" / "weights" / "mobilenetv2_0.35_224_imagenet_notop.npz"
+SHIPPED = ROOT / "models" / "dfd-mnv2"
+
+
+# --- calibration -----------------------------------------------------------------------------
+
+def test_temperature_recovers_known_value():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2.5, 60000)
+    y = (rng.random(len(z)) < C.sigmoid(z)).astype(int)
+    # Logits stretched by 2.5: an over-confident model whose fitted T must be about 2.5.
+    t = C.fit_temperature(z * 2.5, y)
+    assert abs(t - 2.5) < 0.1
+    assert C.nll(z * 2.5, y, t) < C.nll(z * 2.5, y, 1.0)
+
+
+def test_apply_temperature_matches_formula():
+    p = np.array([0.01, 0.3, 0.5, 0.9, 0.999])
+    expected = 1 / (1 + np.exp(-np.log(p / (1 - p)) / 3.0))
+    assert np.allclose(C.apply_temperature(p, 3.0), expected)
+    assert np.allclose(C.apply_temperature(p, 1.0), p)
+
+
+def test_ece_of_calibrated_set_is_near_zero():
+    rng = np.random.default_rng(1)
+    p = rng.random(200000)
+    y = (rng.random(len(p)) < p).astype(int)
+    assert M.ece(y, p) < 0.01
+
+
+def test_ece_of_miscalibrated_set_matches_hand_computation():
+    # 10 images at p=0.9 (predicted fake, confidence 0.9), 6 of them fake: gap 0.3.
+    # 5 images at p=0.2 (predicted real, confidence 0.8), all real: gap 0.2.
+    p = np.array([0.9] * 10 + [0.2] * 5)
+    y = np.array([1] * 6 + [0] * 4 + [0] * 5)
+    assert M.ece(y, p) == pytest.approx((10 * 0.3 + 5 * 0.2) / 15)
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+def test_auc_of_known_ranking_and_ties():
+    assert M.roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert M.roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert M.roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert M.roc_auc([0, 1, 1], [0.3, 0.3, 0.9]) == pytest.approx(0.75)  # tie counts one half
+    assert np.isnan(M.roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_eer_accuracy_and_confusion():
+    y = [0, 0, 0, 0, 1, 1, 1, 1]
+    p = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]
+    assert M.eer(y, p) == pytest.approx(0.25)
+    assert M.eer([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    assert M.confusion(y, p, 0.5) == {"tp": 3, "fp": 1, "tn": 3, "fn": 1}
+    assert M.accuracy(y, p, 0.5) == 0.75
+    r = M.report(y, p, 0.35)  # fake iff p > 0.35: one real (0.6) called fake, all fakes caught
+    assert r["confusion"] == {"tp": 4, "fp": 1, "tn": 3, "fn": 0}
+    assert r["recall"] == {"fake": 1.0, "real": 0.75}
+    assert r["precision"]["fake"] == pytest.approx(0.8)
+    assert (r["n_real"], r["n_fake"]) == (4, 4)
+
+
+# --- data splits -----------------------------------------------------------------------------
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+
+
+def test_split_keeps_source_video_groups_together(tmp_path):
+    root = tmp_path / "dfdc-faces"
+    for k in range(60):
+        _touch(root / "real" / f"src{k}" / "a.jpg")
+        _touch(root / "fake" / f"src{k}" / "b.jpg")
+    parts = split_source(root, seed=3)
+    assert sum(len(v) for v in parts.values()) == 120
+    side = {}
+    for part, items in parts.items():
+        for i in items:
+            assert side.setdefault(i.group, part) == part  # real and fake of a source together
+    assert parts["calib"] and parts["test"]
+    assert split_source(root, seed=3) == parts  # seeded: same split again
+
+
+def test_train_val_layout_keeps_val_and_splits_videos(tmp_path):
+    root = tmp_path / "ff-crops"
+    for split in ("train", "val"):
+        for label in ("real", "fake"):
+            for v in range(30):
+                for f in range(3):
+                    _touch(root / split / label / f"{label}{v}" / f"{f}.jpg")
+    parts = split_source(root, seed=0)
+    assert len(parts["test"]) == 180 and all("/val/" in i.path for i in parts["test"])
+    calib_groups = {i.group for i in parts["calib"]}
+    assert calib_groups and not calib_groups & {i.group for i in parts["train"]}
+    flat = tmp_path / "flat"
+    _touch(flat / "real" / "1.jpg")
+    _touch(flat / "fake" / "1.jpg")
+    assert {i.group for i in list_images(flat)} == {".:real/1.jpg", ".:fake/1.jpg"}
+
+
+# --- augmentation ----------------------------------------------------------------------------
+
+def test_augmentation_takes_no_label_and_is_seeded():
+    assert list(inspect.signature(augment).parameters) == ["rgb", "rng", "strength"]
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    a = augment(img, np.random.default_rng(5))
+    b = augment(img, np.random.default_rng(5))
+    assert a.shape == img.shape and a.dtype == np.uint8 and np.array_equal(a, b)
+    batch = augment_batch(np.stack([img] * 8), np.random.default_rng(1))
+    assert batch.shape == (8, 224, 224, 3)
+    assert sum(not np.array_equal(x, img) for x in batch) >= 6  # strong: most copies change
+
+
+# --- model: frozen BatchNorm and export ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from training.model import build_model
+
+    weights = WEIGHTS if WEIGHTS.exists() else None
+    return build_model(weights, internal_size=64)
+
+
+def test_batchnorm_statistics_do_not_move_under_fit(tiny_model):
+    import keras
+
+    from training.model import batchnorm_stats, set_trunk_trainable, trunk_of
+
+    model = tiny_model
+    set_trunk_trainable(model, True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    before = batchnorm_stats(model)
+    kernel = np.array(trunk_of(model).get_layer("Conv1").kernel)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 224, 224, 3)).astype(np.float32)
+    y = rng.integers(0, 2, (8, 1)).astype(np.float32)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    after = batchnorm_stats(model)
+    assert len(before) == 2 * 52  # moving mean and variance of MobileNetV2's 52 BatchNorms
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert not np.array_equal(kernel, np.array(trunk_of(model).get_layer("Conv1").kernel))
+
+
+def test_tflite_export_agrees_with_keras(tiny_model, tmp_path):
+    from training.export import check_agreement, to_tflite
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(to_tflite(tiny_model))
+    x = np.random.default_rng(2).integers(0, 256, (6, 224, 224, 3), dtype=np.uint8)
+    assert check_agreement(tiny_model, path, x) <= 1e-3
+
+
+def test_model_file_loads_in_safe_mode(tiny_model, tmp_path):
+    import keras
+
+    from training.model import weights_hash
+
+    tiny_model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert weights_hash(loaded) == weights_hash(tiny_model)
+
+
+# --- the shipped model on real data ----------------------------------------------------------
+
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"training data not present at {DATA}")
+
+
+def _sample(folder: Path, n: int, seed: int = 0) -> list:
+    items = list_images(folder)
+    pick = np.random.default_rng(seed).choice(len(items), min(n, len(items)), replace=False)
+    return [items[i] for i in sorted(pick)]
+
+
+@pytest.mark.data
+@needs_data
+def test_shipped_export_agrees_over_200_real_images():
+    import keras
+
+    from training.export import check_agreement
+    from training.prep import DETECTOR, crop_one
+    from worker.faces import FaceDetector
+
+    card = json.loads((SHIPPED / "card.json").read_text())
+    model = keras.saving.load_model(SHIPPED / card["files"]["keras"], safe_mode=True)
+    reals = [i for i in _sample(DATA / "ff-crops" / "val", 600) if i.label == 0][:200]
+    det = FaceDetector(**DETECTOR)
+    crops = np.stack([crop_one(i.path, det)[0] for i in reals])
+    assert len(crops) == 200
+    assert check_agreement(model, SHIPPED / card["files"]["tflite"], crops) <= 1e-3
+
+
+@pytest.mark.data
+@needs_data
+def test_shipped_model_tells_real_from_fake_through_worker_path():
+    from training.evaluate import score_images
+    from worker.faces import FaceDetector
+    from worker.model import load_model
+
+    model = load_model(SHIPPED)
+    items = _sample(DATA / "ff-crops" / "val", 30, seed=1) + \
+        _sample(DATA / "stylegan-faces", 30, seed=1)
+    results = score_images([i.path for i in items], FaceDetector(), model)
+    y = [i.label for i in items]
+    p = [r["p_fake"] for r in results]
+    assert all(r["model"]["version"] == model.version for r in results)
+    assert M.roc_auc(y, p) >= 0.85
+    assert M.accuracy(y, p, model.threshold) >= 0.75

@@ -1,0 +1,167 @@
+"""Write the model directory: model.keras, model.tflite (checked against Keras), card, card.md."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+NAME = "dfd-mobilenetv2"
+TERMS = {
+    "ff-crops": "FaceForensics++ material: non-commercial research use only (FaceForensics "
+                "terms of use).",
+    "stylegan-faces": "FFHQ real photos: CC BY-NC-SA 4.0 (non-commercial, share-alike); StyleGAN "
+                      "fakes from the '140k Real and Fake Faces' collection.",
+    "dfdc-faces": "Deepfake Detection Challenge (DFDC) data: research use under the DFDC licence.",
+}
+SOURCES = {
+    "ff-crops": "github.com/sufi2911/Deeplearning_project dataset/{train,val} "
+                "(FaceForensics++-style face-swap video frames, 128x128 crops)",
+    "stylegan-faces": "github.com/zoya2244/AI-Lab-Final-Project-FALL25 dataset/{real,ai} (FFHQ vs "
+                      "StyleGAN, 256x256)",
+    "dfdc-faces": "github.com/i-Shreyansh/DeepFake-Detection faces_224 (Kaggle 'deepfake-faces', "
+                  "from DFDC), one face per video",
+}
+
+
+def to_tflite(model) -> bytes:
+    """Float32 TFLite flatbuffer of a Keras model (builtin ops only, XNNPACK-friendly)."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return conv.convert()
+
+
+def tflite_predict(tflite_path: str | Path, x: np.ndarray, threads: int = 2) -> np.ndarray:
+    """P(fake) for a float32 (N,224,224,3) batch through ai-edge-litert, as the worker runs it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(tflite_path), num_threads=threads)
+    inp = interp.get_input_details()[0]["index"]
+    out = interp.get_output_details()[0]["index"]
+    res = []
+    for s in range(0, len(x), 32):
+        b = np.ascontiguousarray(x[s:s + 32], dtype=np.float32)
+        interp.resize_tensor_input(inp, list(b.shape))
+        interp.allocate_tensors()
+        interp.set_tensor(inp, b)
+        interp.invoke()
+        res.append(interp.get_tensor(out).reshape(-1).copy())
+    return np.concatenate(res) if res else np.zeros(0, np.float32)
+
+
+def keras_predict(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    """P(fake) through Keras predict_on_batch (no per-call overhead of predict())."""
+    res = [np.asarray(model.predict_on_batch(np.asarray(x[s:s + batch], np.float32))).reshape(-1)
+           for s in range(0, len(x), batch)]
+    return np.concatenate(res) if res else np.zeros(0, np.float32)
+
+
+def check_agreement(model, tflite_path: str | Path, crops: np.ndarray) -> float:
+    """max |P_keras - P_tflite| over the crops (uint8 or float 0..255)."""
+    x = np.asarray(crops, dtype=np.float32)
+    return float(np.max(np.abs(keras_predict(model, x) - tflite_predict(tflite_path, x))))
+
+
+def export_model(model, out_dir: str | Path, card: dict, check_crops: np.ndarray | None,
+                 tol: float = 1e-3) -> dict:
+    """Save model.keras + model.tflite, verify agreement, write card.json and MODEL_CARD.md."""
+    from training.model import weights_hash
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras", include_optimizer=False) if _takes_include_optimizer() \
+        else model.save(out / "model.keras")
+    (out / "model.tflite").write_bytes(to_tflite(model))
+    card = dict(card)
+    card.setdefault("name", NAME)
+    card["version"] = weights_hash(model)
+    card.setdefault("created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    card["files"] = {"keras": "model.keras", "tflite": "model.tflite"}
+    if check_crops is not None and len(check_crops):
+        delta = check_agreement(model, out / "model.tflite", check_crops)
+        card["export_check"] = {"n_images": int(len(check_crops)), "max_abs_delta_p_fake": delta,
+                                "tolerance": tol}
+        if delta > tol:
+            raise RuntimeError(f"TFLite export disagrees with Keras: max |dP| {delta:.2e} > {tol}")
+    (out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    (out / "MODEL_CARD.md").write_text(card_markdown(card))
+    return card
+
+
+def _takes_include_optimizer() -> bool:
+    import inspect
+
+    import keras
+
+    return "include_optimizer" in inspect.signature(keras.Model.save).parameters
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if v != v else f"{v:.4f}"
+    return str(v)
+
+
+def card_markdown(card: dict) -> str:
+    """The human-readable model card, generated from card.json so the two never disagree."""
+    tr = card.get("training", {})
+    inp = card.get("input", {})
+    lines = [
+        f"# Model card: {card['name']} (version {card['version']})", "",
+        "Deepfake face classifier: MobileNetV2 (width 0.35, ImageNet trunk) fine-tuned to output "
+        "one probability, P(fake), per face crop.", "",
+        "## Input", "",
+        f"- Tensor {inp.get('shape')} {inp.get('dtype')}, {inp.get('color')} values in "
+        f"{inp.get('range')}; scaling (and resizing to {tr.get('internal_size', '?')} px) happen "
+        "inside the model.",
+        f"- Crops: {json.dumps(inp.get('crop', {}))} - made by `worker/crop.py:face_crops`, the "
+        "same function at training and serving time; with no face found, the whole image.", "",
+        "## Decision", "",
+        f"- Temperature T = {card.get('temperature', 1.0):.4f}: served P(fake) = "
+        "sigmoid(logit(p_raw) / T), fitted by NLL on the calibration split.",
+        f"- Threshold {card.get('threshold')}: the verdict is Fake when P(fake) > "
+        f"{card.get('threshold')} (that is, when P(real) < {1 - card.get('threshold', 0.3):.1f}). "
+        "With several faces the most suspicious face decides.", "",
+        "## Training data and terms", "",
+        "**This model inherits non-commercial terms from its training data: FaceForensics++ "
+        "material is for non-commercial research use only, FFHQ is CC BY-NC-SA 4.0, DFDC is under "
+        "its research licence. Do not use it commercially.**", "",
+        "| source | origin | terms | train real/fake | calib | test |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, s in tr.get("sources", {}).items():
+        n = s.get("counts", {})
+
+        def rf(part, n=n):
+            c = n.get(part, {})
+            return f"{c.get('real', 0)}/{c.get('fake', 0)}"
+        lines.append(f"| {name} | {s.get('origin', '')} | {s.get('terms', '')} | {rf('train')} "
+                     f"| {rf('calib')} | {rf('test')} |")
+    lines += [
+        "", f"Split: {tr.get('split_rule', '')} Seed {tr.get('seed')}; held-out lists in "
+        "`split.json`.", "",
+        "## Training", "",
+        f"- {tr.get('epochs')} epochs ({tr.get('warmup_epochs', 1)} head-only), "
+        f"{tr.get('images_seen')} augmented images seen, selected epoch {tr.get('best_epoch')}.",
+        f"- Time: {tr.get('seconds')} s in all ({tr.get('prep_seconds')} s crop preparation) on "
+        f"{tr.get('machine')}." + (f" {tr['time_note']}" if tr.get("time_note") else ""),
+        f"- Augmentation (both classes alike): {tr.get('augmentation', '')}", "",
+        "## Metrics (after temperature scaling, at the shipped threshold)", "",
+        "| set | n real | n fake | AUC | accuracy | EER | ECE | recall fake | recall real |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in card.get("metrics", {}).items():
+        lines.append(
+            f"| {name} | {m.get('n_real')} | {m.get('n_fake')} | {_fmt(m.get('auc'))} | "
+            f"{_fmt(m.get('accuracy'))} | {_fmt(m.get('eer'))} | {_fmt(m.get('ece'))} | "
+            f"{_fmt(m.get('recall', {}).get('fake'))} | {_fmt(m.get('recall', {}).get('real'))} |")
+    ec = card.get("export_check")
+    if ec:
+        lines += ["", f"TFLite export vs Keras: max |dP(fake)| {ec['max_abs_delta_p_fake']:.2e} "
+                  f"over {ec['n_images']} real images (tolerance {ec['tolerance']})."]
+    lines += ["", "## Limitations", ""] + [f"- {x}" for x in card.get("limitations", [])]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,326 @@
+"""`python -m training.robustness`: cross-source AUCs, benign-change flip rates, shortcut cues."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from training import metrics as M
+from training.data import list_images, read_split
+
+# The changes a genuine photo goes through anyway. Each returns the bytes a user would upload.
+CHANGES = {
+    "jpeg_q70": "re-saved as JPEG quality 70 (4:2:0)",
+    "jpeg_q90": "re-saved as JPEG quality 90 (4:2:0)",
+    "half_and_back": "downscaled to half (box) and back up (bicubic), PNG",
+    "blur": "Gaussian blur radius 1.0 px, PNG",
+    "sharpen": "unsharp mask radius 1.5 px, 60%, PNG",
+    "crop_90": "central crop of 90% of width and height, PNG",
+    "png": "converted to PNG (lossless: the same pixels)",
+    "screenshot": "shown at 125% display scale (bicubic) and captured as PNG",
+}
+CUES = {
+    "sharpness": "variance of the 3x3 Laplacian of the grey image (high = sharp)",
+    "jpeg_quality": "libjpeg quality estimated from the luminance quantisation table",
+    "pixels": "image width x height",
+    "face_box": "area of the best face box over the image area (BlazeFace, serving detector)",
+}
+BATCH_CUES = ("sharpness", "blockiness")
+SETS = ("ff-crops/val", "stylegan-faces/test", "dfdc-faces/test")
+
+# IJG's standard luminance table (quality 50); libjpeg scales it for every other quality.
+_STD_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
+    56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104,
+    113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _jpeg(img: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality, subsampling=2)
+    return buf.getvalue()
+
+
+def apply_change(rgb: np.ndarray, name: str) -> bytes:
+    """The uploaded bytes of an RGB image after the named benign change."""
+    img = Image.fromarray(rgb)
+    w, h = img.size
+    if name == "jpeg_q70":
+        return _jpeg(img, 70)
+    if name == "jpeg_q90":
+        return _jpeg(img, 90)
+    if name == "half_and_back":
+        small = img.resize((max(1, w // 2), max(1, h // 2)), Image.BOX)
+        return _png(small.resize((w, h), Image.BICUBIC))
+    if name == "blur":
+        return _png(img.filter(ImageFilter.GaussianBlur(1.0)))
+    if name == "sharpen":
+        return _png(img.filter(ImageFilter.UnsharpMask(radius=1.5, percent=60, threshold=0)))
+    if name == "crop_90":
+        dx, dy = round(w * 0.05), round(h * 0.05)
+        return _png(img.crop((dx, dy, w - dx, h - dy)))
+    if name == "png":
+        return _png(img)
+    if name == "screenshot":
+        return _png(img.resize((round(w * 1.25), round(h * 1.25)), Image.BICUBIC))
+    raise ValueError(f"unknown change {name!r}; known: {', '.join(CHANGES)}")
+
+
+def flip_rate(fake_before, fake_after) -> dict:
+    """Share of images judged Real before the change that are judged Fake after it."""
+    before, after = np.asarray(fake_before, bool), np.asarray(fake_after, bool)
+    real_before = ~before
+    flipped = int(np.sum(real_before & after))
+    return {"rate": flipped / int(real_before.sum()) if real_before.any() else float("nan"),
+            "flipped": flipped, "real_before": int(real_before.sum()),
+            "fake_to_real": int(np.sum(before & ~after)), "n": int(len(before))}
+
+
+def laplacian_variance(rgb: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of the grey image: the usual blur/sharpness score."""
+    g = np.asarray(rgb, np.float64).mean(axis=2) if rgb.ndim == 3 else np.asarray(rgb, float)
+    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def blockiness(rgb: np.ndarray) -> float:
+    """Mean step across 8x8 block edges over the mean step elsewhere (1 = no JPEG grid)."""
+    g = np.asarray(rgb, np.float64).mean(axis=2)
+    dx = np.abs(np.diff(g, axis=1)).mean(axis=0)  # step between column j and j+1
+    dy = np.abs(np.diff(g, axis=0)).mean(axis=1)
+    cols, rows = np.arange(len(dx)), np.arange(len(dy))
+    edge = np.concatenate([dx[cols % 8 == 7], dy[rows % 8 == 7]])
+    inner = np.concatenate([dx[cols % 8 != 7], dy[rows % 8 != 7]])
+    return float(edge.mean() / max(inner.mean(), 1e-9))
+
+
+def jpeg_quality(data: bytes) -> float:
+    """libjpeg quality (1-100) whose luminance table is nearest the file's; NaN if not a JPEG."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        tables = getattr(img, "quantization", None)
+    except OSError:
+        return float("nan")
+    if img.format != "JPEG" or not tables:
+        return float("nan")
+    luma = np.asarray(tables[min(tables)], np.float64)  # Pillow gives natural (row) order
+    q = np.arange(1, 101)
+    scale = np.where(q < 50, 5000 / q, 200 - 2 * q)
+    std = np.clip(np.floor((_STD_LUMA[None] * scale[:, None] + 50) / 100), 1, 255)
+    return float(q[np.argmin(np.abs(std - luma[None]).sum(axis=1))])
+
+
+def signed_auc(labels, values) -> float:
+    """ROC AUC of a cue as a fake score: > 0.5 means larger values go with fakes, < 0.5 reals."""
+    y, v = np.asarray(labels), np.asarray(values, np.float64)
+    ok = np.isfinite(v)
+    return M.roc_auc(y[ok], v[ok]) if ok.any() else float("nan")
+
+
+def strength(auc: float) -> float:
+    """max(AUC, 1 - AUC): how well a cue separates the classes whichever way it points."""
+    return float(max(auc, 1 - auc)) if auc == auc else float("nan")
+
+
+class CachedDetector:
+    """The serving detector, remembering its last answers so several models share one pass."""
+
+    def __init__(self, detector, keep: int = 16):
+        self.detector, self.keep, self.memo = detector, keep, {}
+
+    def detect(self, rgb: np.ndarray):
+        """detector.detect(rgb), reused for an identical image."""
+        key = (rgb.shape, hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).digest())
+        if key not in self.memo:
+            if len(self.memo) >= self.keep:
+                self.memo.pop(next(iter(self.memo)))
+            self.memo[key] = self.detector.detect(rgb)
+        return self.memo[key]
+
+
+def held_out_sets(data: Path, split: Path, limit: int | None = None, seed: int = 0) -> dict:
+    """{set name: items}: ff-crops/val and the stylegan / dfdc test parts of split.json."""
+    sets = {"ff-crops/val": list_images(data / "ff-crops" / "val", "ff-crops")}
+    for src in ("stylegan-faces", "dfdc-faces"):
+        sets[f"{src}/test"] = read_split(split, src, "test", data / src)
+    if limit:
+        rng = np.random.default_rng(seed)
+        for name, items in sets.items():
+            if len(items) > limit:  # seeded, class-stratified so AUCs stay defined
+                keep = np.concatenate([rng.permutation(np.flatnonzero(
+                    np.array([i.label for i in items]) == c))[:limit // 2] for c in (0, 1)])
+                sets[name] = [items[i] for i in np.sort(keep)]
+    return sets
+
+
+def score_sets(sets: dict, models: dict, detector, log=print) -> dict:
+    """Per set: labels, cues and each model's P(fake) through worker.pipeline.analyze."""
+    from shared.images import decode_image
+    from worker.pipeline import analyze
+
+    out = {}
+    for name, items in sets.items():
+        t0 = time.time()
+        rec = {"labels": np.array([i.label for i in items]), "p": {m: [] for m in models},
+               "cues": {c: [] for c in CUES}}
+        for it in items:
+            data = Path(it.path).read_bytes()
+            rgb = decode_image(data)
+            faces = detector.detect(rgb)
+            h, w = rgb.shape[:2]
+            box = faces[0].box if faces else (0, 0, 0, 0)
+            rec["cues"]["sharpness"].append(laplacian_variance(rgb))
+            rec["cues"]["jpeg_quality"].append(jpeg_quality(data))
+            rec["cues"]["pixels"].append(w * h)
+            rec["cues"]["face_box"].append((box[2] - box[0]) * (box[3] - box[1]) / (w * h))
+            for m, model in models.items():
+                rec["p"][m].append(analyze(rgb, detector, model)["p_fake"])
+        log(f"{name}: {len(items)} images scored by {len(models)} model(s) in "
+            f"{time.time() - t0:.0f}s")
+        out[name] = rec
+    return out
+
+
+def auc_tables(scored: dict, models: dict) -> tuple[dict, dict]:
+    """({model: {set: report}}, {set: {cue: signed AUC, ..., 'model:NAME': AUC}})."""
+    cross, cues = {m: {} for m in models}, {}
+    for name, rec in scored.items():
+        y = rec["labels"]
+        cues[name] = {c: signed_auc(y, v) for c, v in rec["cues"].items()}
+        for m, model in models.items():
+            r = M.report(y, np.array(rec["p"][m]), model.threshold)
+            cross[m][name] = {k: r[k] for k in ("n_real", "n_fake", "auc", "accuracy", "eer")}
+            cues[name][f"model:{m}"] = r["auc"]
+    return cross, cues
+
+
+def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
+    """{model: {set: {change: flip_rate()}}} on the real images of each set, via analyze."""
+    from shared.images import decode_image
+    from worker.pipeline import analyze
+
+    fake = {m: {s: {c: [] for c in ("original", *CHANGES)} for s in sets} for m in models}
+    for name, items in sets.items():
+        t0 = time.time()
+        reals = [i for i in items if i.label == 0]
+        for it in reals:
+            rgb = decode_image(Path(it.path).read_bytes())
+            variants = {"original": rgb} | {c: decode_image(apply_change(rgb, c)) for c in CHANGES}
+            for c, img in variants.items():
+                for m, model in models.items():
+                    fake[m][name][c].append(analyze(img, detector, model)["label"] == "Fake")
+        log(f"flip rates {name}: {len(reals)} real images x {len(CHANGES)} changes in "
+            f"{time.time() - t0:.0f}s")
+    return {m: {s: {c: flip_rate(v["original"], v[c]) for c in CHANGES}
+                for s, v in per.items()} for m, per in fake.items()}
+
+
+def train_batch_cues(data: Path, split_seed: int, per_class: int, seed: int = 0,
+                     sbi_rate: float = 1.0) -> dict:
+    """Cue AUCs on training crops: as cropped, after augment(), and reals vs pseudo-fakes."""
+    from training.augment import augment
+    from training.data import split_source
+    from training.prep import crop_one
+    from training.sbi import self_blend
+    from worker.faces import FaceDetector
+
+    det = FaceDetector()
+    rng = np.random.default_rng(seed)
+    out = {}
+    for src in ("ff-crops", "stylegan-faces", "dfdc-faces"):
+        train = split_source(data / src, split_seed)["train"]
+        labels = np.array([i.label for i in train])
+        pick = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
+                               for c in (0, 1)])
+        crops = [crop_one(train[i].path, det)[0] for i in pick]
+        y = labels[pick]
+        aug = [augment(c, rng) for c in crops]
+        reals = [c for c, lab in zip(crops, y, strict=True) if lab == 0]
+        # Pseudo-fakes are then augmented like every other image, before the model sees them.
+        sbi = [augment(self_blend(c, rng, None)[0], rng) for c in reals]
+        real_aug = [augment(c, rng) for c in reals]
+        y_sbi = np.array([0] * len(real_aug) + [1] * len(sbi))
+        res = {}
+        for cue, fn in (("sharpness", laplacian_variance), ("blockiness", blockiness)):
+            res[cue] = {"crops": signed_auc(y, [fn(c) for c in crops]),
+                        "augmented": signed_auc(y, [fn(c) for c in aug]),
+                        "sbi_vs_real_augmented": signed_auc(y_sbi, [fn(c) for c in
+                                                                    real_aug + sbi])}
+        res["n"] = int(len(pick))
+        out[src] = res
+    return out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="python -m training.robustness", description=__doc__)
+    p.add_argument("--model", action="append", required=True, metavar="[NAME=]DIR",
+                   help="model directory; repeat to score several models in one pass")
+    p.add_argument("--json", required=True, help="write every table here")
+    p.add_argument("--data", default="../shared/data", help="data root")
+    p.add_argument("--split", help="split.json naming the held-out files (default: first "
+                   "model's)")
+    p.add_argument("--limit", type=int, help="at most N images per set (seeded, balanced)")
+    p.add_argument("--flip-limit", type=int, help="at most N real images per set for flips")
+    p.add_argument("--no-flips", action="store_true", help="skip the flip-rate table")
+    p.add_argument("--batch-cues", type=int, default=0, metavar="N",
+                   help="also measure cues on N per class augmented training crops per source")
+    p.add_argument("--threads", type=int, default=1, help="model threads")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write the JSON; returns a process exit code."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from worker.faces import FaceDetector
+    from worker.model import load_model
+
+    named = [m.split("=", 1) if "=" in m else [Path(m).name, m] for m in args.model]
+    models = {n: load_model(d, threads=args.threads) for n, d in named}
+    split = Path(args.split or Path(named[0][1]) / "split.json")
+    doc = json.loads(split.read_text())
+    data = Path(args.data)
+    detector = CachedDetector(FaceDetector())
+    sets = held_out_sets(data, split, args.limit)
+    t0 = time.time()
+    scored = score_sets(sets, models, detector)
+    cross, cues = auc_tables(scored, models)
+    report = {"models": {n: {"dir": d, "version": models[n].version} for n, d in named},
+              "split": str(split), "split_seed": doc["seed"], "limit": args.limit,
+              "sets": {s: {"n_real": int(sum(i.label == 0 for i in v)),
+                           "n_fake": int(sum(i.label == 1 for i in v))} for s, v in sets.items()},
+              "auc": cross, "cues": cues, "cue_definitions": CUES,
+              "cue_auc_rule": "signed ROC AUC with the cue as the fake score: 0.5 = no signal, "
+              "above 0.5 larger values go with fakes, below with reals"}
+    if not args.no_flips:
+        flip_sets = held_out_sets(data, split, args.flip_limit and 2 * args.flip_limit, seed=1)
+        report["flip_rates"] = flip_rates(flip_sets, models, detector)
+        report["changes"] = CHANGES
+    if args.batch_cues:
+        report["train_batch_cues"] = train_batch_cues(data, doc["seed"], args.batch_cues)
+    report["seconds"] = round(time.time() - t0, 1)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    for m in models:
+        print(m, " ".join(f"{s} AUC {r['auc']:.4f}" for s, r in cross[m].items()))
+        for s, per in report.get("flip_rates", {}).get(m, {}).items():
+            print("  flips", s, " ".join(f"{c} {r['rate']:.3f}" for c, r in per.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
