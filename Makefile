@@ -44,6 +44,19 @@ train: deps
 evaluate: deps
 	$(BIN)/dfd evaluate $(DATA)/ff-crops/val --model $(MODEL) --json var/eval-ff-val.json
 
+robustness: deps
+	$(BIN)/python -m training.robustness --model shipped=$(MODEL) --split $(MODEL)/split.json \
+		--flip-limit 500 --batch-cues 200 --json var/robustness.json
+
+cross-source: deps
+	$(BIN)/dfd train $(DATA)/ff-crops --out var/models/ff-only --epochs 5 --epoch-images 8000 \
+		--time-budget 10
+	$(BIN)/dfd train $(DATA)/stylegan-faces --out var/models/stylegan-only --epochs 6 \
+		--epoch-images 4000 --time-budget 7
+	$(BIN)/python -m training.robustness --model shipped=$(MODEL) \
+		--model ff-only=var/models/ff-only --model stylegan-only=var/models/stylegan-only \
+		--split $(MODEL)/split.json --no-flips --json var/cross-source.json
+
 bench: deps
 	$(BIN)/python -m bench
 

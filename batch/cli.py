@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from batch.client import ApiClient, ApiError, RowWriter, collect_images, load_done, path_key
 
-FORWARDED = {"train": "training.train", "evaluate": "training.evaluate"}
+FORWARDED = {"train": "training.train", "evaluate": "training.evaluate",
+             "robustness": "training.robustness"}
 
 
 def output_format(out: str | os.PathLike | None, explicit: str | None = None) -> str:

@@ -230,7 +230,7 @@ def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
 
 
 def train_batch_cues(data: Path, split_seed: int, per_class: int, seed: int = 0,
-                     sbi_rate: float = 1.0) -> dict:
+                     strength: float = 1.0) -> dict:
     """Cue AUCs on training crops: as cropped, after augment(), and reals vs pseudo-fakes."""
     from training.augment import augment
     from training.data import split_source
@@ -248,11 +248,11 @@ def train_batch_cues(data: Path, split_seed: int, per_class: int, seed: int = 0,
                                for c in (0, 1)])
         crops = [crop_one(train[i].path, det)[0] for i in pick]
         y = labels[pick]
-        aug = [augment(c, rng) for c in crops]
+        aug = [augment(c, rng, strength) for c in crops]
         reals = [c for c, lab in zip(crops, y, strict=True) if lab == 0]
         # Pseudo-fakes are then augmented like every other image, before the model sees them.
-        sbi = [augment(self_blend(c, rng, None)[0], rng) for c in reals]
-        real_aug = [augment(c, rng) for c in reals]
+        sbi = [augment(self_blend(c, rng, None)[0], rng, strength) for c in reals]
+        real_aug = [augment(c, rng, strength) for c in reals]
         y_sbi = np.array([0] * len(real_aug) + [1] * len(sbi))
         res = {}
         for cue, fn in (("sharpness", laplacian_variance), ("blockiness", blockiness)):
@@ -260,7 +260,7 @@ def train_batch_cues(data: Path, split_seed: int, per_class: int, seed: int = 0,
                         "augmented": signed_auc(y, [fn(c) for c in aug]),
                         "sbi_vs_real_augmented": signed_auc(y_sbi, [fn(c) for c in
                                                                     real_aug + sbi])}
-        res["n"] = int(len(pick))
+        res["n"], res["aug_strength"] = int(len(pick)), strength
         out[src] = res
     return out
 
@@ -279,6 +279,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-flips", action="store_true", help="skip the flip-rate table")
     p.add_argument("--batch-cues", type=int, default=0, metavar="N",
                    help="also measure cues on N per class augmented training crops per source")
+    p.add_argument("--aug-strength", type=float, help="augmentation strength for --batch-cues "
+                   "(default: the first model's, from its card)")
     p.add_argument("--threads", type=int, default=1, help="model threads")
     return p.parse_args(argv)
 
@@ -311,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         report["flip_rates"] = flip_rates(flip_sets, models, detector)
         report["changes"] = CHANGES
     if args.batch_cues:
-        report["train_batch_cues"] = train_batch_cues(data, doc["seed"], args.batch_cues)
+        strength = args.aug_strength or models[named[0][0]].card.get("training", {}).get(
+            "aug_strength", 1.0)
+        report["train_batch_cues"] = train_batch_cues(data, doc["seed"], args.batch_cues,
+                                                      strength=strength)
     report["seconds"] = round(time.time() - t0, 1)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
