@@ -1,0 +1,93 @@
+"""The naive baseline: a one-file Flask app that calls Keras `model.predict` inside the request.
+
+This is the design the service replaces (the seed's): decode the upload, resize the whole image
+to 224x224, `model.predict` on the same Keras model, answer the verdict in the response. It runs
+under gunicorn with sync workers, as many as the service runs worker processes (one per core by
+default), each loading the model after the fork (gunicorn without --preload), with TensorFlow's
+default thread pools. The handler is deliberately what a minimal app does: no face finding, no
+batching, no TFLite, no queue.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from flask import Flask, jsonify, request
+from PIL import Image
+
+
+def create_app() -> Flask:
+    """gunicorn 'bench.naive:create_app()': loads BENCH_NAIVE_MODEL (a .keras file)."""
+    import keras
+
+    model = keras.saving.load_model(os.environ["BENCH_NAIVE_MODEL"], safe_mode=True)
+    app = Flask("naive")
+
+    @app.post("/predict")
+    def predict():
+        data = request.files["image"].read()
+        img = Image.open(io.BytesIO(data)).convert("RGB").resize((224, 224), Image.BILINEAR)
+        x = np.asarray(img, dtype=np.float32)[None]
+        p_fake = float(model.predict(x, verbose=0)[0, 0])
+        return jsonify(label="Fake" if p_fake > 0.3 else "Real", p_fake=p_fake)
+
+    @app.get("/healthz")
+    def healthz():
+        return "ok"
+
+    return app
+
+
+def run_naive(model_dir: str, photos: list[Path], *, web_workers: int, clients: int,
+              warmup: int, idle: int, deadline_s: float) -> dict:
+    """Serve the naive app under gunicorn and push the same kind of load through it."""
+    import json
+
+    from bench.e2e import RssSampler, cpu_per_image, run_load, run_sequential
+    from tests.services import ROOT, free_port, service_env, stop, wait_for
+
+    card = json.loads((Path(model_dir) / "card.json").read_text())
+    keras_file = str(Path(model_dir) / card["files"]["keras"])
+    workdir = Path(tempfile.mkdtemp(prefix="dfd-naive-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = service_env({"BENCH_NAIVE_MODEL": keras_file})
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-k", "sync", "-w", str(web_workers),
+         "--timeout", "120", "-b", f"127.0.0.1:{port}", "bench.naive:create_app()"],
+        cwd=ROOT, env=env, stdout=open(workdir / "naive.log", "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def submit(c, i, path):
+        status, body = c.upload("/predict", "image", path.name, path.read_bytes())
+        if status != 200 or "p_fake" not in body:
+            raise RuntimeError(f"naive app answered {status}: {body}")
+        return "done", False
+
+    submit.base_url = url
+
+    try:
+        from bench.e2e import _ok
+
+        wait_for(lambda: _ok(url + "/healthz"), 120, "naive gunicorn", proc)
+        with RssSampler({"web": proc.pid}) as rss:
+            # Enough warm-up that every worker has paid for its first model.predict (~1.3 s).
+            run_load(submit, photos[:warmup], clients, 120)
+            idle_res = run_sequential(submit, photos[warmup:warmup + idle]) if idle else None
+            cpu0, own0 = rss.cpu_s(), time.process_time()
+            load = run_load(submit, photos[warmup + idle:], clients, deadline_s)
+            load["cpu_ms_per_image"] = cpu_per_image(rss, cpu0, own0, load["done"])
+        load.update(config={"web_workers": web_workers, "worker_class": "sync"},
+                    idle_latency_ms=idle_res, rss_mb={"web": rss.max_mb("web")})
+        return load
+    finally:
+        stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)

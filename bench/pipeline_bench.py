@@ -1,0 +1,138 @@
+"""The worker's pipeline in one process, without Redis: decode -> find faces -> crop -> classify.
+
+Each measurement runs in a fresh process (spawned, as a Celery child is a process of its own)
+with the worker's own code: `shared.images.decode_image` at `worker.pipeline.DECODE_SIZE`, then
+`worker.pipeline.analyze_many` over groups of DFD_BATCH_SIZE images, which finds faces
+(`worker.faces.FaceDetector`, default "full" BlazeFace), crops them (`worker.crop.face_crops`)
+and scores every crop of the group (`worker.model.load_model`, LiteRT).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+MAX_PIXELS = 40_000_000
+
+
+def _load(model_dir: str, model_threads: int, detector_threads: int, detector_model: str):
+    from worker.faces import FaceDetector
+    from worker.model import load_model
+
+    return (load_model(model_dir, runtime="tflite", threads=model_threads),
+            FaceDetector(detector_model, num_threads=detector_threads))
+
+
+def _read(photo_dir: str, limit: int | None = None) -> list[bytes]:
+    files = sorted(Path(photo_dir).glob("*.jpg"))[:limit]
+    return [f.read_bytes() for f in files]
+
+
+def decode(data: bytes, max_pixels: int, reduce_to: int | None = None):
+    """The worker's decode of an upload (worker/pipeline.py _load): JPEGs at reduced scale."""
+    from shared.images import decode_image
+    from worker.pipeline import DECODE_SIZE
+
+    return decode_image(data, max_pixels=max_pixels,
+                        reduce_to=DECODE_SIZE if reduce_to == "default" else reduce_to)
+
+
+def _run_once(photos: list[bytes], batch: int, detector, model, decode_size) -> list[dict]:
+    from worker.pipeline import analyze_many
+
+    results = []
+    for s in range(0, len(photos), batch):
+        imgs = [decode(b, MAX_PIXELS, reduce_to=decode_size) for b in photos[s:s + batch]]
+        results += analyze_many(imgs, detector, model)
+    return results
+
+
+def run(args: dict) -> dict:
+    """One worker process's pipeline throughput; args: model_dir, photo_dir, batch, seconds,
+    model_threads, detector_threads, detector_model, decode_size ('default' = DECODE_SIZE),
+    limit, barrier (optional, to start several processes together)."""
+    from worker import pipeline
+    from worker.pipeline import DECODE_SIZE
+
+    if "crops_per_call" in args:
+        pipeline.TFLITE_CROPS_PER_CALL = args["crops_per_call"]
+    decode_size = DECODE_SIZE if args.get("decode_size", "default") == "default" \
+        else args["decode_size"]
+    model, detector = _load(args["model_dir"], args.get("model_threads", 1),
+                            args.get("detector_threads", 1), args.get("detector_model", "full"))
+    photos = _read(args["photo_dir"], args.get("limit"))
+    batch = args.get("batch", 8)
+    _run_once(photos[:batch * 2], batch, detector, model, decode_size)  # warm-up
+    if args.get("barrier") is not None:
+        args["barrier"].wait()
+    n, faces, t0 = 0, 0, time.perf_counter()
+    cpu0 = time.process_time()
+    while n == 0 or time.perf_counter() - t0 < args.get("seconds", 5.0):
+        results = _run_once(photos, batch, detector, model, decode_size)
+        n += len(results)
+        faces += sum(1 for r in results if r["faces"])
+    wall = time.perf_counter() - t0
+    return {"images": n, "images_per_s": n / wall, "cpu_per_image_ms":
+            (time.process_time() - cpu0) / n * 1e3, "face_found": faces / n, "batch": batch,
+            "model_threads": args.get("model_threads", 1),
+            "detector_threads": args.get("detector_threads", 1),
+            "detector_model": args.get("detector_model", "full"), "decode_size": decode_size}
+
+
+def stages(args: dict) -> dict:
+    """Milliseconds per image of each stage (median of 3 passes over the photos)."""
+    from worker.crop import face_crops
+    from worker.pipeline import score_crops
+
+    model, detector = _load(args["model_dir"], 1, 1, "full")
+    photos = _read(args["photo_dir"], args.get("limit"))
+    batch = args.get("batch", 8)
+
+    def per_image(fn, items):
+        fn(items[0])
+        best = []
+        for _ in range(3):
+            t = time.perf_counter()
+            out = [fn(x) for x in items]
+            best.append((time.perf_counter() - t) / len(photos) * 1e3)
+        return float(np.median(best)), out
+
+    dec_ms, imgs = per_image(lambda b: decode(b, MAX_PIXELS, "default"), photos)
+    det_ms, _ = per_image(detector.detect, imgs)
+    fc_ms, found = per_image(lambda im: face_crops(im, detector), imgs)
+    groups = [np.concatenate([c for c, _ in found[s:s + batch]])
+              for s in range(0, len(found), batch)]
+    cls_ms, _ = per_image(lambda g: score_crops(model, g), groups)
+    return {"decode_ms": dec_ms, "detect_ms": det_ms, "crop_ms": max(fc_ms - det_ms, 0.0),
+            "classify_ms": cls_ms, "crops_per_image": sum(len(c) for c, _ in found) / len(found)}
+
+
+def large_decode(args: dict) -> dict:
+    """Decoding 12 MP JPEGs whole vs at reduced size (draft), and the pipeline on each."""
+    from worker.pipeline import DECODE_SIZE, analyze_many
+
+    model, detector = _load(args["model_dir"], 1, 1, "full")
+    photos = _read(args["photo_dir"])
+    out = {"photo": "4032x3024 JPEG", "decode_size": DECODE_SIZE}
+    for name, size in (("full", None), ("reduced", DECODE_SIZE)):
+        t = time.perf_counter()
+        imgs = [decode(b, MAX_PIXELS, reduce_to=size) for b in photos]
+        dec = (time.perf_counter() - t) / len(photos) * 1e3
+        t = time.perf_counter()
+        results = [analyze_many([im], detector, model)[0] for im in imgs]
+        rest = (time.perf_counter() - t) / len(photos) * 1e3
+        out[name] = {"decoded": f"{imgs[0].shape[1]}x{imgs[0].shape[0]}", "decode_ms": dec,
+                     "faces_crop_classify_ms": rest,
+                     "face_found": sum(1 for r in results if r["faces"]) / len(results)}
+    return out
+
+
+def parallel(ctx, procs: int, args: dict) -> dict:
+    """`procs` worker processes running the pipeline at once: summed images/s."""
+    with ctx.Manager() as manager, ctx.Pool(procs) as pool:
+        barrier = manager.Barrier(procs)
+        rates = pool.map(run, [{**args, "barrier": barrier}] * procs)
+    return {"processes": procs, "images_per_s": float(sum(r["images_per_s"] for r in rates)),
+            "per_process": [r["images_per_s"] for r in rates]}
