@@ -26,26 +26,25 @@ def parse_duration(name: str, raw: str) -> float:
     return float(m.group(1)) * _UNITS[(m.group(2) or "s").lower()]
 
 
-def parse_int(name: str, raw: str, lo: int = 0, hi: int = 2**31) -> int:
-    """An integer in [lo, hi]."""
+def _parse_number(name: str, raw: str, kind: type, lo, hi):
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected a whole number") from None
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected {what}") from None
     if not lo <= value <= hi:
         raise SettingsError(f"{PREFIX}{name}={value}: must be between {lo} and {hi}")
     return value
+
+
+def parse_int(name: str, raw: str, lo: int = 0, hi: int = 2**31) -> int:
+    """An integer in [lo, hi]."""
+    return _parse_number(name, raw, int, lo, hi)
 
 
 def parse_float(name: str, raw: str, lo: float, hi: float) -> float:
     """A float in [lo, hi]."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected a number") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{PREFIX}{name}={value}: must be between {lo} and {hi}")
-    return value
+    return _parse_number(name, raw, float, lo, hi)
 
 
 def parse_rate(name: str, raw: str) -> str:
