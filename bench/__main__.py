@@ -38,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def resolve_model(path: str) -> tuple[str, str | None]:
     """(model dir, note); builds an untrained model of the shipped architecture if none."""
+    from bench.model_bench import build_untrained
     from worker.model import ModelError, check_model
 
     try:
@@ -56,18 +57,8 @@ def resolve_model(path: str) -> tuple[str, str | None]:
     if not (FALLBACK_MODEL / "card.json").is_file():
         ctx = mp.get_context("spawn")
         with ctx.Pool(1) as pool:
-            pool.apply(_build_untrained, (str(FALLBACK_MODEL),))
+            pool.apply(build_untrained, (str(FALLBACK_MODEL),))
     return str(FALLBACK_MODEL), note
-
-
-def _build_untrained(out: str) -> None:
-    from training.export import export_model
-    from training.model import build_model
-
-    card = {"name": "dfd-mobilenetv2-untrained", "threshold": 0.3, "temperature": 1.0,
-            "input": {"shape": [224, 224, 3], "dtype": "float32", "range": [0, 255]},
-            "training": {"internal_size": 160}}
-    export_model(build_model(None, internal_size=160), out, card, None)
 
 
 def bench_model(ctx, model_dir: str, cores: int, batch: int, quick: bool) -> dict:

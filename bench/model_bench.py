@@ -138,3 +138,14 @@ def parallel_rate(ctx, model_dir: str, procs: int, threads: int, batch: int, per
                                              barrier)] * procs)
     return {"runtime": "tflite", "processes": procs, "threads": threads, "batch": batch,
             "per_call": per_call, "images_per_s": float(sum(rates))}
+
+
+def build_untrained(out: str) -> None:
+    """An untrained model of the shipped architecture (timings only), as training exports one."""
+    from training.export import export_model
+    from training.model import build_model
+
+    card = {"name": "dfd-mobilenetv2-untrained", "threshold": 0.3, "temperature": 1.0,
+            "input": {"shape": [224, 224, 3], "dtype": "float32", "range": [0, 255]},
+            "training": {"internal_size": 160}}
+    export_model(build_model(None, internal_size=160), out, card, None)
