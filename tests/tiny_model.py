@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 
 def build_tiny_model_dir(out: Path, seed: int = 0) -> Path:
     """Write model.keras, model.tflite and card.json of a tiny seeded CNN into out."""
     import keras
-    import numpy as np
-    import tensorflow as tf
+
+    from training.export import export_model
 
     keras.utils.set_random_seed(seed)
     inp = keras.Input((224, 224, 3), dtype="float32")
@@ -21,15 +19,10 @@ def build_tiny_model_dir(out: Path, seed: int = 0) -> Path:
     x = keras.layers.GlobalAveragePooling2D()(x)
     out_t = keras.layers.Dense(1, activation="sigmoid")(x)
     model = keras.Model(inp, out_t, name="tiny")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
-    (out / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights()))
-    card = {"name": "tiny-test-model", "version": digest.hexdigest()[:12],
-            "input": {"shape": [224, 224, 3], "dtype": "float32", "range": [0, 255]},
-            "files": {"keras": "model.keras", "tflite": "model.tflite"},
-            "threshold": 0.3, "temperature": 1.0}
-    (out / "card.json").write_text(json.dumps(card, indent=2))
+    # Saved exactly as training saves a model, so the worker loads it through its real path.
+    export_model(model, out, {"name": "tiny-test-model", "threshold": 0.3, "temperature": 1.0,
+                              "input": {"shape": [224, 224, 3], "dtype": "float32",
+                                        "range": [0, 255]}}, None)
     return out
 
 
