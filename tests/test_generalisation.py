@@ -97,19 +97,37 @@ def test_pseudo_fakes_are_labelled_fake_and_real_fakes_stay_fake():
     assert y.tolist() == [0, 0, 0, 1, 1, 1]  # the caller's arrays are not modified
 
 
-def test_training_batches_turn_a_share_of_reals_into_pseudo_fakes():
+def test_balanced_pseudo_fakes_take_the_place_of_fakes_and_keep_the_reals():
+    x = np.stack([_face_like(k) for k in range(8)])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    xs, ys = sbi_batch(x, y, 1.0, np.random.default_rng(0), balanced=True)
+    assert ys.tolist() == y.tolist()  # the classes stay 50/50
+    assert all(np.array_equal(xs[i], x[i]) for i in range(4))  # every real stays real
+    for i in range(4, 8):  # each fake slot now holds a pseudo-fake made from one of the reals
+        assert not np.array_equal(xs[i], x[i])
+        assert min(np.mean(np.abs(xs[i].astype(int) - x[j])) for j in range(4)) < 8
+    # More reals picked than fakes to replace: only as many pseudo-fakes as there are fakes.
+    xs, ys = sbi_batch(x[:6], y[:6], 1.0, np.random.default_rng(0), balanced=True)
+    assert ys.tolist() == y[:6].tolist()
+    assert all(np.array_equal(xs[i], x[i]) for i in range(4))
+
+
+def test_training_batches_add_pseudo_fakes_in_either_mode():
     from training.train import Batches
 
     crops = np.stack([_face_like(k) for k in range(64)])
     labels = np.array([0] * 32 + [1] * 32)
-    ys = [y.ravel() for _, y in Batches(crops, np.arange(64), labels, 32, (0, 0),
-                                        sbi_rate=0.5)]
-    y = np.concatenate(ys)
-    assert np.all(y[32:] == 1)  # fakes stay fake
-    assert 0.2 < y[:32].mean() < 0.8  # about half the reals became labelled pseudo-fakes
-    plain = np.concatenate([y.ravel() for _, y in Batches(crops, np.arange(64), labels, 32,
-                                                          (0, 0))])
-    assert np.array_equal(plain, labels)  # off by default
+    order = np.random.default_rng(3).permutation(64)  # mixed batches, as epochs draw them
+    # Batches reads each batch's rows in sorted order (memmap locality).
+    expect = np.concatenate([labels[np.sort(order[b:b + 32])] for b in (0, 32)])
+    unbalanced = np.concatenate([y.ravel() for _, y in Batches(
+        crops, order, labels, 32, (0, 0), sbi_rate=0.5, sbi_balanced=False)])
+    assert np.all(unbalanced[expect == 1] == 1)  # fakes stay fake
+    assert 0.2 < unbalanced[expect == 0].mean() < 0.8  # about half the reals relabelled
+    batches = list(Batches(crops, order, labels, 32, (0, 0), sbi_rate=0.5))  # balanced default
+    assert np.array_equal(np.concatenate([y.ravel() for _, y in batches]), expect)
+    plain = list(Batches(crops, order, labels, 32, (0, 0)))
+    assert np.array_equal(np.concatenate([y.ravel() for _, y in plain]), expect)
 
 
 # --- augmentation: both classes alike --------------------------------------------------------

@@ -13,9 +13,10 @@ _RESAMPLE = (Image.NEAREST, Image.BILINEAR, Image.BICUBIC, Image.LANCZOS, Image.
 def _geometry(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Small scale, rotation and shift, as a detector's box jitters between images."""
     w, h = img.size
-    s = rng.uniform(0.9, 1.12)
+    # Wide enough to cover a re-cropped upload, where the detector's box lands elsewhere.
+    s = rng.uniform(0.85, 1.15)
     a = np.deg2rad(rng.uniform(-8, 8))
-    tx, ty = rng.uniform(-0.06, 0.06, 2) * (w, h)
+    tx, ty = rng.uniform(-0.1, 0.1, 2) * (w, h)
     cos, sin = np.cos(a) / s, np.sin(a) / s
     cx, cy = w / 2, h / 2
     # Inverse map (output -> input) about the centre, as PIL's AFFINE transform expects.

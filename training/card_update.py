@@ -132,8 +132,10 @@ def generalisation_markdown(card: dict) -> str:
     tr = card.get("training", {})
     lines = ["", "## Generalisation (issue 6)", ""]
     if tr.get("sbi_rate"):
+        how = ("each got a pseudo-fake copy in place of one of the batch's fakes (classes stay "
+               "50/50)" if tr.get("sbi_mode") == "replace-fake" else "became pseudo-fakes")
         lines += [f"Trained with pseudo-fakes: {tr['sbi_rate']:.0%} of real training crops per "
-                  f"batch became {tr.get('pseudo_fakes')}."
+                  f"batch {how}: {tr.get('pseudo_fakes')}."
                   + (f" Started from the weights of {tr['init_model']}." if tr.get("init_model")
                      else ""), ""]
     lines += ["### Cross-source ROC AUC", "", cs["protocol"],

@@ -102,7 +102,8 @@ def run(ctx) -> None:
         t0, sums = time.time(), np.zeros(2)
         feed = Batches(ctx["crops"], idx, ctx["labels"], args.batch_size, (args.seed, epoch),
                        args.aug_strength, sbi_rate=args.sbi_rate,
-                       keypoints=ctx.get("keypoints"))
+                       keypoints=ctx.get("keypoints"),
+                       sbi_balanced=args.sbi_mode == "replace-fake")
         for b, (x, y) in enumerate(feed):
             if phase == "full":
                 # Linear warm-up over 100 steps, then cosine decay to 2% of the peak.
@@ -211,6 +212,7 @@ def finish(ctx, state, bn_before) -> dict:
             "aug_strength": args.aug_strength, "source_shares": SHARES,
             "face_found": ctx["meta"]["face_found"], "augmentation": AUGMENTATION,
             "sbi_rate": args.sbi_rate, "pseudo_fakes": SBI if args.sbi_rate else None,
+            "sbi_mode": args.sbi_mode if args.sbi_rate else None,
             "init_model": args.init_model,
             "prep_seconds": round(ctx["prep_seconds"], 1),
             "seconds": round(time.time() - ctx["t_start"], 1), "machine": ctx["machine"],

@@ -21,9 +21,9 @@ _det = None  # one FaceDetector per worker process
 
 def crop_settings() -> dict:
     """What the crops depend on besides the files: size, margin, detector, crop code."""
-    from worker import crop
+    from worker import crop, faces
 
-    src = inspect.getsource(crop)
+    src = inspect.getsource(crop) + inspect.getsource(faces)
     return {"size": int(crop.CROP_SIZE), "margin": getattr(crop, "MARGIN", None),
             "detector": _detector_settings(), "code": hashlib.sha256(src.encode()).hexdigest()[:12]}
 
@@ -55,12 +55,12 @@ def _init_worker() -> None:
 
 def crop_one(path: str, detector) -> tuple[np.ndarray, int, float]:
     """(best face crop or whole image 224x224x3 uint8, faces found, best face score)."""
-    from shared.images import decode_image
+    from shared.images import decode_pil
     from worker.crop import face_crops
 
     with open(path, "rb") as fh:
-        rgb = decode_image(fh.read())
-    crops, faces = face_crops(rgb, detector)
+        img = decode_pil(fh.read())
+    crops, faces = face_crops(img, detector)
     # The first crop is the best face (faces come sorted by score) or the whole image.
     return crops[0], len(faces), float(faces[0].score) if faces else 0.0
 

@@ -130,13 +130,24 @@ def self_blend(rgb: np.ndarray, rng: np.random.Generator, keypoints=None
 
 
 def sbi_batch(x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generator,
-              keypoints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Turn about `rate` of the real (label 0) images of a batch into pseudo-fakes (label 1)."""
+              keypoints: np.ndarray | None = None, balanced: bool = False
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo-fakes (label 1) from about `rate` of the real (label 0) images of a batch."""
+    # Unbalanced, the real itself becomes the pseudo-fake, so the batch has fewer reals and the
+    # model's P(fake) drifts up. Balanced, the real stays and its pseudo-fake takes the place of
+    # one of the batch's fakes: the 50/50 balance holds and each pseudo-fake meets its original.
     x, y = np.array(x, copy=True), np.array(y, copy=True)
-    for i in np.flatnonzero((np.ravel(y) == 0) & (rng.random(len(y)) < rate)):
-        kp = None if keypoints is None else keypoints[i]
-        x[i], _ = self_blend(np.asarray(x[i], np.uint8), rng, kp)
-        y.reshape(len(y), -1)[i] = 1
+    flat = y.reshape(len(y), -1)[:, 0]
+    picks = np.flatnonzero((flat == 0) & (rng.random(len(y)) < rate))
+    if balanced:
+        slots = rng.permutation(np.flatnonzero(flat == 1))[:len(picks)]
+        picks = picks[:len(slots)]
+    else:
+        slots = picks
+    for src, dst in zip(picks, slots, strict=True):
+        kp = None if keypoints is None else keypoints[src]
+        x[dst], _ = self_blend(np.asarray(x[src], np.uint8), rng, kp)
+        y.reshape(len(y), -1)[dst] = 1
     return x, y
 
 

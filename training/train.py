@@ -23,8 +23,8 @@ THRESHOLD = 0.3  # the rule "Fake when P(real) < 0.7"
 # Each epoch draws its images from the training sources in these shares (others split the rest).
 SHARES = {"ff-crops": 0.45, "dfdc-faces": 0.35, "stylegan-faces": 0.2}
 AUGMENTATION = ("probabilities below (except flip and grey) are multiplied by the "
-                "augmentation strength: flip (p 0.5); scale 0.9-1.12, rotation +-8 deg, shift "
-                "+-6% (p 0.5); down-and-up scaling 0.25-0.8 (p 0.4); Gaussian blur 0.4-2.2 px "
+                "augmentation strength: flip (p 0.5); scale 0.85-1.15, rotation +-8 deg, shift "
+                "+-10% (p 0.5); down-and-up scaling 0.25-0.8 (p 0.4); Gaussian blur 0.4-2.2 px "
                 "(p 0.3) or unsharp mask (p 0.3); saturation, channel gain, brightness, contrast, "
                 "gamma (p 0.8); grey (p 0.05); Gaussian noise sigma 2-12 (p 0.3); JPEG quality "
                 "30-95 (p 0.7)")
@@ -75,7 +75,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "after a successful export; by default they are deleted")
     p.add_argument("--weights", default=str(WEIGHTS), help="ImageNet trunk .npz")
     p.add_argument("--sbi-rate", type=float, default=0.0, metavar="P",
-                   help="share of real training crops turned into self-blended pseudo-fakes")
+                   help="share of real training crops that get a self-blended pseudo-fake")
+    p.add_argument("--sbi-mode", choices=("replace-fake", "replace-real"), default="replace-fake",
+                   help="where a pseudo-fake goes: in place of one of the batch's fakes (keeps "
+                   "the classes 50/50) or in place of its own real (the first recipe)")
     p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
                    "(same architecture) instead of the ImageNet trunk and a new head")
     return p.parse_args(argv)
@@ -99,9 +102,10 @@ class Batches:
 
     def __init__(self, crops, idx: np.ndarray, labels: np.ndarray, batch: int, seed,
                  strength: float = 1.0, ahead: int = 6, sbi_rate: float = 0.0,
-                 keypoints: np.ndarray | None = None):
+                 keypoints: np.ndarray | None = None, sbi_balanced: bool = True):
         self.crops, self.idx, self.labels, self.batch, self.seed = crops, idx, labels, batch, seed
         self.strength, self.sbi_rate, self.keypoints = strength, sbi_rate, keypoints
+        self.sbi_balanced = sbi_balanced
         self.n, self.ahead = len(idx) // batch, ahead
         self.next = self.consumed = 0
         self.lock = threading.Lock()
@@ -127,7 +131,7 @@ class Batches:
             if self.sbi_rate:
                 # Pseudo-fakes first, then the same augmentation as every other image.
                 kps = None if self.keypoints is None else self.keypoints[sel]
-                x, y = sbi_batch(x, y, self.sbi_rate, rng, kps)
+                x, y = sbi_batch(x, y, self.sbi_rate, rng, kps, self.sbi_balanced)
             x = augment_batch(x, rng, self.strength).astype(np.float32)
             with self.cv:
                 self.results[b] = (x, y.astype(np.float32)[:, None])

@@ -9,13 +9,10 @@ is chosen so that they look like the tight crops that make up most of the traini
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from PIL import Image
 
-if TYPE_CHECKING:  # keep LiteRT out of importers that only crop
-    from worker.faces import Face, FaceDetector
+from worker.faces import Face, FaceDetector, as_image  # LiteRT loads only in FaceDetector()
 
 CROP_SIZE = 224
 # Fraction of the face box side added on each side. Looking at crops side by side: 0.05 (1.1 box
@@ -38,12 +35,15 @@ def square_box(box, width: int, height: int, margin: float = MARGIN) -> tuple[in
     return left, top, left + side, top + side
 
 
-def crop_resize(rgb: np.ndarray, box) -> np.ndarray:
-    """The box of an HxWx3 uint8 image resized to (CROP_SIZE, CROP_SIZE, 3) uint8."""
+def crop_resize(image: np.ndarray | Image.Image, box) -> np.ndarray:
+    """The box of an RGB image (array or PIL) resized to (CROP_SIZE, CROP_SIZE, 3) uint8."""
     x0, y0, x1, y1 = (int(v) for v in box)
     # PIL's bilinear filter widens with the scale factor when shrinking, so big photos are
     # area-averaged rather than aliased.
-    region = Image.fromarray(np.ascontiguousarray(rgb[y0:y1, x0:x1], dtype=np.uint8))
+    if isinstance(image, Image.Image):
+        region = image.crop((x0, y0, x1, y1))
+    else:
+        region = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1], dtype=np.uint8))
     return np.asarray(region.resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR))
 
 
@@ -55,17 +55,16 @@ def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def face_crops(
-    rgb: np.ndarray, detector: FaceDetector, max_faces: int = 8
+    image: np.ndarray | Image.Image, detector: FaceDetector, max_faces: int = 8
 ) -> tuple[np.ndarray, list[Face]]:
     """(N,224,224,3) uint8 crops, one per face (best first); no faces: the centred square."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected HxWx3 RGB, got shape {rgb.shape}")
-    height, width = rgb.shape[:2]
-    faces = detector.detect(rgb)[:max_faces]
+    img = as_image(image)  # checks the shape; a PIL image crops without copying the whole
+    width, height = img.size
+    faces = detector.detect(img)[:max_faces]
     if not faces:
         # Fallback: the centred square, not the whole image squashed. A tight crop the detector
         # missed then looks like the face crop it would have given (for a square crop it is the
         # same pixels), and no image is ever stretched, which would change its texture.
-        return crop_resize(rgb, centre_square(width, height))[None], []
-    crops = [crop_resize(rgb, square_box(f.box, width, height)) for f in faces]
+        return crop_resize(img, centre_square(width, height))[None], []
+    crops = [crop_resize(img, square_box(f.box, width, height)) for f in faces]
     return np.stack(crops), faces

