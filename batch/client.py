@@ -261,12 +261,15 @@ class ApiClient:
                 attempt += 1
                 self._sleep(decision.delay)
 
-    def submit(self, path: Path) -> dict:
-        """Upload one image; returns its entry from the 202 response's jobs list."""
+    def submit(self, path: Path, wait: float = 0) -> dict:
+        """Upload one image; returns its entry from the response's jobs list (with wait > 0,
+        the server holds the answer up to that many seconds for the result)."""
         mime = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
         # Bytes rather than an open file, so a retried request sends the whole file again.
         files = {"image": (path.name, path.read_bytes(), mime)}
-        body = self.request("POST", "/api/v1/jobs", "upload", timeout=120, files=files)
+        params = {"wait": wait} if wait > 0 else None
+        body = self.request("POST", "/api/v1/jobs", "upload", timeout=120 + wait, files=files,
+                            params=params)
         jobs = body.get("jobs") or []
         if not jobs or not jobs[0].get("id"):
             raise ApiError("upload accepted but the response names no job")
@@ -291,9 +294,14 @@ class ApiClient:
     def process(self, path: Path, timeout: float) -> dict:
         """Submit one image and wait for its verdict; always returns a row (done or failed)."""
         job_id = ""
+        started = time.monotonic()
         try:
-            job_id = str(self.submit(path)["id"])
-            return row_from_job(path, self.wait(job_id, timeout))
+            # One request when the verdict comes within the upload's own wait (the usual case).
+            job = self.submit(path, wait=max(0, min(MAX_WAIT_S, math.floor(timeout))))
+            job_id = str(job["id"])
+            if job.get("status") == "failed" or isinstance(job.get("result"), dict):
+                return row_from_job(path, job)
+            return row_from_job(path, self.wait(job_id, timeout - (time.monotonic() - started)))
         except ApiError as exc:
             return make_row(path, job_id, error=str(exc))
         except OSError as exc:  # the file vanished or is unreadable

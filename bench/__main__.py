@@ -169,8 +169,11 @@ def bench_e2e(model_dir: str, photos: list[Path], cores: int, batch: int, client
     if variants:
         for label, change in [("1 worker process", {"worker_procs": 1}),
                               ("DFD_BATCH_SIZE=1", {"batch_size": 1}),
-                              ("1 web process", {"web_workers": 1})]:
-            if change.get("worker_procs") == cores:
+                              ("1 web process", {"web_workers": 1}),
+                              ("2 web processes", {"web_workers": 2}),
+                              ("plain POST, then GET ?wait=10", {"upload_wait": False})]:
+            if change.get("worker_procs") == cores or \
+                    change.get("web_workers") == shipped["web_workers"]:
                 continue
             log(f"e2e variant: {label}")
             r = run_e2e(model_dir, photos[:warm + n], **{**shipped, **change},

@@ -1,9 +1,11 @@
 """End to end on this machine: real redis-server, Celery worker(s), gunicorn web, HTTP clients.
 
-Load is closed-loop: `clients` threads, each uploading one image (`POST /api/v1/jobs` with an
-API key) and then long-polling its job (`GET /api/v1/jobs/<id>?wait=10`) until it is final,
-then taking the next image. Latency is upload start -> final result received. Throughput is
-images finished / (last finish - first upload). Only 127.0.0.1 is ever contacted; every run is
+Load is closed-loop: `clients` threads, each uploading one image (`POST /api/v1/jobs?wait=10`
+with an API key, as `dfd submit` and the page do: the answer carries the verdict) and, only if
+that answer is not final, long-polling its job (`GET /api/v1/jobs/<id>?wait=10`), then taking
+the next image. With upload_wait=False the upload is a plain POST and every job is polled.
+Latency is upload start -> final result received. Throughput is images finished / (last finish
+- first upload). Only 127.0.0.1 is ever contacted; every run is
 bounded by a count and a deadline.
 """
 
@@ -264,13 +266,15 @@ def _loaded(log: Path) -> int:
         return 0
 
 
-def job_submitter(url: str, key: str):
-    """submit(client, i, path) for the job API: upload, then long-poll until final."""
+def job_submitter(url: str, key: str, upload_wait: bool = True):
+    """submit(client, i, path) for the job API: upload (held for the verdict when upload_wait),
+    then long-poll until final if it is not yet."""
     headers = {"Authorization": f"Bearer {key}"}
+    path_ = "/api/v1/jobs?wait=10" if upload_wait else "/api/v1/jobs"
 
     def submit(c: HttpClient, i: int, path: Path):
-        status, body = c.upload("/api/v1/jobs", "image", path.name, path.read_bytes(), headers)
-        if status != 202:
+        status, body = c.upload(path_, "image", path.name, path.read_bytes(), headers)
+        if status not in (200, 202):
             raise RuntimeError(f"upload answered {status}: {body}")
         job = body["jobs"][0]
         reused = bool(job.get("reused"))
@@ -286,7 +290,7 @@ def job_submitter(url: str, key: str):
 
 def run_e2e(model_dir: str, photos: list[Path], *, worker_procs: int, batch_size: int,
             web_workers: int, web_threads: int, clients: int, warmup: int, idle: int,
-            deadline_s: float) -> dict:
+            deadline_s: float, upload_wait: bool = True) -> dict:
     """One configuration: idle single-image latency, then the load run; peak RSS throughout.
 
     photos: distinct images; the first `warmup + idle` are used for warm-up and the idle
@@ -296,7 +300,7 @@ def run_e2e(model_dir: str, photos: list[Path], *, worker_procs: int, batch_size
     try:
         with service(model_dir, workdir, worker_procs=worker_procs, batch_size=batch_size,
                      web_workers=web_workers, web_threads=web_threads) as (url, key, pids):
-            submit = job_submitter(url, key)
+            submit = job_submitter(url, key, upload_wait)
             with RssSampler(pids) as rss:
                 run_load(submit, photos[:warmup], clients, 60)
                 idle_res = run_sequential(submit, photos[warmup:warmup + idle]) if idle else None
@@ -304,7 +308,8 @@ def run_e2e(model_dir: str, photos: list[Path], *, worker_procs: int, batch_size
                 load = run_load(submit, photos[warmup + idle:], clients, deadline_s)
                 load["cpu_ms_per_image"] = cpu_per_image(rss, cpu0, own0, load["done"])
             load.update(config={"worker_processes": worker_procs, "batch_size": batch_size,
-                                "web_workers": web_workers, "web_threads": web_threads},
+                                "web_workers": web_workers, "web_threads": web_threads,
+                                "upload_wait": upload_wait},
                         idle_latency_ms=idle_res,
                         rss_mb={"web": rss.max_mb("web"), "worker": rss.max_mb("worker")})
             return load

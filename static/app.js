@@ -287,7 +287,8 @@
     var released = false;
     function done() { if (!released) { released = true; item.xhr = null; release(); } }
 
-    xhr.open("POST", API + "/jobs");
+    // The server holds the answer until the verdict (or WAIT_S): usually no polling at all.
+    xhr.open("POST", API + "/jobs?wait=" + WAIT_S);
     xhr.setRequestHeader("Accept", "application/json");
     xhr.timeout = UPLOAD_TIMEOUT_MS;
     xhr.upload.onprogress = function (e) {
@@ -298,8 +299,9 @@
       }
     };
     xhr.upload.onload = function () {
-      setProgress(item, 1);
-      item.refs.status.textContent = "Uploaded — checking…";
+      done();  // the bytes are sent: the next upload may start while this one is analysed
+      setProgress(item, null);
+      item.refs.status.textContent = "Uploaded — analysing…";
     };
     xhr.onload = function () {
       done();

@@ -8,11 +8,12 @@ from tests import services
 from tests.conftest import make_jpeg
 
 
-def post_images(server, *blobs, key=None, names=None):
+def post_images(server, *blobs, key=None, names=None, params=None):
     files = [("image", ((names or [])[i] if names else f"img{i}.jpg", b, "image/jpeg"))
              for i, b in enumerate(blobs)]
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return requests.post(f"{server.url}/api/v1/jobs", files=files, headers=headers, timeout=30)
+    return requests.post(f"{server.url}/api/v1/jobs", files=files, headers=headers,
+                         params=params, timeout=30)
 
 
 def test_submit_poll_result(live_server, sample_jpeg):
@@ -51,6 +52,37 @@ def test_identical_bytes_reuse_result(live_server):
     assert again["id"] != first["id"]
     assert again.get("reused") is True and again["status"] == "done"
     assert live_server.get_job(again["id"], wait=0)["result"] == done["result"]
+
+
+def test_upload_with_wait_answers_with_the_results(live_server):
+    blobs = [make_jpeg(seed=s) for s in (21, 22)]
+    r = post_images(live_server, *blobs, key=live_server.api_key, params={"wait": 10})
+    assert r.status_code == 200, r.text
+    jobs = r.json()["jobs"]
+    assert [j["filename"] for j in jobs] == ["img0.jpg", "img1.jpg"]
+    for job in jobs:
+        assert job["status"] == "done" and job["result"]["label"] in ("Real", "Fake")
+        assert job["location"] == f"/api/v1/jobs/{job['id']}"
+        assert live_server.get_job(job["id"], wait=0)["result"] == job["result"]
+    # The same bytes again: answered from the earlier result, result included.
+    again = post_images(live_server, blobs[0], key=live_server.api_key, params={"wait": 1})
+    assert again.status_code == 200
+    assert again.json()["jobs"][0]["result"] == jobs[0]["result"]
+    for bad in ("-1", "11", "soon", "nan"):
+        r = post_images(live_server, blobs[0], key=live_server.api_key, params={"wait": bad})
+        assert r.status_code == 400 and "wait" in r.json()["error"]["message"], bad
+
+
+def test_upload_with_a_wait_too_short_is_202_and_still_finishes(live_server):
+    # The last job is queued just before the 1 ms wait starts; a worker needs longer than that
+    # to receive it, find the face and classify it, so the answer is a 202.
+    blobs = [make_jpeg(seed=s) for s in (24, 25, 26)]
+    resp = post_images(live_server, *blobs, key=live_server.api_key, params={"wait": 0.001})
+    assert resp.status_code == 202, resp.text
+    jobs = resp.json()["jobs"]
+    assert jobs[-1]["status"] in ("queued", "running") and "result" not in jobs[-1]
+    for job in jobs:
+        assert live_server.wait_final(job["id"])["status"] == "done"
 
 
 def test_unknown_job_is_404_json(live_server):

@@ -129,6 +129,8 @@ class StubHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        with self.server.lock:
+            self.server.gets += 1
         if self.headers.get("Authorization") == "Bearer wrong":
             err = {"code": "unauthorized", "message": "unknown API key"}
             return self._send(401, {"error": err})
@@ -157,6 +159,8 @@ class StubHandler(BaseHTTPRequestHandler):
         srv.jobs[job_id] = {"id": job_id, "status": "done", "result": {
             "label": label, "confidence": 0.8, "p_fake": 0.8 if label == "Fake" else 0.2,
             "faces": [], "model": {"name": "stub", "version": "stub1"}}}
+        if srv.inline and "wait=" in self.path:  # a server that answers ?wait= uploads at once
+            return self._send(200, {"jobs": [{**srv.jobs[job_id], "filename": name}]})
         self._send(202, {"jobs": [{"id": job_id, "status": "queued", "filename": name}]})
 
 
@@ -164,6 +168,7 @@ class StubHandler(BaseHTTPRequestHandler):
 def stub():
     server = ThreadingHTTPServer(("127.0.0.1", 0), StubHandler)
     server.jobs, server.lock, server.posts, server.replies = {}, threading.Lock(), 0, []
+    server.gets, server.inline = 0, False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -180,6 +185,17 @@ def test_client_waits_out_429_and_retries_503(stub, tmp_path):
     assert row["status"] == "done", row
     assert time.monotonic() - started >= 2.0  # two Retry-After: 1 waits, not counted as failures
     assert stub.posts == 4
+
+
+def test_client_takes_the_verdict_from_the_upload_answer_when_given(stub, tmp_path):
+    image = make_images(tmp_path, 1)[0]
+    client = ApiClient(stub.url)
+    row = client.process(image, timeout=30)  # this server ignores ?wait=: it polls as before
+    assert row["status"] == "done" and (stub.posts, stub.gets) == (1, 1)
+    stub.inline = True
+    row = client.process(image, timeout=30)
+    assert row["status"] == "done" and row["label"] in ("Real", "Fake")
+    assert (stub.posts, stub.gets) == (2, 1)  # one request for the whole job
 
 
 def test_cli_csv_output_and_resume_with_stub(stub, tmp_path, capsys):
@@ -236,7 +252,8 @@ def test_live_submit_then_resume(live_server, tmp_path, monkeypatch, capsys):
     assert f"12 done: {real} real, {12 - real} fake, 1 failed" in capsys.readouterr().out
 
     sent, submit = [], ApiClient.submit
-    monkeypatch.setattr(ApiClient, "submit", lambda self, p: sent.append(p) or submit(self, p))
+    monkeypatch.setattr(ApiClient, "submit",
+                        lambda self, p, **kw: sent.append(p) or submit(self, p, **kw))
     assert cli.main(args) == 1
     assert sent == [tmp_path / "in" / "bad.jpg"]  # done rows are not sent again
     again = read_rows(out, "jsonl")

@@ -109,8 +109,9 @@ def run(ctx) -> None:
                 # Linear warm-up over 100 steps, then cosine decay to 2% of the peak.
                 s = state["full_step"]
                 frac = min(s / full_steps, 1.0)
-                lr = args.lr * min(1.0, (s + 1) / 100) * (0.02 + 0.98 * 0.5 *
-                                                          (1 + math.cos(math.pi * frac)))
+                peak = args.lr * state.get("lr_scale", 1.0)
+                lr = peak * min(1.0, (s + 1) / 100) * (
+                    0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
                 opt.learning_rate.assign(lr)
                 state["full_step"] += 1
             res = model.train_on_batch(x, y, return_dict=True)
@@ -126,6 +127,15 @@ def run(ctx) -> None:
         epoch_s = time.time() - t0
         state["train_seconds"] += epoch_s
         state["images_seen"] += steps * args.batch_size
+        if phase == "full" and aucs and all(a == 0.5 or a != a for a in aucs.values()):
+            # Every calibration score is the same (or NaN): the net collapsed to a constant
+            # (dead ReLU6 units behind frozen BatchNorm; seen at 6e-4 and 1e-3 with SBI and
+            # strength 1). Go back to the best epoch and halve the learning rate.
+            state["lr_scale"] = state.get("lr_scale", 1.0) / 2
+            model.load_weights(work / "best.weights.h5")
+            opt = _compile(model, phase, args.lr * state["lr_scale"])
+            log(f"epoch {epoch + 1} collapsed to a constant output: back to epoch "
+                f"{state['best_epoch']}'s weights, learning rate x{state['lr_scale']:g}")
         best = score > state["best_score"]
         if best:
             state["best_score"], state["best_epoch"] = score, epoch + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
@@ -26,6 +27,17 @@ def _ext():
 
 def _status_limit() -> str:
     return current_app.config["DFD"]["STATUS_LIMIT"]
+
+
+def _wait_arg() -> float:
+    """The ?wait= seconds of a request (0 when absent); 400 when not a number in range."""
+    try:
+        wait = float(request.args.get("wait", 0))
+    except ValueError:
+        abort(400, description="wait must be a number of seconds")
+    if not 0 <= wait <= MAX_WAIT:  # also refuses nan
+        abort(400, description=f"wait must be between 0 and {MAX_WAIT:g} seconds")
+    return wait
 
 
 def _checked_files() -> list[tuple[str, bytes, dict]]:
@@ -59,8 +71,10 @@ def _checked_files() -> list[tuple[str, bytes, dict]]:
 @bp.post("/jobs")
 @limiter.limit(upload_limit, cost=upload_cost, scope="upload")
 def submit():
-    """Queue one job per uploaded image; 202 with the job ids."""
+    """Queue one job per uploaded image; 202 with the job ids (?wait=S: 200 with the results
+    when every job is final within S seconds)."""
     ext, client = _ext(), client_id()
+    wait = _wait_arg()
     checked = _checked_files()
     model = ext["jobs"].current_model()
     jobs = []
@@ -89,23 +103,35 @@ def submit():
                      "location": url_for("api.job", job_id=job_id),
                      "created_at": iso(ext["jobs"].get(job_id)["created_at"]),
                      **({"reused": True} if reused is not None else {})})
+    final = _wait_all(jobs, wait) if wait else False
     response = jsonify(jobs=jobs)
-    response.status_code = 202
+    response.status_code = 200 if final else 202
     if len(jobs) == 1:
         response.headers["Location"] = jobs[0]["location"]
     return response
+
+
+def _wait_all(jobs: list[dict], wait: float) -> bool:
+    """Hold until every job is final or `wait` seconds pass; fill in their views. All final?"""
+    # One round trip instead of two for a script that wants the verdict: the upload's own
+    # response carries the result (measured in docs/PERFORMANCE.md).
+    store, deadline = _ext()["jobs"], time.monotonic() + wait
+    limit = current_app.config["DFD"]["QUEUE_DEADLINE"]
+    for item in jobs:
+        left = deadline - time.monotonic()
+        if item["status"] not in FINAL and left >= 0.01:  # BLPOP's shortest timeout
+            store.wait(item["id"], left)
+        rec = store.get(item["id"])  # also for a reused result, which is final already
+        if rec is not None:
+            item.update(public_view(rec, deadline=limit))
+    return all(item["status"] in FINAL for item in jobs)
 
 
 @bp.get("/jobs/<job_id>")
 @limiter.limit(_status_limit, scope="status")
 def job(job_id: str):
     """A job's status and, when done, its result; ?wait=S holds until final or S seconds."""
-    try:
-        wait = float(request.args.get("wait", 0))
-    except ValueError:
-        abort(400, description="wait must be a number of seconds")
-    if not 0 <= wait <= MAX_WAIT:
-        abort(400, description=f"wait must be between 0 and {MAX_WAIT:g} seconds")
+    wait = _wait_arg()
     jobs = _ext()["jobs"]
     rec = jobs.get(job_id) if len(job_id) == 32 else None
     if rec is None:

@@ -49,6 +49,11 @@ SCHEMAS = {
             "id": {"type": "string"}, "status": {"type": "string"},
             "filename": {"type": "string"}, "location": {"type": "string"},
             "created_at": {"type": "string"}}}}}},
+    "Answered": {"type": "object", "required": ["jobs"], "properties": {"jobs": {
+        "type": "array", "items": {"allOf": [
+            {"$ref": "#/components/schemas/Job"},
+            {"type": "object", "properties": {"filename": {"type": "string"},
+                                              "location": {"type": "string"}}}]}}}},
 }
 
 
@@ -66,15 +71,22 @@ def spec() -> dict:
             "/api/v1/jobs": {"post": {
                 "summary": "Submit one or more images for detection",
                 "security": [{}, {"bearer": []}],
+                "parameters": [
+                    {"name": "wait", "in": "query", "required": False,
+                     "description": "hold up to this many seconds for every job to be final",
+                     "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
                     "schema": {"type": "object", "required": ["image"], "properties": {
                         "image": {"type": "array",
                                   "items": {"type": "string", "format": "binary"}}}}}}},
                 "responses": {
-                    "202": {"description": "Queued",
+                    "200": {"description": "With ?wait=: every job final, results included",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Answered"}}}},
+                    "202": {"description": "Queued (with ?wait=: not all final in time)",
                             "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Accepted"}}}},
-                    "400": _error("Malformed request or image"),
+                    "400": _error("Malformed request or image, or bad wait parameter"),
                     "401": _error("Unknown API key"),
                     "413": _error("Upload too large"),
                     "415": _error("Not a JPEG or PNG image"),
