@@ -85,6 +85,17 @@ def _touch(path: Path) -> None:
     path.write_bytes(b"x")
 
 
+def test_collapse_is_a_constant_output_on_every_source():
+    from training.loop import collapsed
+    from training.metrics import roc_auc
+
+    y = np.array([0, 1, 0, 1, 1, 0])
+    constant = roc_auc(y, np.full(6, 0.5))  # what a dead net's scores give
+    assert collapsed({"a": constant, "b": float("nan")})
+    assert not collapsed({"a": constant, "b": roc_auc(y, np.array([.1, .9, .2, .8, .7, .3]))})
+    assert not collapsed({})
+
+
 def test_split_keeps_source_video_groups_together(tmp_path):
     root = tmp_path / "dfdc-faces"
     for k in range(60):

@@ -37,6 +37,11 @@ def _calib_score(ctx, model) -> tuple[float, dict]:
     return (float(np.mean(valid)) if valid else 0.0), aucs
 
 
+def collapsed(aucs: dict) -> bool:
+    """Every calibration AUC exactly 0.5 or NaN: the net gives one constant output."""
+    return bool(aucs) and all(a == 0.5 or a != a for a in aucs.values())
+
+
 def _save(model, opt, ctx, state, best: bool) -> None:
     work = ctx["work"]
     model.save_weights(work / "last.weights.h5")
@@ -127,10 +132,9 @@ def run(ctx) -> None:
         epoch_s = time.time() - t0
         state["train_seconds"] += epoch_s
         state["images_seen"] += steps * args.batch_size
-        if phase == "full" and aucs and all(a == 0.5 or a != a for a in aucs.values()):
-            # Every calibration score is the same (or NaN): the net collapsed to a constant
-            # (dead ReLU6 units behind frozen BatchNorm; seen at 6e-4 and 1e-3 with SBI and
-            # strength 1). Go back to the best epoch and halve the learning rate.
+        if phase == "full" and collapsed(aucs):
+            # Dead ReLU6 units behind frozen BatchNorm (seen at 6e-4 and 1e-3 with SBI and
+            # strength 1): go back to the best epoch and halve the learning rate.
             state["lr_scale"] = state.get("lr_scale", 1.0) / 2
             model.load_weights(work / "best.weights.h5")
             opt = _compile(model, phase, args.lr * state["lr_scale"])
