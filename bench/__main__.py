@@ -160,7 +160,9 @@ def bench_e2e(model_dir: str, photos: list[Path], cores: int, batch: int, client
     warm, idle = (8, 5) if quick else (24, 30)
     common = {"clients": clients, "warmup": warm, "idle": idle,
               "deadline_s": 60 if quick else 300}
-    shipped = {"worker_procs": cores, "batch_size": batch, "web_workers": 2, "web_threads": 8}
+    # make run's defaults (scripts/run.sh): a worker process per core, a web process per 2 cores.
+    shipped = {"worker_procs": cores, "batch_size": batch, "web_workers": max(1, cores // 2),
+               "web_threads": 8}
     log(f"e2e: shipped config {shipped}, {n} images")
     e2e = run_e2e(model_dir, photos[:warm + idle + n], **shipped, **common)
     log(f"e2e: {e2e['images_per_s']:.1f} img/s, idle p50 "

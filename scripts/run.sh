@@ -30,9 +30,12 @@ else
 fi
 
 "$BIN/python" -m shared.check_settings
-"$BIN/python" -m worker --concurrency "${DFD_WORKERS:-2}" >var/log/worker.log 2>&1 &
+# Measured (docs/PERFORMANCE.md): one worker process per core, one web process per two cores.
+CORES=$(nproc 2>/dev/null || echo 2)
+HALF=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))
+"$BIN/python" -m worker --concurrency "${DFD_WORKERS:-$CORES}" >var/log/worker.log 2>&1 &
 pids+=($!)
-"$BIN/gunicorn" -k gthread -w "${DFD_WEB_WORKERS:-2}" --threads 8 -b "$HOST:$PORT" \
+"$BIN/gunicorn" -k gthread -w "${DFD_WEB_WORKERS:-$HALF}" --threads 8 -b "$HOST:$PORT" \
   --access-logfile - web.wsgi:app >var/log/web.log 2>&1 &
 pids+=($!)
 echo "worker: log in var/log/worker.log"
