@@ -15,6 +15,7 @@ from PIL import Image, ImageFilter
 
 from training import metrics as M
 from training.data import list_images, read_split
+from worker.faces import as_image
 
 # The changes a genuine photo goes through anyway. Each returns the bytes a user would upload.
 CHANGES = {
@@ -142,13 +143,14 @@ class CachedDetector:
     def __init__(self, detector, keep: int = 16):
         self.detector, self.keep, self.memo = detector, keep, {}
 
-    def detect(self, rgb: np.ndarray):
-        """detector.detect(rgb), reused for an identical image."""
-        key = (rgb.shape, hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).digest())
+    def detect(self, image):
+        """detector.detect(image) (array or PIL), reused for an identical image."""
+        img = as_image(image)
+        key = (img.size, hashlib.sha1(img.tobytes()).digest())
         if key not in self.memo:
             if len(self.memo) >= self.keep:
                 self.memo.pop(next(iter(self.memo)))
-            self.memo[key] = self.detector.detect(rgb)
+            self.memo[key] = self.detector.detect(img)
         return self.memo[key]
 
 
