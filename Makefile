@@ -50,9 +50,9 @@ robustness: deps
 
 cross-source: deps
 	$(BIN)/dfd train $(DATA)/ff-crops --out var/models/ff-only --epochs 5 --epoch-images 8000 \
-		--time-budget 10
+		--time-budget 0
 	$(BIN)/dfd train $(DATA)/stylegan-faces --out var/models/stylegan-only --epochs 6 \
-		--epoch-images 4000 --time-budget 7
+		--epoch-images 4000 --time-budget 0
 	$(BIN)/python -m training.robustness --model shipped=$(MODEL) \
 		--model ff-only=var/models/ff-only --model stylegan-only=var/models/stylegan-only \
 		--split $(MODEL)/split.json --no-flips --json var/cross-source.json

@@ -1,7 +1,7 @@
 """The worker's pipeline in one process, without Redis: decode -> find faces -> crop -> classify.
 
 Each measurement runs in a fresh process (spawned, as a Celery child is a process of its own)
-with the worker's own code: `shared.images.decode_image` at `worker.pipeline.DECODE_SIZE`, then
+with the worker's own code: `shared.images.decode_pil` at `worker.pipeline.DECODE_SIZE`, then
 `worker.pipeline.analyze_many` over groups of DFD_BATCH_SIZE images, which finds faces
 (`worker.faces.FaceDetector`, default "full" BlazeFace), crops them (`worker.crop.face_crops`)
 and scores every crop of the group (`worker.model.load_model`, LiteRT).
@@ -31,12 +31,13 @@ def _read(photo_dir: str, limit: int | None = None) -> list[bytes]:
 
 
 def decode(data: bytes, max_pixels: int, reduce_to: int | None = None):
-    """The worker's decode of an upload (worker/pipeline.py _load): JPEGs at reduced scale."""
-    from shared.images import decode_image
+    """The worker's decode of an upload (worker/pipeline.py _load): JPEGs at reduced scale,
+    kept as a PIL image."""
+    from shared.images import decode_pil
     from worker.pipeline import DECODE_SIZE
 
-    return decode_image(data, max_pixels=max_pixels,
-                        reduce_to=DECODE_SIZE if reduce_to == "default" else reduce_to)
+    return decode_pil(data, max_pixels=max_pixels,
+                      reduce_to=DECODE_SIZE if reduce_to == "default" else reduce_to)
 
 
 def _run_once(photos: list[bytes], batch: int, detector, model, decode_size) -> list[dict]:
@@ -123,7 +124,7 @@ def large_decode(args: dict) -> dict:
         t = time.perf_counter()
         results = [analyze_many([im], detector, model)[0] for im in imgs]
         rest = (time.perf_counter() - t) / len(photos) * 1e3
-        out[name] = {"decoded": f"{imgs[0].shape[1]}x{imgs[0].shape[0]}", "decode_ms": dec,
+        out[name] = {"decoded": "{}x{}".format(*imgs[0].size), "decode_ms": dec,
                      "faces_crop_classify_ms": rest,
                      "face_found": sum(1 for r in results if r["faces"]) / len(results)}
     return out

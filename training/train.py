@@ -60,12 +60,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--epoch-images", type=int, default=20000, help="images drawn per epoch")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--batch-size", type=int, default=48)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak fine-tuning learning rate")
+    p.add_argument("--lr", type=float, default=4e-4, help="peak fine-tuning learning rate")
     p.add_argument("--head-lr", type=float, default=3e-3, help="warm-up learning rate")
-    p.add_argument("--aug-strength", type=float, default=0.65,
+    p.add_argument("--aug-strength", type=float, default=1.0,
                    help="scales every augmentation's probability (1 = strongest)")
     p.add_argument("--internal-size", type=int, default=160, help="trunk resolution")
-    p.add_argument("--time-budget", type=float, default=52, metavar="MIN",
+    p.add_argument("--time-budget", type=float, default=55, metavar="MIN",
                    help="whole-run wall-clock budget in minutes, prep included; the number of "
                    "epochs is fitted to it (0: no budget, run --epochs)")
     p.add_argument("--limit", type=int, default=None, help="cap images per source and part "
@@ -74,7 +74,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--keep-work", action="store_true", help="keep the checkpoints (work/) "
                    "after a successful export; by default they are deleted")
     p.add_argument("--weights", default=str(WEIGHTS), help="ImageNet trunk .npz")
-    p.add_argument("--sbi-rate", type=float, default=0.0, metavar="P",
+    p.add_argument("--sbi-rate", type=float, default=0.25, metavar="P",
                    help="share of real training crops that get a self-blended pseudo-fake")
     p.add_argument("--sbi-mode", choices=("replace-fake", "replace-real"), default="replace-fake",
                    help="where a pseudo-fake goes: in place of one of the batch's fakes (keeps "
