@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,24 @@ def test_crop_resize_takes_the_box():
     out = crop_resize(img, (100, 0, 200, 100))
     assert out.shape == (CROP_SIZE, CROP_SIZE, 3) and out.dtype == np.uint8
     assert out.min() == 255
+
+
+def test_pil_path_gives_the_pixels_of_the_array_path():
+    # The worker decodes to PIL and crops that (no whole-image array copy); the crops must be
+    # the pixels the array path (slice, then resize) gave, which training crops were made with.
+    from shared.images import decode_image, decode_pil
+
+    rng = np.random.default_rng(3)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(buf, "JPEG")
+    data = buf.getvalue()
+    arr, img = decode_image(data, reduce_to=1024), decode_pil(data, reduce_to=1024)
+    assert img.mode == "RGB" and np.array_equal(np.asarray(img), arr)
+    box = (37, 21, 301, 285)
+    by_slice = np.asarray(Image.fromarray(np.ascontiguousarray(arr[21:285, 37:301])).resize(
+        (CROP_SIZE, CROP_SIZE), Image.BILINEAR))
+    assert np.array_equal(crop_resize(img, box), by_slice)
+    assert np.array_equal(crop_resize(arr, box), by_slice)
 
 
 @pytest.mark.parametrize("kind", ["noise", "gradient"])

@@ -40,10 +40,7 @@ def crop_resize(image: np.ndarray | Image.Image, box) -> np.ndarray:
     x0, y0, x1, y1 = (int(v) for v in box)
     # PIL's bilinear filter widens with the scale factor when shrinking, so big photos are
     # area-averaged rather than aliased.
-    if isinstance(image, Image.Image):
-        region = image.crop((x0, y0, x1, y1))
-    else:
-        region = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1], dtype=np.uint8))
+    region = as_image(image).crop((x0, y0, x1, y1))
     return np.asarray(region.resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR))
 
 
