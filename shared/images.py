@@ -84,7 +84,7 @@ def decode_pil(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
             # draft() decodes at 1/2, 1/4 or 1/8 scale in libjpeg: far cheaper than a full decode.
             img.draft("RGB", (reduce_to, reduce_to))
         img.load()
-        img = ImageOps.exif_transpose(img, in_place=False) if _rotated(img) else img
+        img = ImageOps.exif_transpose(img) if _rotated(img) else img  # no copy when upright
         return img if img.mode == "RGB" else _to_rgb(img)
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError("corrupt_image", f"the image data is damaged or truncated ({exc})"
