@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from training import cues as Q
 from training import robustness as R
 from training.augment import augment, augment_batch
 from training.sbi import face_mask, face_outline, hull, sbi_batch, self_blend
@@ -150,10 +151,10 @@ def test_training_batches_augment_both_classes_alike():
         xs.append(x)
         ys.append(y.ravel())
     x, y = np.concatenate(xs).astype(np.uint8), np.concatenate(ys)
-    sharp = [R.laplacian_variance(im) for im in x]
-    assert 0.35 < R.signed_auc(y, sharp) < 0.65
-    assert 0.35 < R.signed_auc(y, [im.mean() for im in x]) < 0.65
-    before = np.median([R.laplacian_variance(im) for im in imgs])
+    sharp = [Q.laplacian_variance(im) for im in x]
+    assert 0.35 < Q.signed_auc(y, sharp) < 0.65
+    assert 0.35 < Q.signed_auc(y, [im.mean() for im in x]) < 0.65
+    before = np.median([Q.laplacian_variance(im) for im in imgs])
     assert np.std(np.log(sharp)) > 0.3 and np.median(sharp) != before
 
 
@@ -164,6 +165,18 @@ def test_flip_rate_counts_real_to_fake_only():
     assert r["rate"] == 0.25 and r["flipped"] == 1 and r["real_before"] == 4
     assert r["fake_to_real"] == 1 and r["n"] == 5
     assert np.isnan(R.flip_rate([True], [True])["rate"])
+    assert r["ci95"][0] < 0.25 < r["ci95"][1]
+
+
+def test_whole_sources_are_scored_only_by_models_that_never_saw_them():
+    class Card:
+        def __init__(self, *sources):
+            self.card = {"training": {"sources": dict.fromkeys(sources, {})}}
+
+    ff_only, mixed = Card("ff-crops"), Card("ff-crops", "stylegan-faces", "dfdc-faces")
+    assert R.applies("stylegan-faces/all", ff_only) and R.applies("dfdc-faces/all", ff_only)
+    assert R.applies("stylegan-faces/test", mixed) and R.applies("ff-crops/val", mixed)
+    assert not R.applies("stylegan-faces/all", mixed)
 
 
 def test_benign_changes_do_what_they_say():
@@ -179,28 +192,28 @@ def test_benign_changes_do_what_they_say():
             assert out.shape == (280, 280, 3)
         else:
             assert out.shape == img.shape
-    assert R.jpeg_quality(R.apply_change(img, "jpeg_q70")) == 70
-    assert R.jpeg_quality(R.apply_change(img, "jpeg_q90")) == 90
-    assert np.isnan(R.jpeg_quality(R.apply_change(img, "png")))
+    assert Q.jpeg_quality(R.apply_change(img, "jpeg_q70")) == 70
+    assert Q.jpeg_quality(R.apply_change(img, "jpeg_q90")) == 90
+    assert np.isnan(Q.jpeg_quality(R.apply_change(img, "png")))
     with pytest.raises(ValueError):
         R.apply_change(img, "rotate")
 
 
 def test_cues_on_known_inputs():
     flat = np.full((32, 32, 3), 77, np.uint8)
-    assert R.laplacian_variance(flat) == 0.0
+    assert Q.laplacian_variance(flat) == 0.0
     img = _face_like()
     blurred = np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(2)))
-    assert R.laplacian_variance(blurred) < R.laplacian_variance(img) / 4
+    assert Q.laplacian_variance(blurred) < Q.laplacian_variance(img) / 4
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, "JPEG", quality=10)
     jpeg = np.asarray(Image.open(buf).convert("RGB"))
-    assert R.blockiness(jpeg) > 1.3 > R.blockiness(img)
+    assert Q.blockiness(jpeg) > 1.3 > Q.blockiness(img)
     # Signed AUC: a cue that is larger for fakes is > 0.5; reversed, < 0.5; strength folds both.
-    assert R.signed_auc([0, 0, 1, 1], [1, 2, 3, 4]) == 1.0
-    assert R.signed_auc([0, 0, 1, 1], [4, 3, 2, 1]) == 0.0
-    assert R.strength(0.2) == pytest.approx(0.8)
-    assert R.signed_auc([0, 1, 0, 1], [1, 1, np.nan, np.nan]) == 0.5  # NaN cues are left out
+    assert Q.signed_auc([0, 0, 1, 1], [1, 2, 3, 4]) == 1.0
+    assert Q.signed_auc([0, 0, 1, 1], [4, 3, 2, 1]) == 0.0
+    assert Q.strength(0.2) == pytest.approx(0.8)
+    assert Q.signed_auc([0, 1, 0, 1], [1, 1, np.nan, np.nan]) == 0.5  # NaN cues are left out
 
 
 def test_cached_detector_detects_each_image_once():

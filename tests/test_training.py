@@ -85,6 +85,35 @@ def _touch(path: Path) -> None:
     path.write_bytes(b"x")
 
 
+def test_intervals_and_rank_correlation_on_known_inputs():
+    lo, hi = M.wilson(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-3) and hi == pytest.approx(0.7634, abs=1e-3)
+    assert M.wilson(0, 10)[0] == 0.0 and np.isnan(M.wilson(0, 0)[0])
+    assert M.auc_ci([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == (1.0, 1.0)  # separated in every resample
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 200)
+    p = rng.normal(size=400) + 0.8 * y
+    lo, hi = M.auc_ci(y, p, seed=1)
+    assert lo < M.roc_auc(y, p) < hi and 0.03 < hi - lo < 0.15
+    assert M.auc_ci(y, p, seed=1) == (lo, hi)  # seeded
+    assert M.spearman([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
+    assert M.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(M.spearman([1, 2, 3], [5, 5, 5]))
+
+
+def test_stratified_auc_removes_what_a_cue_explains():
+    from training.probe import stratified_auc
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 1000)
+    cue = rng.normal(size=2000) - 1.0 * y  # reals have more of the cue
+    follows_cue = cue + 0.05 * rng.normal(size=2000)  # a score that only follows the cue
+    assert M.roc_auc(y, follows_cue) < 0.3
+    assert 0.4 < stratified_auc(y, follows_cue, cue, bins=10) < 0.6
+    real_signal = rng.normal(size=2000) + 1.5 * y  # a score the cue does not explain
+    assert stratified_auc(y, real_signal, cue) > 0.8
+
+
 def test_collapse_is_a_constant_output_on_every_source():
     from training.loop import collapsed
     from training.metrics import roc_auc

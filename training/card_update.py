@@ -13,7 +13,9 @@ PROTOCOL = ("Each row is a model, each column a held-out set scored through the 
             "(decode, BlazeFace, face_crops, calibrated model: worker.pipeline.analyze). A cell "
             "is cross-source (marked x) when the model never trained on that source. ff-crops/val "
             "is the given val split; the stylegan and dfdc test parts are the seeded held-out "
-            "files of split.json (the same for every model: same seed).")
+            "files of split.json (the same for every model: same seed); a /all column is every "
+            "file of that source, scored only for models that never trained on it. In brackets: "
+            "95% bootstrap interval of the AUC (1,000 resamples within each class).")
 FLIP_RULE = ("Real images only. Rate = images judged Real as uploaded and Fake after the change, "
              "over images judged Real as uploaded; target <= 3% for every change and set.")
 
@@ -44,13 +46,21 @@ def _row(name: str, info: dict, auc: dict) -> dict:
             "epochs": tr.get("epochs"), "images_seen": tr.get("images_seen"),
             "train_seconds": tr.get("seconds"),
             "auc": {s: r["auc"] for s, r in auc.items()},
+            "auc_ci95": {s: r.get("auc_ci95") for s, r in auc.items()},
             "cross": {s: s.split("/")[0] not in trained for s in auc}}
+
+
+def _cross_cells(row: dict) -> list[str]:
+    """A row's cross-source cells, the whole-source one standing for its held-out part."""
+    cells = [s for s in row["auc"] if row["cross"][s]]
+    return [s for s in cells if s.replace("/test", "/all") == s or
+            s.replace("/test", "/all") not in cells]
 
 
 def _worst(rows: dict, recipe_sbi: bool) -> dict | None:
     """Lowest cross-source AUC among rows trained with the given recipe (SBI or not)."""
     cells = [(r["auc"][s], n, s) for n, r in rows.items() if (r["sbi_rate"] > 0) == recipe_sbi
-             for s in r["auc"] if r["cross"][s]]
+             and not r.get("kept") for s in _cross_cells(r)]
     if not cells:
         return None
     auc, n, s = min(cells)
@@ -68,8 +78,9 @@ def _worst_flip(flips: dict) -> dict:
 
 
 def update(card_dir: Path, files: list[Path], shipped: str, previous: str | None,
-           notes: list[str]) -> dict:
-    """Add cross_source, flip_rates, cues, previous and targets to card.json; re-render."""
+           notes: list[str], keep_rows: tuple[str, ...] = ()) -> dict:
+    """Add cross_source, flip_rates, cues, previous and targets to card.json; re-render.
+    keep_rows: rows of the card's earlier cross-source table to carry over as they were."""
     from training.export import card_markdown
 
     m = _merge(files)
@@ -79,7 +90,14 @@ def update(card_dir: Path, files: list[Path], shipped: str, previous: str | None
         raise ValueError(f"measurements of {shipped} are for version "
                          f"{m['models'][shipped]['version']}, the card is {version}")
     rows = {n: _row(n, info, m["auc"][n]) for n, info in m["models"].items() if n in m["auc"]}
-    card["cross_source"] = {"protocol": PROTOCOL, "sets": m["sets"], "rows": rows,
+    earlier = card.get("cross_source", {}).get("rows", {})
+    for n in keep_rows:
+        if n not in earlier:
+            raise ValueError(f"--keep-row {n}: the card has no such row ({', '.join(earlier)})")
+        rows[n] = earlier[n] | {"kept": True}
+    sets = m["sets"] | {s: v for s, v in card.get("cross_source", {}).get("sets", {}).items()
+                        if keep_rows and s not in m["sets"]}
+    card["cross_source"] = {"protocol": PROTOCOL, "sets": sets, "rows": rows,
                             "shipped": shipped, "previous": previous, "limit": m.get("limit")}
     card["flip_rates"] = {"rule": FLIP_RULE, "target": FLIP_TARGET, "changes": m.get("changes"),
                           "sets": m["flip_rates"][shipped],
@@ -122,6 +140,21 @@ def _f(v, pct: bool = False) -> str:
     return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
 
 
+def _ci(ci, pct: bool = False) -> str:
+    """' (lo-hi)' for a 95% interval, '' when there is none."""
+    if not ci or ci[0] != ci[0]:
+        return ""
+    return f" ({100 * ci[0]:.0f}-{100 * ci[1]:.0f}%)" if pct else f" ({ci[0]:.2f}-{ci[1]:.2f})"
+
+
+def _auc_cell(row: dict, s: str) -> str:
+    """One cross-source cell: AUC, interval, x when cross-source; '-' when not scored."""
+    if s not in row["auc"]:
+        return "-"
+    return (f"{_f(row['auc'][s])}{_ci((row.get('auc_ci95') or {}).get(s))}"
+            f"{' x' if row['cross'].get(s) else ''}")
+
+
 def generalisation_markdown(card: dict) -> str:
     """The cross-source, flip-rate and cue tables of a card, as Markdown ('' if none)."""
     cs = card.get("cross_source")
@@ -144,18 +177,21 @@ def generalisation_markdown(card: dict) -> str:
              "| --- | --- | --- | " + " | ".join("---" for _ in sets) + " |"]
     for n, r in cs["rows"].items():
         tag = " (shipped)" if n == cs["shipped"] else " (previous)" if n == cs["previous"] else ""
-        cells = [f"{_f(r['auc'].get(s))}{' x' if r['cross'].get(s) else ''}" for s in sets]
+        tag += " (measured for an earlier card)" if r.get("kept") else ""
+        cells = [_auc_cell(r, s) for s in sets]
         lines.append(f"| {n}{tag} | {', '.join(r['trained_on'])} | {r['sbi_rate'] or '-'} | "
                      + " | ".join(cells) + " |")
     fr = card["flip_rates"]
     pf = (prev.get("flip_rates") or {}).get("sets") or {}
-    lines += ["", "### Benign-change flip rates (shipped / previous)", "", fr["rule"], "",
+    lines += ["", "### Benign-change flip rates (shipped / previous)", "",
+              fr["rule"] + " In brackets: the shipped model's 95% Wilson interval.", "",
               "| change | " + " | ".join(
                   f"{s} (n {next(iter(fr['sets'][s].values()))['n']})"
                   for s in fr["sets"]) + " |",
               "| --- | " + " | ".join("---" for _ in fr["sets"]) + " |"]
     for c, desc in (fr.get("changes") or {}).items():
-        cells = [f"{_f(fr['sets'][s][c]['rate'], True)} / "
+        cells = [f"{_f(fr['sets'][s][c]['rate'], True)}"
+                 f"{_ci(fr['sets'][s][c].get('ci95'), True)} / "
                  f"{_f(pf.get(s, {}).get(c, {}).get('rate'), True)}" for s in fr["sets"]]
         lines.append(f"| {c}: {desc} | " + " | ".join(cells) + " |")
     cu = card["cues"]
@@ -216,8 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shipped", required=True, help="name of this card's model in the JSONs")
     p.add_argument("--previous", help="name of the previous model in the JSONs")
     p.add_argument("--note", action="append", default=[], help="a line for the targets section")
+    p.add_argument("--keep-row", action="append", default=[], metavar="NAME",
+                   help="carry this row of the card's cross-source table over unmeasured")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
-    card = update(a.card_dir, a.measurements, a.shipped, a.previous, a.note)
+    card = update(a.card_dir, a.measurements, a.shipped, a.previous, a.note,
+                  tuple(a.keep_row))
     print(json.dumps(card["generalisation_targets"], indent=1))
     return 0
 

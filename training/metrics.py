@@ -21,16 +21,10 @@ def accuracy(y_true, p_fake, threshold: float = 0.5) -> float:
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks with ties given their average rank (what Mann-Whitney U needs)."""
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    ranks = np.empty(len(x), dtype=np.float64)
-    # Boundaries of runs of equal values; each run gets the mean of its positions.
-    edges = np.flatnonzero(np.diff(sorted_x)) + 1
-    starts = np.concatenate([[0], edges])
-    ends = np.concatenate([edges, [len(x)]])
-    for s, e in zip(starts, ends, strict=True):
-        ranks[order[s:e]] = (s + 1 + e) / 2.0
-    return ranks
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    # A run of equal values spans positions end - count + 1 .. end: its mean rank.
+    ends = np.cumsum(counts)
+    return ((ends - counts + 1 + ends) / 2.0)[inverse.ravel()]
 
 
 def roc_auc(y_true, p_fake) -> float:
@@ -119,3 +113,36 @@ def report(y_true, p_fake, threshold: float) -> dict:
         "mean_p_fake": {"real": float(p[y == 0].mean()) if np.any(y == 0) else float("nan"),
                         "fake": float(p[y == 1].mean()) if np.any(y == 1) else float("nan")},
     }
+
+
+def auc_ci(y_true, p_fake, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+           ) -> tuple[float, float]:
+    """Percentile interval of the ROC AUC over bootstrap resamples drawn within each class."""
+    y, p = _arrays(y_true, p_fake)
+    pos, neg = p[y == 1], p[y == 0]
+    if not len(pos) or not len(neg):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    aucs = [roc_auc(labels, np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]))
+            for _ in range(n_boot)]
+    tail = (1 - level) / 2
+    return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (95% for z 1.96); NaNs when n is 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    phat = k / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    ra, rb = _average_ranks(np.asarray(a, np.float64)), _average_ranks(np.asarray(b, np.float64))
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from training import metrics as M
+from training.cues import CUES, jpeg_quality, laplacian_variance, signed_auc, train_batch_cues
 from training.data import list_images, read_split
 from worker.faces import as_image
 
@@ -28,21 +29,6 @@ CHANGES = {
     "png": "converted to PNG (lossless: the same pixels)",
     "screenshot": "shown at 125% display scale (bicubic) and captured as PNG",
 }
-CUES = {
-    "sharpness": "variance of the 3x3 Laplacian of the grey image (high = sharp)",
-    "jpeg_quality": "libjpeg quality estimated from the luminance quantisation table",
-    "pixels": "image width x height",
-    "face_box": "area of the best face box over the image area (BlazeFace, serving detector)",
-}
-BATCH_CUES = ("sharpness", "blockiness")
-SETS = ("ff-crops/val", "stylegan-faces/test", "dfdc-faces/test")
-
-# IJG's standard luminance table (quality 50); libjpeg scales it for every other quality.
-_STD_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
-    56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104,
-    113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
-
 
 def _png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
@@ -88,53 +74,8 @@ def flip_rate(fake_before, fake_after) -> dict:
     flipped = int(np.sum(real_before & after))
     return {"rate": flipped / int(real_before.sum()) if real_before.any() else float("nan"),
             "flipped": flipped, "real_before": int(real_before.sum()),
-            "fake_to_real": int(np.sum(before & ~after)), "n": int(len(before))}
-
-
-def laplacian_variance(rgb: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian of the grey image: the usual blur/sharpness score."""
-    g = np.asarray(rgb, np.float64).mean(axis=2) if rgb.ndim == 3 else np.asarray(rgb, float)
-    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
-    return float(lap.var())
-
-
-def blockiness(rgb: np.ndarray) -> float:
-    """Mean step across 8x8 block edges over the mean step elsewhere (1 = no JPEG grid)."""
-    g = np.asarray(rgb, np.float64).mean(axis=2)
-    dx = np.abs(np.diff(g, axis=1)).mean(axis=0)  # step between column j and j+1
-    dy = np.abs(np.diff(g, axis=0)).mean(axis=1)
-    cols, rows = np.arange(len(dx)), np.arange(len(dy))
-    edge = np.concatenate([dx[cols % 8 == 7], dy[rows % 8 == 7]])
-    inner = np.concatenate([dx[cols % 8 != 7], dy[rows % 8 != 7]])
-    return float(edge.mean() / max(inner.mean(), 1e-9))
-
-
-def jpeg_quality(data: bytes) -> float:
-    """libjpeg quality (1-100) whose luminance table is nearest the file's; NaN if not a JPEG."""
-    try:
-        img = Image.open(io.BytesIO(data))
-        tables = getattr(img, "quantization", None)
-    except OSError:
-        return float("nan")
-    if img.format != "JPEG" or not tables:
-        return float("nan")
-    luma = np.asarray(tables[min(tables)], np.float64)  # Pillow gives natural (row) order
-    q = np.arange(1, 101)
-    scale = np.where(q < 50, 5000 / q, 200 - 2 * q)
-    std = np.clip(np.floor((_STD_LUMA[None] * scale[:, None] + 50) / 100), 1, 255)
-    return float(q[np.argmin(np.abs(std - luma[None]).sum(axis=1))])
-
-
-def signed_auc(labels, values) -> float:
-    """ROC AUC of a cue as a fake score: > 0.5 means larger values go with fakes, < 0.5 reals."""
-    y, v = np.asarray(labels), np.asarray(values, np.float64)
-    ok = np.isfinite(v)
-    return M.roc_auc(y[ok], v[ok]) if ok.any() else float("nan")
-
-
-def strength(auc: float) -> float:
-    """max(AUC, 1 - AUC): how well a cue separates the classes whichever way it points."""
-    return float(max(auc, 1 - auc)) if auc == auc else float("nan")
+            "fake_to_real": int(np.sum(before & ~after)), "n": int(len(before)),
+            "ci95": M.wilson(flipped, int(real_before.sum()))}
 
 
 class CachedDetector:
@@ -154,11 +95,16 @@ class CachedDetector:
         return self.memo[key]
 
 
-def held_out_sets(data: Path, split: Path, limit: int | None = None, seed: int = 0) -> dict:
-    """{set name: items}: ff-crops/val and the stylegan / dfdc test parts of split.json."""
+def held_out_sets(data: Path, split: Path, limit: int | None = None, seed: int = 0,
+                  whole: bool = False) -> dict:
+    """{set name: items}: ff-crops/val and the stylegan / dfdc test parts of split.json; with
+    whole, also every stylegan / dfdc file (for models that never trained on that source)."""
     sets = {"ff-crops/val": list_images(data / "ff-crops" / "val", "ff-crops")}
     for src in ("stylegan-faces", "dfdc-faces"):
         sets[f"{src}/test"] = read_split(split, src, "test", data / src)
+    if whole:
+        for src in ("stylegan-faces", "dfdc-faces"):
+            sets[f"{src}/all"] = list_images(data / src, src)
     if limit:
         rng = np.random.default_rng(seed)
         for name, items in sets.items():
@@ -169,6 +115,16 @@ def held_out_sets(data: Path, split: Path, limit: int | None = None, seed: int =
     return sets
 
 
+def trained_sources(model) -> set[str]:
+    """The sources a loaded model was trained on, from its card."""
+    return set(model.card.get("training", {}).get("sources", {}))
+
+
+def applies(set_name: str, model) -> bool:
+    """Whether a model is scored on a set: a whole-source set only if it never saw the source."""
+    return not set_name.endswith("/all") or set_name.split("/")[0] not in trained_sources(model)
+
+
 def score_sets(sets: dict, models: dict, detector, log=print) -> dict:
     """Per set: labels, cues and each model's P(fake) through worker.pipeline.analyze."""
     from shared.images import decode_image
@@ -177,7 +133,8 @@ def score_sets(sets: dict, models: dict, detector, log=print) -> dict:
     out = {}
     for name, items in sets.items():
         t0 = time.time()
-        rec = {"labels": np.array([i.label for i in items]), "p": {m: [] for m in models},
+        use = {m: model for m, model in models.items() if applies(name, model)}
+        rec = {"labels": np.array([i.label for i in items]), "p": {m: [] for m in use},
                "cues": {c: [] for c in CUES}}
         for it in items:
             data = Path(it.path).read_bytes()
@@ -189,23 +146,25 @@ def score_sets(sets: dict, models: dict, detector, log=print) -> dict:
             rec["cues"]["jpeg_quality"].append(jpeg_quality(data))
             rec["cues"]["pixels"].append(w * h)
             rec["cues"]["face_box"].append((box[2] - box[0]) * (box[3] - box[1]) / (w * h))
-            for m, model in models.items():
+            for m, model in use.items():
                 rec["p"][m].append(analyze(rgb, detector, model)["p_fake"])
-        log(f"{name}: {len(items)} images scored by {len(models)} model(s) in "
+        log(f"{name}: {len(items)} images scored by {len(use)} model(s) in "
             f"{time.time() - t0:.0f}s")
         out[name] = rec
     return out
 
 
 def auc_tables(scored: dict, models: dict) -> tuple[dict, dict]:
-    """({model: {set: report}}, {set: {cue: signed AUC, ..., 'model:NAME': AUC}})."""
+    """({model: {set: report with a bootstrap 95% AUC interval}}, {set: {cue: signed AUC, ...,
+    'model:NAME': AUC}})."""
     cross, cues = {m: {} for m in models}, {}
     for name, rec in scored.items():
         y = rec["labels"]
         cues[name] = {c: signed_auc(y, v) for c, v in rec["cues"].items()}
-        for m, model in models.items():
-            r = M.report(y, np.array(rec["p"][m]), model.threshold)
+        for m, p in rec["p"].items():
+            r = M.report(y, np.array(p), models[m].threshold)
             cross[m][name] = {k: r[k] for k in ("n_real", "n_fake", "auc", "accuracy", "eer")}
+            cross[m][name]["auc_ci95"] = M.auc_ci(y, np.array(p))
             cues[name][f"model:{m}"] = r["auc"]
     return cross, cues
 
@@ -231,42 +190,6 @@ def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
                 for s, v in per.items()} for m, per in fake.items()}
 
 
-def train_batch_cues(data: Path, split_seed: int, per_class: int, seed: int = 0,
-                     strength: float = 1.0) -> dict:
-    """Cue AUCs on training crops: as cropped, after augment(), and reals vs pseudo-fakes."""
-    from training.augment import augment
-    from training.data import split_source
-    from training.prep import crop_one
-    from training.sbi import self_blend
-    from worker.faces import FaceDetector
-
-    det = FaceDetector()
-    rng = np.random.default_rng(seed)
-    out = {}
-    for src in ("ff-crops", "stylegan-faces", "dfdc-faces"):
-        train = split_source(data / src, split_seed)["train"]
-        labels = np.array([i.label for i in train])
-        pick = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
-                               for c in (0, 1)])
-        crops = [crop_one(train[i].path, det)[0] for i in pick]
-        y = labels[pick]
-        aug = [augment(c, rng, strength) for c in crops]
-        reals = [c for c, lab in zip(crops, y, strict=True) if lab == 0]
-        # Pseudo-fakes are then augmented like every other image, before the model sees them.
-        sbi = [augment(self_blend(c, rng, None)[0], rng, strength) for c in reals]
-        real_aug = [augment(c, rng, strength) for c in reals]
-        y_sbi = np.array([0] * len(real_aug) + [1] * len(sbi))
-        res = {}
-        for cue, fn in (("sharpness", laplacian_variance), ("blockiness", blockiness)):
-            res[cue] = {"crops": signed_auc(y, [fn(c) for c in crops]),
-                        "augmented": signed_auc(y, [fn(c) for c in aug]),
-                        "sbi_vs_real_augmented": signed_auc(y_sbi, [fn(c) for c in
-                                                                    real_aug + sbi])}
-        res["n"], res["aug_strength"] = int(len(pick)), strength
-        out[src] = res
-    return out
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(prog="python -m training.robustness", description=__doc__)
@@ -279,6 +202,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--limit", type=int, help="at most N images per set (seeded, balanced)")
     p.add_argument("--flip-limit", type=int, help="at most N real images per set for flips")
     p.add_argument("--no-flips", action="store_true", help="skip the flip-rate table")
+    p.add_argument("--whole-sources", action="store_true", help="also score each model on "
+                   "every file of the stylegan / dfdc sources it never trained on")
     p.add_argument("--batch-cues", type=int, default=0, metavar="N",
                    help="also measure cues on N per class augmented training crops per source")
     p.add_argument("--aug-strength", type=float, help="augmentation strength for --batch-cues "
@@ -299,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(split.read_text())
     data = Path(args.data)
     detector = CachedDetector(FaceDetector())
-    sets = held_out_sets(data, split, args.limit)
+    sets = held_out_sets(data, split, args.limit, whole=args.whole_sources)
     t0 = time.time()
     scored = score_sets(sets, models, detector)
     cross, cues = auc_tables(scored, models)
