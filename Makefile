@@ -45,17 +45,23 @@ evaluate: deps
 	$(BIN)/dfd evaluate $(DATA)/ff-crops/val --model $(MODEL) --json var/eval-ff-val.json
 
 robustness: deps
-	$(BIN)/python -m training.robustness --model shipped=$(MODEL) --split $(MODEL)/split.json \
-		--flip-limit 500 --batch-cues 200 --json var/robustness.json
+	$(BIN)/python -m training.robustness --model main=$(MODEL) --split $(MODEL)/split.json \
+		--flip-limit 500 --batch-cues 200 --json var/rob-main.json
 
+# Single-source models with the shipped recipe, with and without pseudo-fakes (about 20 min),
+# scored on the held-out sets and on every file of the sources they never saw.
+CROSS := ff-only-v3 stylegan-only-v3 ff-only-v3-nosbi stylegan-only-v3-nosbi
 cross-source: deps
-	$(BIN)/dfd train $(DATA)/ff-crops --out var/models/ff-only --epochs 5 --epoch-images 8000 \
-		--time-budget 0
-	$(BIN)/dfd train $(DATA)/stylegan-faces --out var/models/stylegan-only --epochs 6 \
+	$(BIN)/dfd train $(DATA)/ff-crops --out var/models/ff-only-v3 --epochs 5 \
+		--epoch-images 8000 --time-budget 0
+	$(BIN)/dfd train $(DATA)/stylegan-faces --out var/models/stylegan-only-v3 --epochs 6 \
 		--epoch-images 4000 --time-budget 0
-	$(BIN)/python -m training.robustness --model shipped=$(MODEL) \
-		--model ff-only=var/models/ff-only --model stylegan-only=var/models/stylegan-only \
-		--split $(MODEL)/split.json --no-flips --json var/cross-source.json
+	$(BIN)/dfd train $(DATA)/ff-crops --out var/models/ff-only-v3-nosbi --epochs 5 \
+		--epoch-images 8000 --time-budget 0 --sbi-rate 0
+	$(BIN)/dfd train $(DATA)/stylegan-faces --out var/models/stylegan-only-v3-nosbi --epochs 6 \
+		--epoch-images 4000 --time-budget 0 --sbi-rate 0
+	$(BIN)/python -m training.robustness $(foreach m,$(CROSS),--model $(m)=var/models/$(m)) \
+		--split $(MODEL)/split.json --no-flips --whole-sources --json var/rob-cross.json
 
 bench: deps
 	$(BIN)/python -m bench

@@ -31,7 +31,8 @@ def _cell(auc: float) -> dict:
 
 def _flips(rate: float) -> dict:
     return {s: {c: {"rate": rate if c == "blur" else 0.0, "flipped": 1, "real_before": 10,
-                    "n": 20, "ci95": [0.01, 0.4]} for c in CHANGES} for s in SETS
+                    "n": 20, "ci95": [0.01, 0.4], "mean_dp": 0.05, "moved_over_0.1": 0.1,
+                    "p_before_median": 0.21} for c in CHANGES} for s in SETS
             if not s.endswith("/all")}
 
 
@@ -75,6 +76,7 @@ def test_whole_source_cell_stands_for_the_held_out_part(tmp_path, card_dir):
            "0.470 (0.42-0.52) x |" in md
     assert "| main (shipped) |" in md and "| - |" in md  # main is not scored on a source it saw
     assert "20.0% (1-40%) / 30.0%" in md and "- a note" in md
+    assert "| blur | +0.050 / 10.0% | +0.050 / 10.0% |" in md and "ff-crops/val 0.210" in md
     assert card["previous"]["version"] == "oldversion"
 
 

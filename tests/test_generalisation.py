@@ -168,6 +168,29 @@ def test_flip_rate_counts_real_to_fake_only():
     assert r["ci95"][0] < 0.25 < r["ci95"][1]
 
 
+def test_flip_rates_report_drift_of_the_reals_judged_real(tmp_path, model_dir):
+    from training.data import Item
+    from worker.faces import FaceDetector
+    from worker.model import load_model
+
+    rng = np.random.default_rng(0)
+    items = []
+    for k in range(4):
+        path = tmp_path / f"{k}.png"
+        Image.fromarray(rng.integers(0, 255, (96, 128, 3), np.uint8)).save(path)
+        items.append(Item(str(path), k % 2, "noise", str(k)))
+    model = load_model(model_dir)
+    model.threshold = 1.0  # every image judged Real, so every real counts for the drift
+    res = R.flip_rates({"noise": items}, {"tiny": model}, R.CachedDetector(FaceDetector()))
+    png = res["tiny"]["noise"]["png"]  # the same pixels: nothing moves, nothing flips
+    assert png["n"] == 2 and png["real_before"] == 2 and png["flipped"] == 0
+    assert png["mean_dp"] == 0.0 and png["moved_over_0.1"] == 0.0
+    assert 0.0 < png["p_before_median"] < 1.0
+    assert set(res["tiny"]["noise"]) == set(R.CHANGES)
+    d = R.drift([0.2, 0.25, 0.1], [0.35, 0.2, 0.1])
+    assert d["mean_dp"] == pytest.approx(0.1 / 3) and d["moved_over_0.1"] == pytest.approx(1 / 3)
+
+
 def test_whole_sources_are_scored_only_by_models_that_never_saw_them():
     class Card:
         def __init__(self, *sources):

@@ -194,6 +194,17 @@ def generalisation_markdown(card: dict) -> str:
                  f"{_ci(fr['sets'][s][c].get('ci95'), True)} / "
                  f"{_f(pf.get(s, {}).get(c, {}).get('rate'), True)}" for s in fr["sets"]]
         lines.append(f"| {c}: {desc} | " + " | ".join(cells) + " |")
+    if any("mean_dp" in r for per in fr["sets"].values() for r in per.values()):
+        lines += ["", "How far the shipped model's P(fake) moved on the reals it judged Real: "
+                  "mean change / share moved by more than 0.1 (median P(fake) before: " + ", ".join(
+                      f"{s} {_f(next(iter(fr['sets'][s].values())).get('p_before_median'))}"
+                      for s in fr["sets"]) + "; the threshold is 0.3).", "",
+                  "| change | " + " | ".join(fr["sets"]) + " |",
+                  "| --- | " + " | ".join("---" for _ in fr["sets"]) + " |"]
+        for c in fr.get("changes") or {}:
+            lines.append(f"| {c} | " + " | ".join(
+                f"{fr['sets'][s][c].get('mean_dp', float('nan')):+.3f} / "
+                f"{_f(fr['sets'][s][c].get('moved_over_0.1'), True)}" for s in fr["sets"]) + " |")
     cu = card["cues"]
     lines += ["", "### Shortcut cues against the labels", "",
               f"Cue AUC: {cu.get('rule')}; beside them the model's own AUC.", "",

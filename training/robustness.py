@@ -169,12 +169,21 @@ def auc_tables(scored: dict, models: dict) -> tuple[dict, dict]:
     return cross, cues
 
 
+def drift(p_before, p_after) -> dict:
+    """How far P(fake) moved on the images judged Real before the change (given as P(fake)
+    against the threshold by flip_rates): the mean change, and the share moved more than 0.1."""
+    d = np.asarray(p_after, np.float64) - np.asarray(p_before, np.float64)
+    return {"mean_dp": float(d.mean()) if len(d) else float("nan"),
+            "moved_over_0.1": float(np.mean(np.abs(d) > 0.1)) if len(d) else float("nan"),
+            "p_before_median": float(np.median(p_before)) if len(d) else float("nan")}
+
+
 def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
-    """{model: {set: {change: flip_rate()}}} on the real images of each set, via analyze."""
+    """{model: {set: {change: flip_rate() | drift()}}} on the real images of each set."""
     from shared.images import decode_image
     from worker.pipeline import analyze
 
-    fake = {m: {s: {c: [] for c in ("original", *CHANGES)} for s in sets} for m in models}
+    res = {m: {s: {c: [] for c in ("original", *CHANGES)} for s in sets} for m in models}
     for name, items in sets.items():
         t0 = time.time()
         reals = [i for i in items if i.label == 0]
@@ -183,11 +192,21 @@ def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
             variants = {"original": rgb} | {c: decode_image(apply_change(rgb, c)) for c in CHANGES}
             for c, img in variants.items():
                 for m, model in models.items():
-                    fake[m][name][c].append(analyze(img, detector, model)["label"] == "Fake")
+                    r = analyze(img, detector, model)
+                    res[m][name][c].append((r["label"] == "Fake", r["p_fake"]))
         log(f"flip rates {name}: {len(reals)} real images x {len(CHANGES)} changes in "
             f"{time.time() - t0:.0f}s")
-    return {m: {s: {c: flip_rate(v["original"], v[c]) for c in CHANGES}
-                for s, v in per.items()} for m, per in fake.items()}
+    out: dict = {}
+    for m, per in res.items():
+        out[m] = {}
+        for s, v in per.items():
+            fake0, p0 = (np.array(x) for x in zip(*v["original"], strict=True))
+            out[m][s] = {}
+            for c in CHANGES:
+                fake1, p1 = (np.array(x) for x in zip(*v[c], strict=True))
+                real0 = ~fake0.astype(bool)
+                out[m][s][c] = flip_rate(fake0, fake1) | drift(p0[real0], p1[real0])
+    return out
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
