@@ -16,7 +16,6 @@ CUES = {
     "pixels": "image width x height",
     "face_box": "area of the best face box over the image area (BlazeFace, serving detector)",
 }
-BATCH_CUES = ("sharpness", "blockiness")
 
 # IJG's standard luminance table (quality 50); libjpeg scales it for every other quality.
 _STD_LUMA = np.array([
