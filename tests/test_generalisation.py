@@ -253,3 +253,35 @@ def test_cached_detector_detects_each_image_once():
     assert det.detect(a) == det.detect(Image.fromarray(a.copy())) == [(SIZE, SIZE)]
     det.detect(b)
     assert Counting.calls == 2
+
+
+def test_crop_cues_on_known_crops():
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    c = Q.crop_cues(flat)
+    assert c["sharpness"] == 0.0 and c["high_freq"] == 0.0 and c["contrast"] == 0.0
+    assert c["brightness"] == 128.0 and c["saturation"] == 0.0 and c["red_minus_blue"] == 0.0
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[..., 0] = 255
+    assert Q.crop_cues(red)["red_minus_blue"] == 255.0 and Q.crop_cues(red)["saturation"] == 255.0
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::2] = 255  # all energy at the Nyquist frequency
+    assert Q.crop_cues(stripes)["high_freq"] == pytest.approx(1.0)
+
+
+def test_probe_reports_cues_and_changes_through_the_serving_path(tmp_path, model_dir):
+    from training.data import Item
+    from training.probe import CHANGES, probe
+    from worker.faces import FaceDetector
+    from worker.model import load_model
+
+    rng = np.random.default_rng(1)
+    items = []
+    for k in range(6):
+        path = tmp_path / f"{k}.png"
+        Image.fromarray(rng.integers(0, 255, (80, 100, 3), np.uint8)).save(path)
+        items.append(Item(str(path), k % 2, str(k), "noise"))
+    res = probe(items, load_model(model_dir), R.CachedDetector(FaceDetector()), log=lambda _: 0)
+    assert res["n_real"] == 3 and res["n_fake"] == 3 and 0.0 <= res["auc"] <= 1.0
+    assert set(res["cues"]) == set(Q.crop_cues(np.zeros((8, 8, 3), np.uint8)))
+    assert set(res["changes"]) == set(CHANGES)
+    assert all(-1.0 <= r["mean_dp_real"] <= 1.0 for r in res["changes"].values())
