@@ -39,7 +39,8 @@ lint: deps
 	$(BIN)/ruff check .
 
 train: deps
-	$(BIN)/dfd train $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces --out $(MODEL)
+	$(BIN)/dfd train $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces \
+		$(DATA)/fairface-real --out $(MODEL) --epochs 60 --time-budget 100
 
 evaluate: deps
 	$(BIN)/dfd evaluate $(DATA)/ff-crops/val --model $(MODEL) --json var/eval-ff-val.json

@@ -15,6 +15,8 @@ TERMS = {
     "stylegan-faces": "FFHQ real photos: CC BY-NC-SA 4.0 (non-commercial, share-alike); StyleGAN "
                       "fakes from the '140k Real and Fake Faces' collection.",
     "dfdc-faces": "Deepfake Detection Challenge (DFDC) data: research use under the DFDC licence.",
+    "fairface-real": "FairFace (Karkkainen and Joo, 'FairFace: Face Attribute Dataset for Balanced "
+                     "Race, Gender, and Age', WACV 2021): CC BY 4.0.",
 }
 SOURCES = {
     "ff-crops": "github.com/sufi2911/Deeplearning_project dataset/{train,val} "
@@ -23,6 +25,8 @@ SOURCES = {
                       "StyleGAN, 256x256)",
     "dfdc-faces": "github.com/i-Shreyansh/DeepFake-Detection faces_224 (Kaggle 'deepfake-faces', "
                   "from DFDC), one face per video",
+    "fairface-real": "github.com/sumanvithaeadala/EthnicityDetection fair_face/train (a seeded "
+                     "10,000 of FairFace's training faces; Flickr photos, real only, 224x224)",
 }
 
 

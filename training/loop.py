@@ -28,11 +28,22 @@ FINAL_RESERVE_S = 180  # calibration, export (conversion ~10 s), test-set scorin
 
 
 def _calib_score(ctx, model) -> tuple[float, dict]:
-    """Mean over sources of the calibration-split AUC (each source counts the same)."""
-    aucs = {}
+    """Mean over sources of the calibration-split AUC (each source counts the same).
+
+    A real-only source (FairFace) is scored as its reals against every source's calibration
+    fakes pooled: that is how its faces would be ranked against the fakes we know.
+    """
+    labels, preds = ctx["labels"], {}
     for (src, part), idx in ctx["ranges"].items():
         if part == "calib" and len(idx):
-            aucs[src] = M.roc_auc(ctx["labels"][idx], predict(model, ctx["crops"], idx))
+            preds[src] = (labels[idx], predict(model, ctx["crops"], idx))
+    fakes = [p[y == 1] for y, p in preds.values()]
+    pooled = np.concatenate(fakes) if fakes else np.zeros(0)
+    aucs = {}
+    for src, (y, p) in preds.items():
+        if y.min() == y.max() == 0 and len(pooled):
+            y, p = np.concatenate([y, np.ones(len(pooled), y.dtype)]), np.concatenate([p, pooled])
+        aucs[src] = M.roc_auc(y, p)
     valid = [a for a in aucs.values() if a == a]
     return (float(np.mean(valid)) if valid else 0.0), aucs
 
@@ -101,7 +112,7 @@ def run(ctx) -> None:
             opt = _compile(model, phase, args.head_lr if phase == "head" else args.lr)
             if resumed and (work / "optimizer.npz").exists() and epoch != args.warmup_epochs:
                 _restore_optimizer(model, opt, work / "optimizer.npz")
-        idx = epoch_indices(train_by_source, steps * args.batch_size,
+        idx = epoch_indices(train_by_source, ctx["labels"], steps * args.batch_size,
                             np.random.default_rng([args.seed, epoch]))
         full_steps = max(1, (state["planned_epochs"] - args.warmup_epochs) * steps)
         t0, sums = time.time(), np.zeros(2)

@@ -20,8 +20,14 @@ from training.sbi import sbi_batch
 WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / \
     "mobilenetv2_0.35_224_imagenet_notop.npz"
 THRESHOLD = 0.3  # the rule "Fake when P(real) < 0.7"
-# Each epoch draws its images from the training sources in these shares (others split the rest).
-SHARES = {"ff-crops": 0.45, "dfdc-faces": 0.35, "stylegan-faces": 0.2}
+# Each epoch is half real, half fake; each half is drawn from the sources holding that label in
+# these shares (a source not listed gets an equal part; a real-only source feeds the real half).
+# FairFace (ordinary Flickr faces) is the largest real share: the model's real class must not be
+# "looks like a news studio, an FFHQ portrait or a DFDC video".
+SHARES = {
+    "real": {"fairface-real": 0.35, "ff-crops": 0.28, "dfdc-faces": 0.25, "stylegan-faces": 0.12},
+    "fake": {"ff-crops": 0.45, "dfdc-faces": 0.35, "stylegan-faces": 0.2},
+}
 AUGMENTATION = ("probabilities below (except flip and grey) are multiplied by the "
                 "augmentation strength: flip (p 0.5); scale 0.85-1.15, rotation +-8 deg, shift "
                 "+-10% (p 0.5); down-and-up scaling 0.25-0.8 (p 0.4); Gaussian blur 0.4-2.2 px "
@@ -33,14 +39,16 @@ SBI = ("self-blended pseudo-fakes (training/sbi.py): a real crop blended with a 
        "soft-edged face mask (BlazeFace keypoint hull, else an ellipse), blend ratio "
        "0.25-1, labelled fake; made before the augmentation above, which they then get too")
 LIMITATIONS = [
-    "Trained on three public sets only (face-swap video frames, StyleGAN faces, DFDC face "
-    "swaps); other generators, editing tools and diffusion models are out of distribution and "
-    "its scores on them are not validated here.",
+    "Trained on four public sets only (face-swap video frames, StyleGAN faces, DFDC face "
+    "swaps, and FairFace's ordinary Flickr faces as real only); other generators, editing tools "
+    "and diffusion models are out of distribution and its scores on them are not validated "
+    "here.",
     "Sees one face crop at a time (224x224, resized inside the model); no temporal or "
     "whole-image cues. Images with no detected face are classified whole (centre square).",
     "The calibration (temperature) was fitted on held-out parts of the training sources; on "
     "other sources the probabilities may be over- or under-confident.",
-    "Non-commercial: the training data's terms (FaceForensics++, FFHQ, DFDC) carry over.",
+    "Non-commercial: the training data's terms (FaceForensics++, FFHQ, DFDC) carry over; "
+    "FairFace is CC BY 4.0 (Karkkainen and Joo, WACV 2021).",
 ]
 
 
@@ -147,20 +155,34 @@ class Batches:
             yield item
 
 
-def epoch_indices(train_by_source: dict[str, np.ndarray], n: int, rng) -> np.ndarray:
-    """n cache indices drawn by source share, without replacement within a source when possible."""
-    names = list(train_by_source)
-    known = sum(SHARES.get(s, 0) for s in names)
-    rest = [s for s in names if s not in SHARES]
-    shares = {s: SHARES.get(s, (1 - known) / max(len(rest), 1) if rest else 0) for s in names}
-    total = sum(shares.values())
+def label_shares(pools: dict[str, np.ndarray], label: str) -> dict[str, float]:
+    """Normalised shares of the sources that have images of one label (see SHARES)."""
+    table = SHARES[label]
+    present = [s for s, pool in pools.items() if len(pool)]
+    raw = {s: table.get(s, 1.0 / max(len(present), 1)) for s in present}
+    total = sum(raw.values())
+    return {s: w / total for s, w in raw.items()} if total else {}
+
+
+def epoch_indices(train_by_source: dict[str, np.ndarray], labels: np.ndarray, n: int, rng
+                  ) -> np.ndarray:
+    """n cache indices, half real and half fake, each half drawn by source share; within a
+    source without replacement when possible (whole permutations, then truncated)."""
+    pools = {label: {s: idx[labels[idx] == (label == "fake")] for s, idx in
+                     train_by_source.items()} for label in ("real", "fake")}
+    shares = {label: label_shares(pools[label], label) for label in pools}
+    # Half each; where one label has no images at all (real faces and pseudo-fakes only),
+    # the other label takes the whole epoch.
+    counts = {"real": n - n // 2, "fake": n // 2} if all(shares.values()) else \
+        {label: n if shares[label] else 0 for label in shares}
     out = []
-    for s in names:
-        pool = train_by_source[s]
-        k = int(round(n * shares[s] / total))
-        reps = -(-k // len(pool))  # whole permutations, then truncate: each image used evenly
-        out.append(np.concatenate([rng.permutation(pool) for _ in range(reps)])[:k])
-    return rng.permutation(np.concatenate(out))
+    for label, k_label in counts.items():
+        for s, share in shares[label].items():
+            pool, k = pools[label][s], int(round(k_label * share))
+            if k:
+                reps = -(-k // len(pool))
+                out.append(np.concatenate([rng.permutation(pool) for _ in range(reps)])[:k])
+    return rng.permutation(np.concatenate(out)) if out else np.zeros(0, np.int64)
 
 
 def predict(model, crops, idx: np.ndarray, batch: int = 128) -> np.ndarray:
