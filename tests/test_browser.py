@@ -1,4 +1,4 @@
-"""The upload page (templates/index.html, static/app.js) driven in headless Debian chromium.
+"""The upload page (templates/index.html, static/js/*.js) driven in headless Debian chromium.
 
 Real-server tests upload through the real gunicorn + Celery worker + redis behind `live_server`,
 as an anonymous visitor would (rate-limit counters are reset first). Tests of error words and of
@@ -161,7 +161,8 @@ def image_file(name: str, data: bytes, mime: str = "image/jpeg") -> dict:
 def open_page(tab: Tab, live_server):
     response = tab.page.goto(live_server.url + "/")
     assert response is not None and response.status == 200, "GET / did not answer 200"
-    # app.js marks the page once it has wired everything up: proof that CSP let it run.
+    # static/js/main.js marks the page once it has wired everything up: proof that CSP let the
+    # module graph load and run.
     tab.page.wait_for_selector("#app[data-ready=true]", state="attached")
     return response
 

@@ -48,7 +48,7 @@ def test_security_headers_on_every_kind_of_response(live_server):
     url, auth = live_server.url, {"Authorization": f"Bearer {live_server.api_key}"}
     responses = {
         "page": requests.get(url + "/", timeout=10),
-        "static js": requests.get(url + "/static/app.js", timeout=10),
+        "static js": requests.get(url + "/static/js/main.js", timeout=10),
         "static css": requests.get(url + "/static/style.css", timeout=10),
         "health": requests.get(url + "/healthz", timeout=10),
         "ready": requests.get(url + "/readyz", timeout=10),
@@ -79,6 +79,11 @@ def test_security_headers_on_every_kind_of_response(live_server):
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "inline <script> in the page"
     assert not re.search(r"\son[a-z]+\s*=", page), "inline event handler in the page"
     assert "javascript:" not in page
+    # The page loads its script as an ES module, which browsers run only when it is served with
+    # a JavaScript MIME type (and nosniff forbids guessing).
+    js_type = responses["static js"].headers.get("Content-Type", "").split(";")[0].strip()
+    assert responses["static js"].status_code == 200
+    assert js_type in ("text/javascript", "application/javascript"), js_type
 
 
 # Uploads are never served back ---------------------------------------------------------------
