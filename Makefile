@@ -39,29 +39,29 @@ lint: deps
 	$(BIN)/ruff check .
 
 train: deps
-	$(BIN)/dfd train $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces \
+	$(BIN)/dfd-train train $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces \
 		$(DATA)/fairface-real --out $(MODEL) --epochs 60 --time-budget 100
 
 evaluate: deps
-	$(BIN)/dfd evaluate $(DATA)/ff-crops/val --model $(MODEL) --json var/eval-ff-val.json
+	$(BIN)/dfd-train evaluate $(DATA)/ff-crops/val --model $(MODEL) --json var/eval-ff-val.json
 
 robustness: deps
-	$(BIN)/python -m training.robustness --model main=$(MODEL) --split $(MODEL)/split.json \
+	$(BIN)/python -m research.robustness --model main=$(MODEL) --split $(MODEL)/split.json \
 		--flip-limit 500 --batch-cues 200 --json var/rob-main.json
 
 # Single-source models with the shipped recipe, with and without pseudo-fakes (about 20 min),
 # scored on the held-out sets and on every file of the sources they never saw.
 CROSS := ff-only-v3 stylegan-only-v3 ff-only-v3-nosbi stylegan-only-v3-nosbi
 cross-source: deps
-	$(BIN)/dfd train $(DATA)/ff-crops --out var/models/ff-only-v3 --epochs 5 \
+	$(BIN)/dfd-train train $(DATA)/ff-crops --out var/models/ff-only-v3 --epochs 5 \
 		--epoch-images 8000 --time-budget 0
-	$(BIN)/dfd train $(DATA)/stylegan-faces --out var/models/stylegan-only-v3 --epochs 6 \
+	$(BIN)/dfd-train train $(DATA)/stylegan-faces --out var/models/stylegan-only-v3 --epochs 6 \
 		--epoch-images 4000 --time-budget 0
-	$(BIN)/dfd train $(DATA)/ff-crops --out var/models/ff-only-v3-nosbi --epochs 5 \
+	$(BIN)/dfd-train train $(DATA)/ff-crops --out var/models/ff-only-v3-nosbi --epochs 5 \
 		--epoch-images 8000 --time-budget 0 --sbi-rate 0
-	$(BIN)/dfd train $(DATA)/stylegan-faces --out var/models/stylegan-only-v3-nosbi --epochs 6 \
+	$(BIN)/dfd-train train $(DATA)/stylegan-faces --out var/models/stylegan-only-v3-nosbi --epochs 6 \
 		--epoch-images 4000 --time-budget 0 --sbi-rate 0
-	$(BIN)/python -m training.robustness $(foreach m,$(CROSS),--model $(m)=var/models/$(m)) \
+	$(BIN)/python -m research.robustness $(foreach m,$(CROSS),--model $(m)=var/models/$(m)) \
 		--split $(MODEL)/split.json --no-flips --whole-sources --json var/rob-cross.json
 
 bench: deps

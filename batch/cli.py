@@ -1,4 +1,4 @@
-"""The `dfd` command: `submit` images to a detection server, or run `train` / `evaluate`."""
+"""The `dfd` command, for users of a running service: `submit` images and collect verdicts."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from batch.client import ApiClient, ApiError, RowWriter, collect_images, load_done, path_key
-
-FORWARDED = {"train": "training.train", "evaluate": "training.evaluate",
-             "robustness": "training.robustness"}
+from batch.client import ApiClient, ApiError
+from batch.rows import RowWriter, collect_images, load_done, path_key
 
 
 def output_format(out: str | os.PathLike | None, explicit: str | None = None) -> str:
@@ -34,7 +32,7 @@ def _positive(kind: type):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `dfd` (train/evaluate are listed here but parsed by their modules)."""
+    """The argument parser of `dfd`."""
     parser = argparse.ArgumentParser(prog="dfd", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     submit = sub.add_parser("submit", help="send images to a server and collect the verdicts",
@@ -54,8 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=_positive(float), default=300.0,
                         help="seconds to wait for each job's result (default %(default)g)")
     submit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    for name in FORWARDED:
-        sub.add_parser(name, add_help=False, help=f"run {FORWARDED[name]} (see dfd {name} --help)")
     return parser
 
 
@@ -65,22 +61,6 @@ def _exit_code(exc: SystemExit) -> int:
         return exc.code or 0
     print(exc.code, file=sys.stderr)
     return 1
-
-
-def _forward(command: str, argv: list[str]) -> int:
-    # Imported only here: these modules pull in TensorFlow, which `submit` must never load.
-    import importlib
-
-    try:
-        module = importlib.import_module(FORWARDED[command])
-    except ModuleNotFoundError as exc:
-        print(f"dfd {command}: {exc} (install the training extras: pip install 'dfd[train]')",
-              file=sys.stderr)
-        return 2
-    try:
-        return int(module.main(argv) or 0)
-    except SystemExit as exc:  # their argparse exits on --help and usage errors
-        return _exit_code(exc)
 
 
 def run_submit(args: argparse.Namespace) -> int:
@@ -155,9 +135,6 @@ def run_submit(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dfd` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in FORWARDED:
-        # Everything after the command, --help included, belongs to the forwarded module.
-        return _forward(argv[0], argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

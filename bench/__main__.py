@@ -39,7 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def resolve_model(path: str) -> tuple[str, str | None]:
     """(model dir, note); builds an untrained model of the shipped architecture if none."""
     from bench.model_bench import build_untrained
-    from worker.model import ModelError, check_model
+    from detector.model import ModelError, check_model
 
     try:
         check_model(path)
@@ -79,9 +79,7 @@ def bench_model(ctx, model_dir: str, cores: int, batch: int, quick: bool) -> dic
                 runs.append(pool.apply(tflite_rate, (model_dir, threads, b, secs)))
             if batch > 1:
                 runs.append(pool.apply(tflite_rate, (model_dir, threads, batch, secs, 1)))
-    from worker.pipeline import TFLITE_CROPS_PER_CALL
-
-    per_call = TFLITE_CROPS_PER_CALL or batch  # as the worker calls the model
+    per_call = batch  # as the worker calls the model: every crop of a batch in one call
     if cores > 1:
         log(f"model: {cores} processes at once")
         for step in sorted({1, batch}):
@@ -90,7 +88,7 @@ def bench_model(ctx, model_dir: str, cores: int, batch: int, quick: bool) -> dic
                   and r["batch"] == batch and r["per_call"] == per_call)
     ceiling = max(np_gflops, tf["matmul_tf_gflops"]) * 1e9
     flops = tf["flops"]["total"]
-    from worker.model import check_model
+    from detector.model import check_model
 
     card = check_model(model_dir)
     return {

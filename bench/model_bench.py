@@ -75,7 +75,7 @@ def tflite_rate(model_dir: str, threads: int, batch: int, seconds: float,
 
     per_call=1 scores the batch one crop per interpreter call (what the worker does on a CPU).
     """
-    from worker.model import load_model
+    from detector.model import load_model
 
     model = load_model(model_dir, runtime="tflite", threads=threads)
     x = crops(batch)
@@ -103,7 +103,7 @@ def tf_side(model_dir: str, batches: list[int], seconds: float, matmul_seconds: 
     import keras
 
     from bench.machine import matmul_tf
-    from worker.model import check_model
+    from detector.model import check_model
 
     card = check_model(model_dir)
     model = keras.saving.load_model(f"{model_dir}/{card['files']['keras']}", safe_mode=True)
@@ -115,7 +115,7 @@ def tf_side(model_dir: str, batches: list[int], seconds: float, matmul_seconds: 
 
 def _parallel_worker(args) -> float:
     model_dir, threads, batch, per_call, seconds, barrier = args
-    from worker.model import load_model
+    from detector.model import load_model
 
     model = load_model(model_dir, runtime="tflite", threads=threads)
     x = crops(batch)

@@ -51,7 +51,8 @@ def run_naive(model_dir: str, photos: list[Path], *, web_workers: int, clients: 
     """Serve the naive app under gunicorn and push the same kind of load through it."""
     import json
 
-    from bench.e2e import RssSampler, cpu_per_image, run_load, run_sequential
+    from bench.e2e import run_load, run_sequential
+    from bench.measure import RssSampler, cpu_per_image
     from tests.services import ROOT, free_port, service_env, stop, wait_for
 
     card = json.loads((Path(model_dir) / "card.json").read_text())

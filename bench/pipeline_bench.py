@@ -1,10 +1,10 @@
 """The worker's pipeline in one process, without Redis: decode -> find faces -> crop -> classify.
 
 Each measurement runs in a fresh process (spawned, as a Celery child is a process of its own)
-with the worker's own code: `shared.images.decode_pil` at `worker.pipeline.DECODE_SIZE`, then
-`worker.pipeline.analyze_many` over groups of DFD_BATCH_SIZE images, which finds faces
-(`worker.faces.FaceDetector`, default "full" BlazeFace), crops them (`worker.crop.face_crops`)
-and scores every crop of the group (`worker.model.load_model`, LiteRT).
+with the worker's own code: `shared.images.decode_pil` at `detector.analyze.DECODE_SIZE`, then
+`detector.analyze.analyze_many` over groups of DFD_BATCH_SIZE images, which finds faces
+(`detector.faces.FaceDetector`, default "full" BlazeFace), crops them (`detector.crop.face_crops`)
+and scores every crop of the group (`detector.model.load_model`, LiteRT).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ MAX_PIXELS = 40_000_000
 
 
 def _load(model_dir: str, model_threads: int, detector_threads: int, detector_model: str):
-    from worker.faces import FaceDetector
-    from worker.model import load_model
+    from detector.faces import FaceDetector
+    from detector.model import load_model
 
     return (load_model(model_dir, runtime="tflite", threads=model_threads),
             FaceDetector(detector_model, num_threads=detector_threads))
@@ -33,20 +33,21 @@ def _read(photo_dir: str, limit: int | None = None) -> list[bytes]:
 def decode(data: bytes, max_pixels: int, reduce_to: int | None = None):
     """The worker's decode of an upload (worker/pipeline.py _load): JPEGs at reduced scale,
     kept as a PIL image."""
+    from detector.analyze import DECODE_SIZE
     from shared.images import decode_pil
-    from worker.pipeline import DECODE_SIZE
 
     return decode_pil(data, max_pixels=max_pixels,
                       reduce_to=DECODE_SIZE if reduce_to == "default" else reduce_to)
 
 
-def _run_once(photos: list[bytes], batch: int, detector, model, decode_size) -> list[dict]:
-    from worker.pipeline import analyze_many
+def _run_once(photos: list[bytes], batch: int, detector, model, decode_size,
+              per_call: int | None = None) -> list[dict]:
+    from detector.analyze import analyze_many
 
     results = []
     for s in range(0, len(photos), batch):
         imgs = [decode(b, MAX_PIXELS, reduce_to=decode_size) for b in photos[s:s + batch]]
-        results += analyze_many(imgs, detector, model)
+        results += analyze_many(imgs, detector, model, per_call=per_call)
     return results
 
 
@@ -54,24 +55,22 @@ def run(args: dict) -> dict:
     """One worker process's pipeline throughput; args: model_dir, photo_dir, batch, seconds,
     model_threads, detector_threads, detector_model, decode_size ('default' = DECODE_SIZE),
     limit, barrier (optional, to start several processes together)."""
-    from worker import pipeline
-    from worker.pipeline import DECODE_SIZE
+    from detector.analyze import DECODE_SIZE
 
-    if "crops_per_call" in args:
-        pipeline.TFLITE_CROPS_PER_CALL = args["crops_per_call"]
     decode_size = DECODE_SIZE if args.get("decode_size", "default") == "default" \
         else args["decode_size"]
     model, detector = _load(args["model_dir"], args.get("model_threads", 1),
                             args.get("detector_threads", 1), args.get("detector_model", "full"))
     photos = _read(args["photo_dir"], args.get("limit"))
     batch = args.get("batch", 8)
-    _run_once(photos[:batch * 2], batch, detector, model, decode_size)  # warm-up
+    per_call = args.get("crops_per_call")
+    _run_once(photos[:batch * 2], batch, detector, model, decode_size, per_call)  # warm-up
     if args.get("barrier") is not None:
         args["barrier"].wait()
     n, faces, t0 = 0, 0, time.perf_counter()
     cpu0 = time.process_time()
     while n == 0 or time.perf_counter() - t0 < args.get("seconds", 5.0):
-        results = _run_once(photos, batch, detector, model, decode_size)
+        results = _run_once(photos, batch, detector, model, decode_size, per_call)
         n += len(results)
         faces += sum(1 for r in results if r["faces"])
     wall = time.perf_counter() - t0
@@ -84,8 +83,8 @@ def run(args: dict) -> dict:
 
 def stages(args: dict) -> dict:
     """Milliseconds per image of each stage (median of 3 passes over the photos)."""
-    from worker.crop import face_crops
-    from worker.pipeline import score_crops
+    from detector.analyze import score_crops
+    from detector.crop import face_crops
 
     model, detector = _load(args["model_dir"], 1, 1, "full")
     photos = _read(args["photo_dir"], args.get("limit"))
@@ -112,7 +111,7 @@ def stages(args: dict) -> dict:
 
 def large_decode(args: dict) -> dict:
     """Decoding 12 MP JPEGs whole vs at reduced size (draft), and the pipeline on each."""
-    from worker.pipeline import DECODE_SIZE, analyze_many
+    from detector.analyze import DECODE_SIZE, analyze_many
 
     model, detector = _load(args["model_dir"], 1, 1, "full")
     photos = _read(args["photo_dir"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 LABELS = ("Real", "Fake")
-STATUSES = ("queued", "running", "done", "failed")
 FINAL = ("done", "failed")
 
 

@@ -17,8 +17,9 @@ import pytest
 import redis
 from PIL import Image
 
-from batch import cli, client
-from batch.client import COLUMNS, ApiClient, RowWriter, collect_images, decide, read_rows
+from batch import cli, client, rows
+from batch.client import ApiClient, decide
+from batch.rows import COLUMNS, RowWriter, collect_images, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,10 +67,10 @@ def test_decide_rate_limit_and_retries():
 
 
 def test_row_writer_and_resume_parsing(tmp_path):
-    done = client.row_from_job("a.jpg", {"id": "j1", "status": "done", "result": {
+    done = rows.row_from_job("a.jpg", {"id": "j1", "status": "done", "result": {
         "label": "Fake", "confidence": 0.9, "p_fake": 0.9, "faces": [{}, {}],
         "model": {"version": "v1"}}})
-    failed = client.make_row("b.png", "j2", error="boom")
+    failed = rows.make_row("b.png", "j2", error="boom")
     for fmt in ("jsonl", "csv"):
         out = tmp_path / f"out.{fmt}"
         for row in (done, failed):  # two runs: the CSV header must be written only once
@@ -79,31 +80,44 @@ def test_row_writer_and_resume_parsing(tmp_path):
         with open(out, "a") as fh:  # a crash mid-row leaves a half line behind
             fh.write('{"path": "c.jpg", "sta' if fmt == "jsonl" else "c.jpg,j3,done")
         writer = RowWriter.append_to(out, fmt)
-        writer.write(client.make_row("d.jpg", error="later"))
+        writer.write(rows.make_row("d.jpg", error="later"))
         writer.close()
-        rows = read_rows(out, fmt)
-        assert [r["path"] for r in rows] == ["a.jpg", "b.png", "d.jpg"], fmt
-        assert str(rows[0]["faces"]) == "2" and rows[1]["error"] == "boom"
-        assert client.load_done(out, fmt) == {client.path_key("a.jpg")}
+        got = read_rows(out, fmt)
+        assert [r["path"] for r in got] == ["a.jpg", "b.png", "d.jpg"], fmt
+        assert str(got[0]["faces"]) == "2" and got[1]["error"] == "boom"
+        assert rows.load_done(out, fmt) == {rows.path_key("a.jpg")}
     assert (tmp_path / "out.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
 
 
-def test_cli_usage_errors_and_forwarding(tmp_path, monkeypatch, capsys):
+def test_cli_usage_errors(tmp_path):
     assert cli.main(["submit", str(tmp_path)]) == 2  # no images
     assert cli.main(["submit", str(tmp_path / "nope.jpg")]) == 2
     assert cli.main(["submit"]) == 2
     assert cli.main([]) == 2
     assert cli.main(["--help"]) == 0
+    assert cli.main(["train"]) == 2  # a model developer's command: dfd-train, not dfd
     assert cli.output_format("x.CSV") == "csv" and cli.output_format(None) == "jsonl"
+
+
+def test_model_developer_commands_forward(monkeypatch, capsys):
+    from research import cli as research_cli
+    from training import cli as train_cli
+
     seen = []
     fake = type(sys)("training.train")
     fake.main = lambda argv: seen.append(argv) or 3
     monkeypatch.setitem(sys.modules, "training.train", fake)
-    assert cli.main(["train", "--help", "--epochs", "2"]) == 3
+    assert train_cli.main(["train", "--help", "--epochs", "2"]) == 3
     assert seen == [["--help", "--epochs", "2"]]
     fake.main = lambda argv: sys.exit(0 if argv == ["--help"] else "bad data dir")
-    assert cli.main(["train", "--help"]) == 0 and cli.main(["train", "x"]) == 1
+    assert train_cli.main(["train", "--help"]) == 0 and train_cli.main(["train", "x"]) == 1
     assert "bad data dir" in capsys.readouterr().err
+    assert train_cli.main([]) == 2 and train_cli.main(["--help"]) == 0
+    assert train_cli.main(["robustness"]) == 2  # research, not training
+    probe = type(sys)("research.probe")
+    probe.main = lambda argv: 7
+    monkeypatch.setitem(sys.modules, "research.probe", probe)
+    assert research_cli.main(["probe", "x"]) == 7
 
 
 def test_submit_never_imports_tensorflow():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training.card_update import update
+from research.card_update import update
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"ff-crops/val": (20, 20), "stylegan-faces/test": (10, 10), "stylegan-faces/all": (50, 50)}

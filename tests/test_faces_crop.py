@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worker import faces as faces_mod
-from worker.crop import CROP_SIZE, centre_square, crop_resize, face_crops, square_box
-from worker.faces import FaceDetector, ssd_anchors
+from detector import faces as faces_mod
+from detector.crop import CROP_SIZE, centre_square, crop_resize, face_crops, square_box
+from detector.faces import FaceDetector, ssd_anchors
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(

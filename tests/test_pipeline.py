@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import redis
 
+from detector.analyze import analyze
+from detector.faces import FaceDetector
+from detector.model import ModelError, calibrate, check_model, load_model
 from shared.images import decode_image
 from shared.jobs import JobStore, new_job_id
 from shared.storage import Storage
 from tests.conftest import make_jpeg
-from worker.faces import FaceDetector
-from worker.model import ModelError, calibrate, check_model, load_model
-from worker.pipeline import analyze, run_jobs
+from worker.pipeline import run_jobs
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_claim_ready_takes_waiting_jobs_oldest_first(redis_url):
 
 
 def test_runtime_follows_device(monkeypatch):
-    from worker import model as model_mod
+    from detector import model as model_mod
 
     monkeypatch.setattr(model_mod, "gpu_available", lambda: False)
     assert model_mod.choose_runtime("auto", has_tflite=True) == "tflite"

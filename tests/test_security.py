@@ -260,7 +260,7 @@ def test_keras_model_with_code_in_it_is_refused(model_dir, tmp_path):
     """A .keras file carrying a Lambda layer (arbitrary Python) is refused: safe mode."""
     import keras
 
-    from worker.model import ModelError, load_model
+    from detector.model import ModelError, load_model
 
     inp = keras.Input((224, 224, 3))
     out = keras.layers.Dense(1, activation="sigmoid")(

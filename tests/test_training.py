@@ -102,7 +102,7 @@ def test_intervals_and_rank_correlation_on_known_inputs():
 
 
 def test_stratified_auc_removes_what_a_cue_explains():
-    from training.probe import stratified_auc
+    from research.probe import stratified_auc
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 1000)
@@ -236,14 +236,14 @@ def _sample(folder: Path, n: int, seed: int = 0) -> list:
 def test_shipped_export_agrees_over_200_real_images():
     import keras
 
+    from detector.faces import FaceDetector
     from training.export import check_agreement
-    from training.prep import DETECTOR, crop_one
-    from worker.faces import FaceDetector
+    from training.prep import crop_one
 
     card = json.loads((SHIPPED / "card.json").read_text())
     model = keras.saving.load_model(SHIPPED / card["files"]["keras"], safe_mode=True)
     reals = [i for i in _sample(DATA / "ff-crops" / "val", 600) if i.label == 0][:200]
-    det = FaceDetector(**DETECTOR)
+    det = FaceDetector()
     crops = np.stack([crop_one(i.path, det)[0] for i in reals])
     assert len(crops) == 200
     assert check_agreement(model, SHIPPED / card["files"]["tflite"], crops) <= 1e-3
@@ -252,9 +252,9 @@ def test_shipped_export_agrees_over_200_real_images():
 @pytest.mark.data
 @needs_data
 def test_shipped_model_tells_real_from_fake_through_worker_path():
+    from detector.faces import FaceDetector
+    from detector.model import load_model
     from training.evaluate import score_images
-    from worker.faces import FaceDetector
-    from worker.model import load_model
 
     model = load_model(SHIPPED)
     items = _sample(DATA / "ff-crops" / "val", 30, seed=1) + \

@@ -1,4 +1,4 @@
-"""`dfd evaluate DIR`: score labelled images through the worker's own crop-and-classify path."""
+"""`dfd-train evaluate DIR`: score labelled images through the serving crop-and-classify path."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ DEFAULT_MODEL = "models/dfd-mnv2"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The command line of `dfd evaluate`."""
-    p = argparse.ArgumentParser(prog="dfd evaluate", description=__doc__)
+    """The command line of `dfd-train evaluate`."""
+    p = argparse.ArgumentParser(prog="dfd-train evaluate", description=__doc__)
     p.add_argument("dir", help="folder holding real/ and fake/ (nested folders allowed)")
     p.add_argument("--model", default=os.environ.get("DFD_MODEL_PATH", DEFAULT_MODEL),
                    help="model directory (default: env DFD_MODEL_PATH or %(default)s)")
@@ -32,9 +32,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def score_images(paths: list[str], detector, model, threshold=None, log=None) -> list[dict]:
-    """worker.pipeline.analyze for each file: the result dicts, in order."""
+    """detector.analyze.analyze for each file: the result dicts, in order."""
+    from detector.analyze import analyze
     from shared.images import decode_image
-    from worker.pipeline import analyze
 
     out, t0 = [], time.time()
     for k, path in enumerate(paths, 1):
@@ -93,17 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit and len(items) > args.limit:
         keep = np.sort(np.random.default_rng(args.seed).choice(len(items), args.limit, False))
         items = [items[i] for i in keep]
-    from worker.faces import FaceDetector
-    from worker.model import ModelError, load_model
+    from detector.faces import FaceDetector
+    from detector.model import ModelError, load_model
 
     try:
         model = load_model(args.model)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from training.prep import DETECTOR
 
-    detector = FaceDetector(**DETECTOR)
+    detector = FaceDetector()
     t0 = time.time()
     results = score_images([i.path for i in items], detector, model, args.threshold,
                            log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -77,8 +77,7 @@ def export_model(model, out_dir: str | Path, card: dict, check_crops: np.ndarray
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras", include_optimizer=False) if _takes_include_optimizer() \
-        else model.save(out / "model.keras")
+    model.save(out / "model.keras")  # Keras 3 saves no optimizer state for an uncompiled model
     (out / "model.tflite").write_bytes(to_tflite(model))
     card = dict(card)
     card.setdefault("name", NAME)
@@ -94,14 +93,6 @@ def export_model(model, out_dir: str | Path, card: dict, check_crops: np.ndarray
     (out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     (out / "MODEL_CARD.md").write_text(card_markdown(card))
     return card
-
-
-def _takes_include_optimizer() -> bool:
-    import inspect
-
-    import keras
-
-    return "include_optimizer" in inspect.signature(keras.Model.save).parameters
 
 
 def _fmt(v) -> str:

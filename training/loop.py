@@ -1,8 +1,7 @@
-"""The training loop behind `dfd train`: warm-up, fine-tune, select, calibrate, export, report."""
+"""The training loop behind `dfd-train train`: warm-up, fine-tune, select, calibrate, export."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -10,33 +9,26 @@ import numpy as np
 
 from training import calibrate as C
 from training import metrics as M
+from training.batches import Batches, epoch_indices, predict
 from training.data import SPLIT_RULE
 from training.export import SOURCES, TERMS, export_model
 from training.model import batchnorm_stats, build_model, set_trunk_trainable
-from training.train import (
-    AUGMENTATION,
-    LIMITATIONS,
-    SBI,
-    SHARES,
-    THRESHOLD,
-    Batches,
-    epoch_indices,
-    predict,
-)
+from training.recipe import AUGMENTATION, LIMITATIONS, SBI, SHARES, THRESHOLD
+from training.state import RunContext, TrainState
 
 FINAL_RESERVE_S = 180  # calibration, export (conversion ~10 s), test-set scoring, margin
 
 
-def _calib_score(ctx, model) -> tuple[float, dict]:
+def _calib_score(ctx: RunContext, model) -> tuple[float, dict]:
     """Mean over sources of the calibration-split AUC (each source counts the same).
 
     A real-only source (FairFace) is scored as its reals against every source's calibration
     fakes pooled: that is how its faces would be ranked against the fakes we know.
     """
-    labels, preds = ctx["labels"], {}
-    for (src, part), idx in ctx["ranges"].items():
+    labels, preds = ctx.labels, {}
+    for (src, part), idx in ctx.ranges.items():
         if part == "calib" and len(idx):
-            preds[src] = (labels[idx], predict(model, ctx["crops"], idx))
+            preds[src] = (labels[idx], predict(model, ctx.crops, idx))
     fakes = [p[y == 1] for y, p in preds.values()]
     pooled = np.concatenate(fakes) if fakes else np.zeros(0)
     aucs = {}
@@ -53,13 +45,13 @@ def collapsed(aucs: dict) -> bool:
     return bool(aucs) and all(a == 0.5 or a != a for a in aucs.values())
 
 
-def _save(model, opt, ctx, state, best: bool) -> None:
-    work = ctx["work"]
+def _save(model, opt, ctx: RunContext, state: TrainState, best: bool) -> None:
+    work = ctx.work
     model.save_weights(work / "last.weights.h5")
     np.savez(work / "optimizer.npz", *[np.asarray(v) for v in opt.variables])
     if best:
         model.save_weights(work / "best.weights.h5")
-    (work / "state.json").write_text(json.dumps(state, indent=1))  # last: marks a whole epoch
+    state.save(work / "state.json")  # last: marks a whole epoch
 
 
 def _compile(model, phase: str, lr: float):
@@ -81,11 +73,11 @@ def _restore_optimizer(model, opt, path) -> None:
             v.assign(a)
 
 
-def run(ctx) -> None:
+def run(ctx: RunContext) -> None:
     """Train, pick the best epoch on the calibration split, calibrate, export, evaluate."""
     import keras
 
-    args, log, work = ctx["args"], ctx["log"], ctx["work"]
+    args, log, work = ctx.args, ctx.log, ctx.work
     keras.utils.set_random_seed(args.seed)
     model = build_model(args.weights, internal_size=args.internal_size)
     if args.init_model:
@@ -93,43 +85,42 @@ def run(ctx) -> None:
         model.set_weights(keras.saving.load_model(args.init_model, safe_mode=True).get_weights())
         log(f"weights from {args.init_model}")
     bn_before = batchnorm_stats(model)  # ImageNet statistics: frozen, so they must stay
-    state = {"epoch": 0, "full_step": 0, "history": [], "best_score": -1.0, "best_epoch": None,
-             "train_seconds": 0.0, "planned_epochs": args.epochs, "images_seen": 0}
+    state = TrainState(planned_epochs=args.epochs)
     resumed = args.resume and (work / "state.json").exists()
     if resumed:
-        state = json.loads((work / "state.json").read_text())
+        state = TrainState.load(work / "state.json")
         model.load_weights(work / "last.weights.h5")
-        log(f"resuming after epoch {state['epoch']}")
-    train_by_source = {s: idx for (s, part), idx in ctx["ranges"].items()
+        log(f"resuming after epoch {state.epoch}")
+    train_by_source = {s: idx for (s, part), idx in ctx.ranges.items()
                        if part == "train" and len(idx)}
     steps = args.epoch_images // args.batch_size
     phase, opt = None, None
-    while state["epoch"] < state["planned_epochs"]:
-        epoch = state["epoch"]
+    while state.epoch < state.planned_epochs:
+        epoch = state.epoch
         want = "head" if epoch < args.warmup_epochs else "full"
         if want != phase:
             phase = want
             opt = _compile(model, phase, args.head_lr if phase == "head" else args.lr)
             if resumed and (work / "optimizer.npz").exists() and epoch != args.warmup_epochs:
                 _restore_optimizer(model, opt, work / "optimizer.npz")
-        idx = epoch_indices(train_by_source, ctx["labels"], steps * args.batch_size,
+        idx = epoch_indices(train_by_source, ctx.labels, steps * args.batch_size,
                             np.random.default_rng([args.seed, epoch]))
-        full_steps = max(1, (state["planned_epochs"] - args.warmup_epochs) * steps)
+        full_steps = max(1, (state.planned_epochs - args.warmup_epochs) * steps)
         t0, sums = time.time(), np.zeros(2)
-        feed = Batches(ctx["crops"], idx, ctx["labels"], args.batch_size, (args.seed, epoch),
+        feed = Batches(ctx.crops, idx, ctx.labels, args.batch_size, (args.seed, epoch),
                        args.aug_strength, sbi_rate=args.sbi_rate,
-                       keypoints=ctx.get("keypoints"),
+                       keypoints=ctx.keypoints,
                        sbi_balanced=args.sbi_mode == "replace-fake")
         for b, (x, y) in enumerate(feed):
             if phase == "full":
                 # Linear warm-up over 100 steps, then cosine decay to 2% of the peak.
-                s = state["full_step"]
+                s = state.full_step
                 frac = min(s / full_steps, 1.0)
-                peak = args.lr * state.get("lr_scale", 1.0)
+                peak = args.lr * state.lr_scale
                 lr = peak * min(1.0, (s + 1) / 100) * (
                     0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
                 opt.learning_rate.assign(lr)
-                state["full_step"] += 1
+                state.full_step += 1
             res = model.train_on_batch(x, y, return_dict=True)
             # train_on_batch reports the batch alone: keep the epoch's running means here.
             sums += (res["loss"], res["accuracy"])
@@ -141,51 +132,51 @@ def run(ctx) -> None:
         train_s = time.time() - t0
         score, aucs = _calib_score(ctx, model)
         epoch_s = time.time() - t0
-        state["train_seconds"] += epoch_s
-        state["images_seen"] += steps * args.batch_size
+        state.train_seconds += epoch_s
+        state.images_seen += steps * args.batch_size
         if phase == "full" and collapsed(aucs):
             # Dead ReLU6 units behind frozen BatchNorm (seen at 6e-4 and 1e-3 with SBI and
             # strength 1): go back to the best epoch and halve the learning rate.
-            state["lr_scale"] = state.get("lr_scale", 1.0) / 2
+            state.lr_scale = state.lr_scale / 2
             model.load_weights(work / "best.weights.h5")
-            opt = _compile(model, phase, args.lr * state["lr_scale"])
+            opt = _compile(model, phase, args.lr * state.lr_scale)
             log(f"epoch {epoch + 1} collapsed to a constant output: back to epoch "
-                f"{state['best_epoch']}'s weights, learning rate x{state['lr_scale']:g}")
-        best = score > state["best_score"]
+                f"{state.best_epoch}'s weights, learning rate x{state.lr_scale:g}")
+        best = score > state.best_score
         if best:
-            state["best_score"], state["best_epoch"] = score, epoch + 1
-        state["history"].append({"epoch": epoch + 1, "phase": phase, "loss": float(logs["loss"]),
+            state.best_score, state.best_epoch = score, epoch + 1
+        state.history.append({"epoch": epoch + 1, "phase": phase, "loss": float(logs["loss"]),
                                  "train_acc": float(logs["accuracy"]), "calib_auc": aucs,
                                  "calib_score": score, "seconds": round(epoch_s, 1)})
-        log(f"epoch {epoch + 1}/{state['planned_epochs']} [{phase}] loss {logs['loss']:.4f} "
+        log(f"epoch {epoch + 1}/{state.planned_epochs} [{phase}] loss {logs['loss']:.4f} "
             f"train acc {logs['accuracy']:.4f} calib AUC "
             + " ".join(f"{k} {v:.4f}" for k, v in aucs.items())
             + f" mean {score:.4f}{' *best' if best else ''} | {train_s:.0f}s train, "
             f"{epoch_s:.0f}s epoch, {steps * args.batch_size / train_s:.0f} img/s")
-        state["epoch"] = epoch + 1
+        state.epoch = epoch + 1
         if args.time_budget and phase == "full":
             # Fit the plan (and with it the cosine schedule) to the budget, at most --epochs:
             # the machine is shared, so epoch times drift; judge by the last two full epochs.
-            recent = [h["seconds"] for h in state["history"] if h["phase"] == "full"][-2:]
-            left = args.time_budget * 60 - (time.time() - ctx["t_start"]) - FINAL_RESERVE_S
-            fit = min(args.epochs, state["epoch"] + max(0, int(left // np.mean(recent))))
-            if fit != state["planned_epochs"]:
-                log(f"time budget: {state['planned_epochs']} -> {fit} epochs")
-                state["planned_epochs"] = fit
+            recent = [h["seconds"] for h in state.history if h["phase"] == "full"][-2:]
+            left = args.time_budget * 60 - (time.time() - ctx.t_start) - FINAL_RESERVE_S
+            fit = min(args.epochs, state.epoch + max(0, int(left // np.mean(recent))))
+            if fit != state.planned_epochs:
+                log(f"time budget: {state.planned_epochs} -> {fit} epochs")
+                state.planned_epochs = fit
         _save(model, opt, ctx, state, best)
     finish(ctx, state, bn_before)
 
 
-def finish(ctx, state, bn_before) -> dict:
+def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
     """Best weights -> temperature -> metrics -> export of the model directory."""
-    args, log, crops, labels = ctx["args"], ctx["log"], ctx["crops"], ctx["labels"]
+    args, log, crops, labels = ctx.args, ctx.log, ctx.crops, ctx.labels
     model = build_model(None, internal_size=args.internal_size)
-    model.load_weights(ctx["work"] / "best.weights.h5")
+    model.load_weights(ctx.work / "best.weights.h5")
     bn_after = batchnorm_stats(model)
     bn_ok = all(np.array_equal(a, b) for a, b in zip(bn_before, bn_after, strict=True))
     if not bn_ok:
         raise RuntimeError("trunk BatchNorm moving statistics changed during training")
-    calib = np.concatenate([i for (s, p), i in ctx["ranges"].items() if p == "calib"])
+    calib = np.concatenate([i for (s, p), i in ctx.ranges.items() if p == "calib"])
     p_cal = predict(model, crops, calib)
     temperature = C.fit_temperature(C.logit(p_cal), labels[calib])
     z, y = C.logit(p_cal), labels[calib]
@@ -193,7 +184,7 @@ def finish(ctx, state, bn_before) -> dict:
         f"{C.nll(z, y, temperature):.4f})")
     metrics = {"calibration (pooled)": M.report(labels[calib],
                                                 C.apply_temperature(p_cal, temperature), THRESHOLD)}
-    for (src, part), idx in ctx["ranges"].items():
+    for (src, part), idx in ctx.ranges.items():
         if part == "train" or not len(idx):
             continue
         name = f"{src}/val" if src == "ff-crops" and part == "test" else f"{src}/held-out-{part}"
@@ -203,21 +194,19 @@ def finish(ctx, state, bn_before) -> dict:
         log(f"{name}: AUC {m['auc']:.4f} acc {m['accuracy']:.4f} ECE {m['ece']:.4f} "
             f"EER {m['eer']:.4f} (n {m['n_real']} real, {m['n_fake']} fake)")
     # 200 real test images for the export check (ff-crops/val first, as it is the largest).
-    reals = np.concatenate([i[labels[i] == 0] for (s, p), i in ctx["ranges"].items()
+    reals = np.concatenate([i[labels[i] == 0] for (s, p), i in ctx.ranges.items()
                             if p == "test"])
     check = np.asarray(crops[np.sort(np.random.default_rng(args.seed).choice(
         reals, min(200, len(reals)), replace=False))]) if len(reals) else None
-    from worker import crop
+    from detector import crop
 
     sources = {}
-    for src, parts in ctx["splits"].items():
+    for src, parts in ctx.splits.items():
         sources[src] = {"origin": SOURCES.get(src, src), "terms": TERMS.get(src, "see source"),
                         "counts": {part: {"real": sum(i.label == 0 for i in its),
                                           "fake": sum(i.label == 1 for i in its)}
                                    for part, its in parts.items()}}
-    from training.prep import _detector_settings
-
-    det = _detector_settings()
+    det = crop.detector_settings()
 
     card = {
         "name": "dfd-mobilenetv2",
@@ -228,24 +217,24 @@ def finish(ctx, state, bn_before) -> dict:
         "threshold": THRESHOLD, "temperature": temperature,
         "training": {
             "sources": sources, "split_rule": SPLIT_RULE, "seed": args.seed,
-            "epochs": state["epoch"], "warmup_epochs": args.warmup_epochs,
-            "best_epoch": state["best_epoch"], "images_seen": state["images_seen"],
-            "images": {"train": int(sum(len(i) for (s, p), i in ctx["ranges"].items()
+            "epochs": state.epoch, "warmup_epochs": args.warmup_epochs,
+            "best_epoch": state.best_epoch, "images_seen": state.images_seen,
+            "images": {"train": int(sum(len(i) for (s, p), i in ctx.ranges.items()
                                         if p == "train"))},
             "batch_size": args.batch_size, "lr": args.lr, "head_lr": args.head_lr,
             "internal_size": args.internal_size, "epoch_images": args.epoch_images,
             "aug_strength": args.aug_strength, "source_shares": SHARES,
-            "face_found": ctx["meta"]["face_found"], "augmentation": AUGMENTATION,
+            "face_found": ctx.meta["face_found"], "augmentation": AUGMENTATION,
             "sbi_rate": args.sbi_rate, "pseudo_fakes": SBI if args.sbi_rate else None,
             "sbi_mode": args.sbi_mode if args.sbi_rate else None,
             "init_model": args.init_model,
-            "prep_seconds": round(ctx["prep_seconds"], 1),
-            "seconds": round(time.time() - ctx["t_start"], 1), "machine": ctx["machine"],
-            "batchnorm_frozen_verified": bn_ok, "history": state["history"],
+            "prep_seconds": round(ctx.prep_seconds, 1),
+            "seconds": round(time.time() - ctx.t_start, 1), "machine": ctx.machine,
+            "batchnorm_frozen_verified": bn_ok, "history": state.history,
             "model_selection": "best mean per-source AUC on the calibration split",
         },
         "metrics": metrics, "limitations": LIMITATIONS,
     }
-    card = export_model(model, ctx["out"], card, check)
+    card = export_model(model, ctx.out, card, check)
     log(f"exported version {card['version']}; export check {card.get('export_check')}")
     return card

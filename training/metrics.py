@@ -97,7 +97,7 @@ def _ratio(a: int, b: int) -> float:
 
 
 def report(y_true, p_fake, threshold: float) -> dict:
-    """Every metric the card and `dfd evaluate` print, as one JSON-ready dict."""
+    """Every metric the card and `dfd-train evaluate` print, as one JSON-ready dict."""
     y, p = _arrays(y_true, p_fake)
     c = confusion(y, p, threshold)
     return {

@@ -1,9 +1,8 @@
-"""Crop cache: decode and face-crop every image once, through the worker's crop function."""
+"""Crop cache: decode and face-crop every image once, through the detector's crop function."""
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import multiprocessing as mp
 import os
@@ -12,29 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.crop import crop_settings
+
 CACHE_DIR = Path(__file__).resolve().parents[1] / "cache"
-# The worker's own defaults: training crops must come from the same detector serving uses.
-DETECTOR: dict = {}
-
 _det = None  # one FaceDetector per worker process
-
-
-def crop_settings() -> dict:
-    """What the crops depend on besides the files: size, margin, detector, crop code."""
-    from worker import crop, faces
-
-    src = inspect.getsource(crop) + inspect.getsource(faces)
-    return {"size": int(crop.CROP_SIZE), "margin": getattr(crop, "MARGIN", None),
-            "detector": _detector_settings(), "code": hashlib.sha256(src.encode()).hexdigest()[:12]}
-
-
-def _detector_settings() -> dict:
-    """The face detector settings crops are made with: the worker defaults plus DETECTOR."""
-    from worker.faces import FaceDetector
-
-    defaults = {k: v.default for k, v in inspect.signature(FaceDetector).parameters.items()
-                if v.default is not inspect.Parameter.empty and k != "num_threads"}
-    return {**defaults, **DETECTOR}
 
 
 def cache_key(paths: list[str]) -> str:
@@ -48,15 +28,15 @@ def cache_key(paths: list[str]) -> str:
 
 def _init_worker() -> None:
     global _det
-    from worker.faces import FaceDetector
+    from detector.faces import FaceDetector
 
-    _det = FaceDetector(**DETECTOR, num_threads=1)
+    _det = FaceDetector(num_threads=1)
 
 
 def crop_one(path: str, detector) -> tuple[np.ndarray, int, float]:
     """(best face crop or whole image 224x224x3 uint8, faces found, best face score)."""
+    from detector.crop import face_crops
     from shared.images import decode_pil
-    from worker.crop import face_crops
 
     with open(path, "rb") as fh:
         img = decode_pil(fh.read())
@@ -65,8 +45,8 @@ def crop_one(path: str, detector) -> tuple[np.ndarray, int, float]:
     return crops[0], len(faces), float(faces[0].score) if faces else 0.0
 
 
-def _work(args: tuple[str, int, int, list[str]]) -> list[tuple[int, int, float]]:
-    out_path, n, start, paths = args
+def _work(args: tuple[str, int, list[str]]) -> list[tuple[int, int, float]]:
+    out_path, start, paths = args
     arr = np.load(out_path, mmap_mode="r+")
     meta = []
     for k, p in enumerate(paths):
@@ -89,7 +69,7 @@ def build_cache(paths: list[str], processes: int = 2, log=print) -> tuple[np.nda
                                     shape=(len(paths), size, size, 3))
     del arr  # workers write through their own memmaps
     chunk = 256
-    jobs = [(str(arr_path), len(paths), s, paths[s:s + chunk]) for s in range(0, len(paths), chunk)]
+    jobs = [(str(arr_path), s, paths[s:s + chunk]) for s in range(0, len(paths), chunk)]
     n_faces = np.zeros(len(paths), np.int16)
     scores = np.zeros(len(paths), np.float32)
     t0 = time.time()

@@ -153,7 +153,7 @@ def sbi_batch(x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generato
 
 def _init_worker() -> None:
     global _det
-    from worker.faces import FaceDetector
+    from detector.faces import FaceDetector
 
     _det = FaceDetector(num_threads=1)
 

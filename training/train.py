@@ -1,4 +1,4 @@
-"""`dfd train DATA...`: crop, train, select, calibrate, export and evaluate the detector."""
+"""`dfd-train train DATA...`: crop, train, select, calibrate, export and evaluate the detector."""
 
 from __future__ import annotations
 
@@ -7,49 +7,15 @@ import os
 import platform
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from training import data as D
-from training.augment import augment_batch
-from training.sbi import sbi_batch
-
-WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / \
-    "mobilenetv2_0.35_224_imagenet_notop.npz"
-THRESHOLD = 0.3  # the rule "Fake when P(real) < 0.7"
-# Each epoch is half real, half fake; each half is drawn from the sources holding that label in
-# these shares (a source not listed gets an equal part; a real-only source feeds the real half).
-# FairFace (ordinary Flickr faces) is the largest real share: the model's real class must not be
-# "looks like a news studio, an FFHQ portrait or a DFDC video".
-SHARES = {
-    "real": {"fairface-real": 0.35, "ff-crops": 0.28, "dfdc-faces": 0.25, "stylegan-faces": 0.12},
-    "fake": {"ff-crops": 0.45, "dfdc-faces": 0.35, "stylegan-faces": 0.2},
-}
-AUGMENTATION = ("probabilities below (except flip and grey) are multiplied by the "
-                "augmentation strength: flip (p 0.5); scale 0.85-1.15, rotation +-8 deg, shift "
-                "+-10% (p 0.5); down-and-up scaling 0.25-0.8 (p 0.4); Gaussian blur 0.4-2.2 px "
-                "(p 0.3) or unsharp mask (p 0.3); saturation, channel gain, brightness, contrast, "
-                "gamma (p 0.8); grey (p 0.05); Gaussian noise sigma 2-12 (p 0.3); JPEG quality "
-                "30-95 (p 0.7)")
-SBI = ("self-blended pseudo-fakes (training/sbi.py): a real crop blended with a copy of itself "
-       "(colour, 0.95-1.05 scale, +-3% shift, blur / down-up / sharpen) inside a deformed, "
-       "soft-edged face mask (BlazeFace keypoint hull, else an ellipse), blend ratio "
-       "0.25-1, labelled fake; made before the augmentation above, which they then get too")
-LIMITATIONS = [
-    "Trained on four public sets only (face-swap video frames, StyleGAN faces, DFDC face "
-    "swaps, and FairFace's ordinary Flickr faces as real only); other generators, editing tools "
-    "and diffusion models are out of distribution and its scores on them are not validated "
-    "here.",
-    "Sees one face crop at a time (224x224, resized inside the model); no temporal or "
-    "whole-image cues. Images with no detected face are classified whole (centre square).",
-    "The calibration (temperature) was fitted on held-out parts of the training sources; on "
-    "other sources the probabilities may be over- or under-confident.",
-    "Non-commercial: the training data's terms (FaceForensics++, FFHQ, DFDC) carry over; "
-    "FairFace is CC BY 4.0 (Karkkainen and Joo, WACV 2021).",
-]
+from training.batches import train_keypoints
+from training.recipe import WEIGHTS
+from training.state import RunContext
 
 
 def log(msg: str) -> None:
@@ -58,8 +24,8 @@ def log(msg: str) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The command line of `dfd train`."""
-    p = argparse.ArgumentParser(prog="dfd train", description=__doc__)
+    """The command line of `dfd-train train`."""
+    p = argparse.ArgumentParser(prog="dfd-train train", description=__doc__)
     p.add_argument("data", nargs="+", help="data roots holding real/ and fake/ (or train/ val/)")
     p.add_argument("--out", default="models/dfd-mnv2", help="model directory to write")
     p.add_argument("--epochs", type=int, default=20,
@@ -105,110 +71,6 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, no GPU, {platform.system()} {platform.machine()}"
 
 
-class Batches:
-    """Augmented training batches made ahead in background threads, in a seeded order."""
-
-    def __init__(self, crops, idx: np.ndarray, labels: np.ndarray, batch: int, seed,
-                 strength: float = 1.0, ahead: int = 6, sbi_rate: float = 0.0,
-                 keypoints: np.ndarray | None = None, sbi_balanced: bool = True):
-        self.crops, self.idx, self.labels, self.batch, self.seed = crops, idx, labels, batch, seed
-        self.strength, self.sbi_rate, self.keypoints = strength, sbi_rate, keypoints
-        self.sbi_balanced = sbi_balanced
-        self.n, self.ahead = len(idx) // batch, ahead
-        self.next = self.consumed = 0
-        self.lock = threading.Lock()
-        self.results: dict[int, tuple] = {}
-        self.cv = threading.Condition()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self) -> None:
-        while True:
-            with self.lock:
-                b = self.next
-                self.next += 1
-            if b >= self.n:
-                return
-            with self.cv:  # do not run more than a few batches ahead of the consumer
-                self.cv.wait_for(lambda b=b: b < self.consumed + self.ahead)
-            sel = np.sort(self.idx[b * self.batch:(b + 1) * self.batch])
-            # Per-batch generator: the augmentation does not depend on thread timing.
-            rng = np.random.default_rng([*self.seed, b])
-            x, y = np.asarray(self.crops[sel]), self.labels[sel]
-            if self.sbi_rate:
-                # Pseudo-fakes first, then the same augmentation as every other image.
-                kps = None if self.keypoints is None else self.keypoints[sel]
-                x, y = sbi_batch(x, y, self.sbi_rate, rng, kps, self.sbi_balanced)
-            x = augment_batch(x, rng, self.strength).astype(np.float32)
-            with self.cv:
-                self.results[b] = (x, y.astype(np.float32)[:, None])
-                self.cv.notify_all()
-
-    def __iter__(self):
-        for b in range(self.n):
-            with self.cv:
-                self.cv.wait_for(lambda b=b: b in self.results)
-                item = self.results.pop(b)
-                self.consumed = b + 1
-                self.cv.notify_all()
-            yield item
-
-
-def label_shares(pools: dict[str, np.ndarray], label: str) -> dict[str, float]:
-    """Normalised shares of the sources that have images of one label (see SHARES)."""
-    table = SHARES[label]
-    present = [s for s, pool in pools.items() if len(pool)]
-    raw = {s: table.get(s, 1.0 / max(len(present), 1)) for s in present}
-    total = sum(raw.values())
-    return {s: w / total for s, w in raw.items()} if total else {}
-
-
-def epoch_indices(train_by_source: dict[str, np.ndarray], labels: np.ndarray, n: int, rng
-                  ) -> np.ndarray:
-    """n cache indices, half real and half fake, each half drawn by source share; within a
-    source without replacement when possible (whole permutations, then truncated)."""
-    pools = {label: {s: idx[labels[idx] == (label == "fake")] for s, idx in
-                     train_by_source.items()} for label in ("real", "fake")}
-    shares = {label: label_shares(pools[label], label) for label in pools}
-    # Half each; where one label has no images at all (real faces and pseudo-fakes only),
-    # the other label takes the whole epoch.
-    counts = {"real": n - n // 2, "fake": n // 2} if all(shares.values()) else \
-        {label: n if shares[label] else 0 for label in shares}
-    out = []
-    for label, k_label in counts.items():
-        for s, share in shares[label].items():
-            pool, k = pools[label][s], int(round(k_label * share))
-            if k:
-                reps = -(-k // len(pool))
-                out.append(np.concatenate([rng.permutation(pool) for _ in range(reps)])[:k])
-    return rng.permutation(np.concatenate(out)) if out else np.zeros(0, np.int64)
-
-
-def predict(model, crops, idx: np.ndarray, batch: int = 128) -> np.ndarray:
-    """Raw P(fake) for cache rows idx (no augmentation)."""
-    out = [np.asarray(model.predict_on_batch(np.asarray(crops[np.sort(idx)[s:s + batch]],
-                                                        np.float32))).reshape(-1)
-           for s in range(0, len(idx), batch)]
-    order = np.argsort(np.argsort(idx))  # predictions were made on sorted rows
-    return np.concatenate(out)[order] if out else np.zeros(0)
-
-
-def train_keypoints(crops, meta: dict, ranges: dict, labels: np.ndarray) -> np.ndarray:
-    """(N, 6, 2) BlazeFace keypoints of the real training crops (NaN elsewhere), cached."""
-    from training.prep import CACHE_DIR
-    from training.sbi import crop_keypoints
-
-    path = CACHE_DIR / f"kps-{meta['key']}.npy"
-    if path.exists():
-        return np.load(path)
-    rows = np.concatenate([i[labels[i] == 0] for (s, p), i in ranges.items() if p == "train"])
-    kps = np.full((len(labels), 6, 2), np.nan, np.float32)
-    kps[rows] = crop_keypoints(crops, rows)  # forked workers: before TensorFlow is imported
-    np.save(path, kps)
-    return kps
-
-
 def main(argv: list[str] | None = None) -> int:
     """Train end to end; returns a process exit code."""
     from training.loop import run
@@ -246,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         keypoints = train_keypoints(crops, meta, ranges, labels)
         found = int(np.isfinite(keypoints[:, 0, 0]).sum())
         log(f"SBI masks: keypoints for {found} real training crops, ellipse for the rest")
-    ctx = dict(args=args, out=out, work=work, splits=splits, ranges=ranges, crops=crops,
-               labels=labels, meta=meta, t_start=t_start, prep_seconds=prep_seconds,
-               machine=machine(), log=log, keypoints=keypoints)
+    ctx = RunContext(args=args, out=out, work=work, splits=splits, ranges=ranges, crops=crops,
+                     labels=labels, meta=meta, t_start=t_start, prep_seconds=prep_seconds,
+                     machine=machine(), log=log, keypoints=keypoints)
     run(ctx)
     if not args.keep_work:
         # The checkpoints are ~13 MB and only serve --resume; the model directory ships.
@@ -259,7 +121,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-__all__ = ["main", "Batches", "epoch_indices", "predict", "AUGMENTATION", "LIMITATIONS",
-           "SBI", "THRESHOLD"]

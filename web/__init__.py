@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import re
-import time
 from pathlib import Path
 
 from flask import Flask
@@ -74,7 +70,7 @@ def register_extensions(app: Flask) -> None:
     }
     # Registered before the limiter's own hook so that it runs after it (Flask runs them in
     # reverse): the limiter rounds Retry-After down, which sends clients back a second early.
-    app.after_request(_retry_after_rounded_up)
+    app.after_request(_retry_after_header)
     limiter.init_app(app)
 
 
@@ -87,23 +83,16 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
 
 
-def _retry_after_rounded_up(response):
+def _retry_after_header(response):
     if response.status_code not in (429, 503):
         # The limiter stamps Retry-After on every limited response; it only means "wait" here.
         response.headers.pop("Retry-After", None)
-    reset = response.headers.get("X-RateLimit-Reset")
-    if response.status_code == 429 and reset and response.is_json:
-        from web.extensions import limiter
-
-        current = limiter.current_limit
-        window = current.limit.get_expiry() if current else 60
-        retry = min(window, max(1, math.ceil(float(reset) - time.time())))
-        response.headers["Retry-After"] = str(retry)
-        body = response.get_json()
-        body["error"]["retry_after"] = retry
-        body["error"]["message"] = re.sub(r"try again in \d+ s", f"try again in {retry} s",
-                                          body["error"]["message"])
-        response.set_data(json.dumps(body))
+    elif response.status_code == 429 and response.is_json:
+        # The limiter's header hook ran just before this one and wrote its own, rounded-down
+        # value: put back the one the error body states (web.errors computes it, once).
+        retry = (response.get_json().get("error") or {}).get("retry_after")
+        if retry:
+            response.headers["Retry-After"] = str(retry)
     return response
 
 

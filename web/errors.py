@@ -61,7 +61,9 @@ def _too_large_message() -> str:
 
 def _rate_limited(exc: HTTPException):
     limit = limiter.current_limit
-    retry = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
+    # Rounded up, and never past the window: a client that waits this long gets through.
+    retry = min(limit.limit.get_expiry(), max(1, math.ceil(limit.reset_at - time.time()))) \
+        if limit else 60
     what = str(limit.limit) if limit else "the rate limit"
     response, status = error_response(
         429, "rate_limited", f"rate limit reached ({what}); try again in {retry} s",

@@ -5,11 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from worker.model import ModelError, check_model
+from detector.model import ModelError, check_model
 
 _TRIAL = """
 import json, sys
-from worker.model import ModelError, load_model
+from detector.model import ModelError, load_model
 try:
     load_model(sys.argv[1], device=sys.argv[2])
 except ModelError as exc:

@@ -8,12 +8,12 @@ import time
 
 from celery import signals
 
+from detector.model import check_model
 from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
 from shared.tasks import DETECT
-from worker.model import check_model
 
 log = logging.getLogger("worker")
 SETTINGS = settings_mod.load()
@@ -39,8 +39,8 @@ def _threshold(card: dict) -> float:
 def state() -> dict:
     """Per-process resources, created on first use after the fork and kept for its life."""
     if _state.get("pid") != os.getpid():
-        from worker.faces import FaceDetector
-        from worker.model import load_model
+        from detector.faces import FaceDetector
+        from detector.model import load_model
 
         _state.clear()
         model = load_model(SETTINGS["MODEL_PATH"], device=SETTINGS["DEVICE"])

@@ -9,10 +9,14 @@ is chosen so that they look like the tight crops that make up most of the traini
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import sys
+
 import numpy as np
 from PIL import Image
 
-from worker.faces import Face, FaceDetector, as_image  # LiteRT loads only in FaceDetector()
+from detector.faces import Face, FaceDetector, as_image  # LiteRT loads only in FaceDetector()
 
 CROP_SIZE = 224
 # Fraction of the face box side added on each side. Looking at crops side by side: 0.05 (1.1 box
@@ -65,3 +69,19 @@ def face_crops(
         return crop_resize(img, centre_square(width, height))[None], []
     crops = [crop_resize(img, square_box(f.box, width, height)) for f in faces]
     return np.stack(crops), faces
+
+
+def detector_settings() -> dict:
+    """The face detector settings crops are made with: FaceDetector's defaults."""
+    return {k: v.default for k, v in inspect.signature(FaceDetector).parameters.items()
+            if v.default is not inspect.Parameter.empty and k != "num_threads"}
+
+
+def crop_settings() -> dict:
+    """What a crop depends on besides the file: size, margin, detector settings, and a hash of
+    this module's and the face finder's code (the training crop cache is keyed on it)."""
+    from detector import faces
+
+    src = inspect.getsource(sys.modules[__name__]) + inspect.getsource(faces)
+    return {"size": int(CROP_SIZE), "margin": MARGIN, "detector": detector_settings(),
+            "code": hashlib.sha256(src.encode()).hexdigest()[:12]}

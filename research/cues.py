@@ -89,11 +89,11 @@ def strength(auc: float) -> float:
 def train_batch_cues(data: Path, split_seed: int, per_class: int, seed: int = 0,
                      strength: float = 1.0) -> dict:
     """Cue AUCs on training crops: as cropped, after augment(), and reals vs pseudo-fakes."""
+    from detector.faces import FaceDetector
     from training.augment import augment
     from training.data import split_source
     from training.prep import crop_one
     from training.sbi import self_blend
-    from worker.faces import FaceDetector
 
     det = FaceDetector()
     rng = np.random.default_rng(seed)

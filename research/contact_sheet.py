@@ -1,4 +1,4 @@
-"""`python -m training.contact_sheet`: training crops beside serving crops of composed photos."""
+"""`python -m research.contact_sheet`: training crops beside serving crops of composed photos."""
 
 from __future__ import annotations
 
@@ -63,19 +63,19 @@ def sheet(rows: list[tuple[str, list[np.ndarray]]]) -> Image.Image:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the contact sheet; print how tightly each row frames its faces."""
-    p = argparse.ArgumentParser(prog="python -m training.contact_sheet", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m research.contact_sheet", description=__doc__)
     p.add_argument("--data", default="../shared/data", type=Path)
     p.add_argument("--out", default="docs/crops.jpg")
     p.add_argument("--n", type=int, default=7, help="images per row")
     p.add_argument("--seed", type=int, default=3)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    from detector.crop import face_crops
+    from detector.faces import FaceDetector
     from shared.images import decode_image
     from training.data import list_images
-    from training.prep import DETECTOR, crop_one
-    from worker.crop import face_crops
-    from worker.faces import FaceDetector
+    from training.prep import crop_one
 
-    det = FaceDetector(**DETECTOR)  # the detector and settings both the cache and serving use
+    det = FaceDetector()  # the detector and settings both the cache and serving use
     rng = np.random.default_rng(a.seed)
 
     def pick(root: Path) -> list[str]:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("training crops\nstylegan-faces\n(256 px whole faces)", train_sg))
     photos = [compose_photo(decode_image(Path(f).read_bytes()), rng) for f in sg]
     decoded = [decode_image(b) for b in photos]
-    # The serving path: worker.pipeline.analyze crops every upload with face_crops.
+    # The serving path: detector.analyze.analyze crops every upload with face_crops.
     serve = [face_crops(rgb, det)[0][0] for rgb in decoded]
     shares["serving, same faces in photos"] = face_share(serve, det)
     rows.append(("serving crops\nthe same stylegan faces\npasted into 640x480\nphotos (face_crops)",

@@ -1,4 +1,4 @@
-"""`python -m training.robustness`: cross-source AUCs, benign-change flip rates, shortcut cues."""
+"""`python -m research.robustness`: cross-source AUCs, benign-change flip rates, shortcut cues."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from detector.faces import as_image
+from research.cues import CUES, jpeg_quality, laplacian_variance, signed_auc, train_batch_cues
 from training import metrics as M
-from training.cues import CUES, jpeg_quality, laplacian_variance, signed_auc, train_batch_cues
 from training.data import list_images, read_split
-from worker.faces import as_image
 
 # The changes a genuine photo goes through anyway. Each returns the bytes a user would upload.
 CHANGES = {
@@ -126,9 +126,9 @@ def applies(set_name: str, model) -> bool:
 
 
 def score_sets(sets: dict, models: dict, detector, log=print) -> dict:
-    """Per set: labels, cues and each model's P(fake) through worker.pipeline.analyze."""
+    """Per set: labels, cues and each model's P(fake) through detector.analyze.analyze."""
+    from detector.analyze import analyze
     from shared.images import decode_image
-    from worker.pipeline import analyze
 
     out = {}
     for name, items in sets.items():
@@ -180,8 +180,8 @@ def drift(p_before, p_after) -> dict:
 
 def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
     """{model: {set: {change: flip_rate() | drift()}}} on the real images of each set."""
+    from detector.analyze import analyze
     from shared.images import decode_image
-    from worker.pipeline import analyze
 
     res = {m: {s: {c: [] for c in ("original", *CHANGES)} for s in sets} for m in models}
     for name, items in sets.items():
@@ -211,7 +211,7 @@ def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
-    p = argparse.ArgumentParser(prog="python -m training.robustness", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m research.robustness", description=__doc__)
     p.add_argument("--model", action="append", required=True, metavar="[NAME=]DIR",
                    help="model directory; repeat to score several models in one pass")
     p.add_argument("--json", required=True, help="write every table here")
@@ -234,8 +234,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Measure and write the JSON; returns a process exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from worker.faces import FaceDetector
-    from worker.model import load_model
+    from detector.faces import FaceDetector
+    from detector.model import load_model
 
     named = [m.split("=", 1) if "=" in m else [Path(m).name, m] for m in args.model]
     models = {n: load_model(d, threads=args.threads) for n, d in named}

@@ -10,7 +10,7 @@ from pathlib import Path
 FLIP_TARGET = 0.03
 CROSS_TARGET = 0.75
 PROTOCOL = ("Each row is a model, each column a held-out set scored through the serving path "
-            "(decode, BlazeFace, face_crops, calibrated model: worker.pipeline.analyze). A cell "
+            "(decode, BlazeFace, face_crops, calibrated model: detector.analyze.analyze). A cell "
             "is cross-source (marked x) when the model never trained on that source. ff-crops/val "
             "is the given val split; the stylegan and dfdc test parts are the seeded held-out "
             "files of split.json (the same for every model: same seed); a /all column is every "
@@ -256,7 +256,7 @@ def generalisation_markdown(card: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: merge measurement files into a model directory's card."""
-    p = argparse.ArgumentParser(prog="python -m training.card_update", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m research.card_update", description=__doc__)
     p.add_argument("card_dir", type=Path, help="model directory whose card.json to update")
     p.add_argument("--measurements", type=Path, action="append", required=True,
                    help="robustness JSON (repeatable; merged by model name)")

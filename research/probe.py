@@ -1,4 +1,4 @@
-"""`python -m training.probe`: what a model's score follows on one set, cue by cue."""
+"""`python -m research.probe`: what a model's score follows on one set, cue by cue."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from research.cues import crop_cues, signed_auc
+from research.robustness import CachedDetector, apply_change, held_out_sets
 from training import metrics as M
-from training.cues import crop_cues, signed_auc
-from training.robustness import CachedDetector, apply_change, held_out_sets
 
 CHANGES = ("blur", "sharpen", "half_and_back", "jpeg_q70")
 
@@ -35,9 +35,9 @@ def stratified_auc(labels, scores, cue, bins: int = 5) -> float:
 
 def probe(items: list, model, detector, changes=CHANGES, log=print) -> dict:
     """Scores, crop cues and changed-image scores of items; the table of how they relate."""
+    from detector.analyze import analyze
+    from detector.crop import face_crops
     from shared.images import decode_image
-    from worker.crop import face_crops
-    from worker.pipeline import analyze
 
     t0 = time.time()
     y = np.array([it.label for it in items])
@@ -93,7 +93,7 @@ def table(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: probe one model on one set; print the tables, write the JSON."""
-    p = argparse.ArgumentParser(prog="python -m training.probe", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m research.probe", description=__doc__)
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument("--set", required=True, help="ff-crops/val, stylegan-faces/test, "
                    "stylegan-faces/all, dfdc-faces/test or dfdc-faces/all")
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="at most N images (seeded, balanced)")
     p.add_argument("--json", help="write the result here")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
-    from worker.faces import FaceDetector
-    from worker.model import load_model
+    from detector.faces import FaceDetector
+    from detector.model import load_model
 
     sets = held_out_sets(Path(a.data), Path(a.split), a.limit, whole=True)
     if a.set not in sets:

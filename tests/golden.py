@@ -1,0 +1,69 @@
+"""Golden outputs: the shipped model's P(fake), face boxes and scores on fixed images, stored
+bit for bit, so a change of layout or code that should not move a number is shown not to.
+
+`python -m tests.golden --write` records them for the model in models/dfd-mnv2; do that only
+when the model itself changes (the test then names the new version).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+MODEL = ROOT / "models" / "dfd-mnv2"
+GOLDEN = ROOT / "tests" / "golden" / "outputs.json"
+# StyleGAN and FFHQ faces, a real and a swapped video frame, a DFDC crop, a FairFace face.
+FILES = ("stylegan-faces/fake/00AUP94LQS.jpg", "stylegan-faces/real/00001.jpg",
+         "ff-crops/val/real/00000/00000.jpg", "ff-crops/val/fake/00000/00000.jpg",
+         "dfdc-faces/real/aaivbtdyjn/aaivbtdyjn.jpg", "fairface-real/real/10001.jpg")
+
+
+def _images() -> dict[str, bytes]:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = {}
+    for rel in FILES:
+        out[rel] = (DATA / rel).read_bytes()
+    # One face pasted into a larger photo (the face finder and the margin do real work) and one
+    # image with no face (the centred-square fallback).
+    face = Image.open(io.BytesIO(out[FILES[0]])).convert("RGB").resize((120, 120))
+    canvas = Image.new("RGB", (640, 480), (90, 110, 130))
+    canvas.paste(face, (300, 140))
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8))
+    for name, img in (("pasted-face.png", canvas), ("noise.png", noise)):
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        out[name] = buf.getvalue()
+    return out
+
+
+def outputs(model_dir: Path = MODEL) -> dict:
+    """{'version': model version, 'images': {name: result fields that must not move}}."""
+    from detector.analyze import DECODE_SIZE, analyze
+    from detector.faces import FaceDetector
+    from detector.model import load_model
+    from shared.images import decode_pil
+
+    model, det = load_model(model_dir), FaceDetector()
+    images = {}
+    for name, data in _images().items():
+        r = analyze(decode_pil(data, reduce_to=DECODE_SIZE), det, model)
+        images[name] = {"p_fake": float(r["p_fake"]).hex(), "label": r["label"],
+                        "faces": [[float(v).hex() for v in f["box"]] + [float(f["p_fake"]).hex()]
+                                  for f in r["faces"]]}
+    return {"version": model.version, "images": images}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        print(json.dumps(outputs(), indent=1))
+    else:
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(outputs(), indent=1) + "\n")
+        print(f"wrote {GOLDEN}")

@@ -1,0 +1,41 @@
+"""`dfd-train COMMAND` (or `python -m training`): the model developer's commands."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {"train": "training.train", "evaluate": "training.evaluate"}
+
+
+def _exit_code(exc: SystemExit) -> int:
+    # sys.exit("text") means: print it, exit 1; argparse exits with 0 on --help, 2 on misuse.
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def dispatch(prog: str, commands: dict[str, str], argv: list[str] | None) -> int:
+    """Run `prog COMMAND ARGS...`: import the command's module only then and call its main."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in commands:
+        names = ", ".join(commands)
+        print(f"usage: {prog} COMMAND [ARGS...]   (COMMAND: {names}; "
+              f"{prog} COMMAND --help for its options)", file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    try:
+        module = importlib.import_module(commands[argv[0]])
+    except ModuleNotFoundError as exc:
+        print(f"{prog} {argv[0]}: {exc} (install the training extras: pip install 'dfd[train]')",
+              file=sys.stderr)
+        return 2
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except SystemExit as exc:
+        return _exit_code(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `dfd-train`."""
+    return dispatch("dfd-train", COMMANDS, argv)
