@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from research.templating import render
+
 FLIP_TARGET = 0.03
 CROSS_TARGET = 0.75
 PROTOCOL = ("Each row is a model, each column a held-out set scored through the serving path "
@@ -134,124 +136,14 @@ def update(card_dir: Path, files: list[Path], shipped: str, previous: str | None
     return card
 
 
-def _f(v, pct: bool = False) -> str:
-    if v is None or v != v:
-        return "n/a"
-    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
-
-
-def _ci(ci, pct: bool = False) -> str:
-    """' (lo-hi)' for a 95% interval, '' when there is none."""
-    if not ci or ci[0] != ci[0]:
-        return ""
-    return f" ({100 * ci[0]:.0f}-{100 * ci[1]:.0f}%)" if pct else f" ({ci[0]:.2f}-{ci[1]:.2f})"
-
-
-def _auc_cell(row: dict, s: str) -> str:
-    """One cross-source cell: AUC, interval, x when cross-source; '-' when not scored."""
-    if s not in row["auc"]:
-        return "-"
-    return (f"{_f(row['auc'][s])}{_ci((row.get('auc_ci95') or {}).get(s))}"
-            f"{' x' if row['cross'].get(s) else ''}")
-
-
 def generalisation_markdown(card: dict) -> str:
-    """The cross-source, flip-rate and cue tables of a card, as Markdown ('' if none)."""
-    cs = card.get("cross_source")
-    if not cs:
+    """The cross-source, flip-rate and cue tables of a card, as Markdown ('' if none);
+    rendered from research/templates/generalisation.md.j2."""
+    if not card.get("cross_source"):
         return ""
-    sets = list(cs["sets"])
-    prev = card.get("previous", {})
-    tr = card.get("training", {})
-    lines = ["", "## Generalisation (issue 6)", ""]
-    if tr.get("sbi_rate"):
-        how = ("each got a pseudo-fake copy in place of one of the batch's fakes (classes stay "
-               "50/50)" if tr.get("sbi_mode") == "replace-fake" else "became pseudo-fakes")
-        lines += [f"Trained with pseudo-fakes: {tr['sbi_rate']:.0%} of real training crops per "
-                  f"batch {how}: {tr.get('pseudo_fakes')}."
-                  + (f" Started from the weights of {tr['init_model']}." if tr.get("init_model")
-                     else ""), ""]
-    lines += ["### Cross-source ROC AUC", "", cs["protocol"],
-             "", "| model | trained on | SBI | " + " | ".join(
-                 f"{s} ({cs['sets'][s]['n_real']}/{cs['sets'][s]['n_fake']})" for s in sets) + " |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in sets) + " |"]
-    for n, r in cs["rows"].items():
-        tag = " (shipped)" if n == cs["shipped"] else " (previous)" if n == cs["previous"] else ""
-        tag += " (measured for an earlier card)" if r.get("kept") else ""
-        cells = [_auc_cell(r, s) for s in sets]
-        lines.append(f"| {n}{tag} | {', '.join(r['trained_on'])} | {r['sbi_rate'] or '-'} | "
-                     + " | ".join(cells) + " |")
     fr = card["flip_rates"]
-    pf = (prev.get("flip_rates") or {}).get("sets") or {}
-    lines += ["", "### Benign-change flip rates (shipped / previous)", "",
-              fr["rule"] + " In brackets: the shipped model's 95% Wilson interval.", "",
-              "| change | " + " | ".join(
-                  f"{s} (n {next(iter(fr['sets'][s].values()))['n']})"
-                  for s in fr["sets"]) + " |",
-              "| --- | " + " | ".join("---" for _ in fr["sets"]) + " |"]
-    for c, desc in (fr.get("changes") or {}).items():
-        cells = [f"{_f(fr['sets'][s][c]['rate'], True)}"
-                 f"{_ci(fr['sets'][s][c].get('ci95'), True)} / "
-                 f"{_f(pf.get(s, {}).get(c, {}).get('rate'), True)}" for s in fr["sets"]]
-        lines.append(f"| {c}: {desc} | " + " | ".join(cells) + " |")
-    if any("mean_dp" in r for per in fr["sets"].values() for r in per.values()):
-        lines += ["", "How far the shipped model's P(fake) moved on the reals it judged Real: "
-                  "mean change / share moved by more than 0.1 (median P(fake) before: " + ", ".join(
-                      f"{s} {_f(next(iter(fr['sets'][s].values())).get('p_before_median'))}"
-                      for s in fr["sets"]) + "; the threshold is 0.3).", "",
-                  "| change | " + " | ".join(fr["sets"]) + " |",
-                  "| --- | " + " | ".join("---" for _ in fr["sets"]) + " |"]
-        for c in fr.get("changes") or {}:
-            lines.append(f"| {c} | " + " | ".join(
-                f"{fr['sets'][s][c].get('mean_dp', float('nan')):+.3f} / "
-                f"{_f(fr['sets'][s][c].get('moved_over_0.1'), True)}" for s in fr["sets"]) + " |")
-    cu = card["cues"]
-    lines += ["", "### Shortcut cues against the labels", "",
-              f"Cue AUC: {cu.get('rule')}; beside them the model's own AUC.", "",
-              "| set | " + " | ".join(cu.get("definitions") or {}) + " | shipped model | "
-              "previous model |", "| --- " * (len(cu.get("definitions") or {}) + 3) + "|"]
-    for s, c in cu["sets"].items():
-        pm = prev.get("cues", {}).get(s, {}).get("model")
-        lines.append(f"| {s} | " + " | ".join(_f(c.get(k)) for k in cu.get("definitions") or {})
-                     + f" | {_f(c.get('model'))} | {_f(pm)} |")
-    lines += [""] + [f"- {k}: {v}" for k, v in (cu.get("definitions") or {}).items()]
-    tb = cu.get("train_batches")
-    if tb:
-        lines += ["", "Cue AUC on training crops: as cropped, after the augmentation (what the "
-                  "model is trained on), and augmented reals against augmented pseudo-fakes.", "",
-                  "| source | cue | crops | augmented | SBI vs real |", "| --- | --- | --- | --- "
-                  "| --- |"]
-        for src, per in tb.items():
-            for cue, v in per.items():
-                if isinstance(v, dict):
-                    lines.append(f"| {src} | {cue} | {_f(v['crops'])} | {_f(v['augmented'])} | "
-                                 f"{_f(v['sbi_vs_real_augmented'])} |")
-    t = card.get("generalisation_targets", {})
-    w, wf = t.get("worst_cross_cell"), t.get("worst_flip")
-    lines += ["", "### Targets", ""]
-    if w:
-        lines.append(f"- Cross-source AUC >= {t['cross_source_min_auc']} "
-                     f"({t['cross_source_recipe']} recipe): "
-                     f"{'met' if t['cross_source_met'] else 'NOT met'}; lowest cell "
-                     f"{_f(w['auc'])} ({w['model']} on {w['set']}"
-                     + ("" if t["cross_source_met"] else
-                        f", short by {t['cross_source_min_auc'] - w['auc']:.3f}") + ").")
-    else:
-        lines.append(f"- Cross-source AUC: no single-source run with the shipped recipe "
-                     f"({t.get('cross_source_recipe')}) was measured.")
-    lines.append(f"- Flip rate <= {_f(t.get('flip_rate_max'), True)}: "
-                 f"{'met' if t.get('flips_met') else 'NOT met'}; highest "
-                 f"{_f(wf['rate'], True)} ({wf['change']} on {wf['set']}"
-                 + ("" if t.get("flips_met") else
-                    f", over by {100 * (wf['rate'] - t['flip_rate_max']):.1f} points") + ").")
-    lines += [f"- {n}" for n in t.get("notes", [])]
-    if prev:
-        lines += ["", f"### Previous model ({prev['version']}): in-distribution metrics", "",
-                  "| set | previous AUC | shipped AUC |", "| --- | --- | --- |"]
-        for k, v in prev.get("metrics", {}).items():
-            now = card.get("metrics", {}).get(k, {}).get("auc")
-            lines.append(f"| {k} | {_f(v['auc'])} | {_f(now)} |")
-    return "\n".join(lines) + "\n"
+    moved = any("mean_dp" in r for per in fr["sets"].values() for r in per.values())
+    return render("generalisation.md.j2", card=card, moved=moved)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.templating import render
+
 NAME = "dfd-mobilenetv2"
 TERMS = {
     "ff-crops": "FaceForensics++ material: non-commercial research use only (FaceForensics "
@@ -95,68 +97,7 @@ def export_model(model, out_dir: str | Path, card: dict, check_crops: np.ndarray
     return card
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "n/a" if v != v else f"{v:.4f}"
-    return str(v)
-
-
 def card_markdown(card: dict) -> str:
-    """The human-readable model card, generated from card.json so the two never disagree."""
-    tr = card.get("training", {})
-    inp = card.get("input", {})
-    lines = [
-        f"# Model card: {card['name']} (version {card['version']})", "",
-        "Deepfake face classifier: MobileNetV2 (width 0.35, ImageNet trunk) fine-tuned to output "
-        "one probability, P(fake), per face crop.", "",
-        "## Input", "",
-        f"- Tensor {inp.get('shape')} {inp.get('dtype')}, {inp.get('color')} values in "
-        f"{inp.get('range')}; scaling (and resizing to {tr.get('internal_size', '?')} px) happen "
-        "inside the model.",
-        f"- Crops: {json.dumps(inp.get('crop', {}))} - made by `worker/crop.py:face_crops`, the "
-        "same function at training and serving time; with no face found, the whole image.", "",
-        "## Decision", "",
-        f"- Temperature T = {card.get('temperature', 1.0):.4f}: served P(fake) = "
-        "sigmoid(logit(p_raw) / T), fitted by NLL on the calibration split.",
-        f"- Threshold {card.get('threshold')}: the verdict is Fake when P(fake) > "
-        f"{card.get('threshold')} (that is, when P(real) < {1 - card.get('threshold', 0.3):.1f}). "
-        "With several faces the most suspicious face decides.", "",
-        "## Training data and terms", "",
-        "**This model inherits non-commercial terms from its training data: FaceForensics++ "
-        "material is for non-commercial research use only, FFHQ is CC BY-NC-SA 4.0, DFDC is under "
-        "its research licence. Do not use it commercially.**", "",
-        "| source | origin | terms | train real/fake | calib | test |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, s in tr.get("sources", {}).items():
-        n = s.get("counts", {})
-
-        def rf(part, n=n):
-            c = n.get(part, {})
-            return f"{c.get('real', 0)}/{c.get('fake', 0)}"
-        lines.append(f"| {name} | {s.get('origin', '')} | {s.get('terms', '')} | {rf('train')} "
-                     f"| {rf('calib')} | {rf('test')} |")
-    lines += [
-        "", f"Split: {tr.get('split_rule', '')} Seed {tr.get('seed')}; held-out lists in "
-        "`split.json`.", "",
-        "## Training", "",
-        f"- {tr.get('epochs')} epochs ({tr.get('warmup_epochs', 1)} head-only), "
-        f"{tr.get('images_seen')} augmented images seen, selected epoch {tr.get('best_epoch')}.",
-        f"- Time: {tr.get('seconds')} s in all ({tr.get('prep_seconds')} s crop preparation) on "
-        f"{tr.get('machine')}." + (f" {tr['time_note']}" if tr.get("time_note") else ""),
-        f"- Augmentation (both classes alike): {tr.get('augmentation', '')}", "",
-        "## Metrics (after temperature scaling, at the shipped threshold)", "",
-        "| set | n real | n fake | AUC | accuracy | EER | ECE | recall fake | recall real |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, m in card.get("metrics", {}).items():
-        lines.append(
-            f"| {name} | {m.get('n_real')} | {m.get('n_fake')} | {_fmt(m.get('auc'))} | "
-            f"{_fmt(m.get('accuracy'))} | {_fmt(m.get('eer'))} | {_fmt(m.get('ece'))} | "
-            f"{_fmt(m.get('recall', {}).get('fake'))} | {_fmt(m.get('recall', {}).get('real'))} |")
-    ec = card.get("export_check")
-    if ec:
-        lines += ["", f"TFLite export vs Keras: max |dP(fake)| {ec['max_abs_delta_p_fake']:.2e} "
-                  f"over {ec['n_images']} real images (tolerance {ec['tolerance']})."]
-    lines += ["", "## Limitations", ""] + [f"- {x}" for x in card.get("limitations", [])]
-    return "\n".join(lines) + "\n"
+    """The human-readable model card, generated from card.json so the two never disagree
+    (rendered from training/templates/model_card.md.j2)."""
+    return render("model_card.md.j2", card=card)

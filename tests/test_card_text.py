@@ -1,0 +1,78 @@
+"""MODEL_CARD.md text from the Jinja2 templates: the shipped card, and a card with little in it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from research.card_update import generalisation_markdown
+from training.export import card_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models" / "dfd-mnv2"
+
+
+def _shipped() -> dict:
+    return json.loads((SHIPPED / "card.json").read_text())
+
+
+def test_shipped_card_renders_title_terms_and_metrics():
+    md = card_markdown(_shipped())
+    lines = md.splitlines()
+    assert lines[0] == "# Model card: dfd-mobilenetv2 (version 23636e605b2c)"
+    assert lines[1] == ""
+    assert ("**This model inherits non-commercial terms from its training data: FaceForensics++ "
+            "material is for non-commercial research use only, FFHQ is CC BY-NC-SA 4.0, DFDC is "
+            "under its research licence. Do not use it commercially.**") in lines
+    header = "| set | n real | n fake | AUC | accuracy | EER | ECE | recall fake | recall real |"
+    i = lines.index(header)
+    assert lines[i + 1] == "| --- |" + " --- |" * 8
+    assert ("| ff-crops/val | 2241 | 2209 | 0.9363 | 0.8254 | 0.1412 | 0.0535 | 0.9221 | 0.7300 |"
+            in lines[i + 2:])
+    assert "- Temperature T = 1.3919: served P(fake)" in md
+    assert "(that is, when P(real) < 0.7)" in md
+    assert ("TFLite export vs Keras: max |dP(fake)| 2.63e-05 over 200 real images "
+            "(tolerance 0.001).") in lines
+    assert '- Crops: {"' in md and "held-out lists in `split.json`." in md
+    assert md.endswith("carry over.\n") and "\n\n\n" not in md
+
+
+def test_shipped_markdown_starts_with_what_the_card_json_renders_to():
+    card = _shipped()
+    assert (SHIPPED / "MODEL_CARD.md").read_text().startswith(card_markdown(card))
+    gen = generalisation_markdown(card)
+    assert gen.startswith("\n## Generalisation (issue 6)\n\nTrained with pseudo-fakes: 25% ")
+    assert "\n### Cross-source ROC AUC\n\n" in gen and gen.endswith(" |\n")
+
+
+def test_a_minimal_card_still_renders_with_the_old_defaults():
+    md = card_markdown({"name": "n", "version": "v"})
+    lines = md.splitlines()
+    assert lines[0] == "# Model card: n (version v)"
+    assert ("- Tensor None None, None values in None; scaling (and resizing to ? px) happen "
+            "inside the model.") in lines
+    assert lines[lines.index("## Input") + 3].startswith("- Crops: {} - made by")
+    assert "- Temperature T = 1.0000: served" in md
+    assert ("- Threshold None: the verdict is Fake when P(fake) > None (that is, when "
+            "P(real) < 0.7)") in md
+    assert "- None epochs (1 head-only), None augmented images seen, selected epoch None." in lines
+    assert "- Time: None s in all (None s crop preparation) on None." in lines
+    assert "Split:  Seed None; held-out lists in `split.json`." in lines
+    assert "TFLite" not in md
+    # Empty tables end straight after their separator line; no limitations leaves the heading.
+    assert "| --- | --- | --- | --- | --- | --- |\n\nSplit:" in md
+    assert md.endswith("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n\n"
+                       "## Limitations\n\n")
+    assert generalisation_markdown({"name": "n", "version": "v"}) == ""
+
+
+def test_optional_parts_and_number_formats():
+    card = {"name": "n", "version": "v", "threshold": 0.5, "limitations": ["one"],
+            "training": {"time_note": "On a laptop.", "sources": {"s": {"counts": {
+                "train": {"real": 3}}}}},
+            "metrics": {"m": {"n_real": 1, "auc": float("nan"), "accuracy": 1, "eer": 0.12345}}}
+    md = card_markdown(card)
+    assert "on None. On a laptop.\n" in md
+    assert "| s |  |  | 3/0 | 0/0 | 0/0 |" in md
+    assert "| m | 1 | None | n/a | 1 | 0.1235 | None | None | None |" in md
+    assert "(that is, when P(real) < 0.5)" in md and md.endswith("## Limitations\n\n- one\n")

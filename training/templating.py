@@ -1,0 +1,55 @@
+"""Jinja2 environment for training's text templates (training/templates), number filters included.
+
+Markdown, not HTML: no autoescaping. StrictUndefined makes a missing key an error, as a KeyError
+was before; optional parts are read with .get() in the templates, with the old defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def fmt4(v) -> str:
+    """A float to 4 decimals ('n/a' for NaN); anything else as str()."""
+    if isinstance(v, float):
+        return "n/a" if v != v else f"{v:.4f}"
+    return str(v)
+
+
+def spec(v, format_spec: str) -> str:
+    """Python's format(v, spec), e.g. {{ x|spec('.2e') }}."""
+    return format(v, format_spec)
+
+
+def dumps(v) -> str:
+    """json.dumps as Python writes it (Jinja's own tojson escapes for HTML)."""
+    return json.dumps(v)
+
+
+FILTERS = {"fmt4": fmt4, "spec": spec, "dumps": dumps}
+
+
+def make_environment(folder: Path, filters: dict | None = None) -> Environment:
+    """An environment over one templates folder with the shared options and filters."""
+    env = Environment(loader=FileSystemLoader(folder), undefined=StrictUndefined,
+                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                      autoescape=False)
+    env.filters.update(FILTERS | (filters or {}))
+    env.globals["nan"] = float("nan")
+    return env
+
+
+@cache
+def environment() -> Environment:
+    return make_environment(TEMPLATES)
+
+
+def render(name: str, **context) -> str:
+    """Render training/templates/<name> with the given variables."""
+    return environment().get_template(name).render(**context)
