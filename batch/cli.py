@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from batch.client import ApiClient, ApiError
 from batch.rows import RowWriter, collect_images, load_done, path_key
+from shared.schema import ASSESSMENTS
 
 
 def output_format(out: str | os.PathLike | None, explicit: str | None = None) -> str:
@@ -108,6 +109,7 @@ def run_submit(args: argparse.Namespace) -> int:
             counts[row["status"]] += 1
             if row["status"] == "done":
                 counts[str(row.get("label") or "").lower()] += 1
+                counts[f"assessment:{row.get('assessment')}"] += 1
             postfix = {"real": counts["real"], "fake": counts["fake"], "failed": counts["failed"]}
             if client.rate_limited:  # says why the bar stalls when the server throttles us
                 postfix["429s"] = client.rate_limited
@@ -123,8 +125,11 @@ def run_submit(args: argparse.Namespace) -> int:
     pool.shutdown(wait=True)
     bar.close()
     writer.close()
-    summary = (f"{counts['done']} done: {counts['real']} real, {counts['fake']} fake, "
-               f"{counts['failed']} failed -> {args.out or 'stdout'}")
+    assessed = ", ".join(f"{counts[f'assessment:{a}']} {a}" for a in ASSESSMENTS
+                         if counts[f"assessment:{a}"])
+    summary = (f"{counts['done']} done: {counts['real']} real, {counts['fake']} fake"
+               + (f" (assessment: {assessed})" if assessed else "")
+               + f", {counts['failed']} failed -> {args.out or 'stdout'}")
     if skipped:
         summary += f" ({skipped} already done, skipped)"
     # With rows on stdout the summary goes to stderr, so stdout stays machine-readable.

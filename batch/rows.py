@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import IO
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
-COLUMNS = ("path", "job_id", "status", "label", "confidence", "p_fake", "faces", "model_version",
-           "error")
+COLUMNS = ("path", "job_id", "status", "assessment", "reasons", "label", "confidence", "p_fake",
+           "faces", "model_version", "error")
 
 
 def path_key(path: str | os.PathLike) -> str:
@@ -41,7 +41,10 @@ def make_row(path: Path | str, job_id: str = "", error: str = "", result: dict |
     row = dict.fromkeys(COLUMNS) | {"path": str(path), "job_id": job_id}
     if result is None:
         return row | {"status": "failed", "error": error or "failed"}
-    return row | {"status": "done", "label": result.get("label"), "error": "",
+    return row | {"status": "done", "assessment": result.get("assessment"),
+                  # One cell, also in CSV: the short codes, space-separated.
+                  "reasons": " ".join(result.get("reasons") or []),
+                  "label": result.get("label"), "error": "",
                   "confidence": result.get("confidence"), "p_fake": result.get("p_fake"),
                   "faces": len(result.get("faces") or []),
                   "model_version": (result.get("model") or {}).get("version")}

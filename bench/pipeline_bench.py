@@ -41,13 +41,13 @@ def decode(data: bytes, max_pixels: int, reduce_to: int | None = None):
 
 
 def _run_once(photos: list[bytes], batch: int, detector, model, decode_size,
-              per_call: int | None = None) -> list[dict]:
+              per_call: int | None = None, stability: bool = True) -> list[dict]:
     from detector.analyze import analyze_many
 
     results = []
     for s in range(0, len(photos), batch):
         imgs = [decode(b, MAX_PIXELS, reduce_to=decode_size) for b in photos[s:s + batch]]
-        results += analyze_many(imgs, detector, model, per_call=per_call)
+        results += analyze_many(imgs, detector, model, per_call=per_call, stability=stability)
     return results
 
 
@@ -63,14 +63,15 @@ def run(args: dict) -> dict:
                             args.get("detector_threads", 1), args.get("detector_model", "full"))
     photos = _read(args["photo_dir"], args.get("limit"))
     batch = args.get("batch", 8)
-    per_call = args.get("crops_per_call")
-    _run_once(photos[:batch * 2], batch, detector, model, decode_size, per_call)  # warm-up
+    per_call, stability = args.get("crops_per_call"), args.get("stability", True)
+    _run_once(photos[:batch * 2], batch, detector, model, decode_size, per_call,
+              stability)  # warm-up
     if args.get("barrier") is not None:
         args["barrier"].wait()
     n, faces, t0 = 0, 0, time.perf_counter()
     cpu0 = time.process_time()
     while n == 0 or time.perf_counter() - t0 < args.get("seconds", 5.0):
-        results = _run_once(photos, batch, detector, model, decode_size, per_call)
+        results = _run_once(photos, batch, detector, model, decode_size, per_call, stability)
         n += len(results)
         faces += sum(1 for r in results if r["faces"])
     wall = time.perf_counter() - t0
@@ -85,6 +86,7 @@ def stages(args: dict) -> dict:
     """Milliseconds per image of each stage (median of 3 passes over the photos)."""
     from detector.analyze import score_crops
     from detector.crop import face_crops
+    from detector.stability import all_variants
 
     model, detector = _load(args["model_dir"], 1, 1, "full")
     photos = _read(args["photo_dir"], args.get("limit"))
@@ -105,8 +107,11 @@ def stages(args: dict) -> dict:
     groups = [np.concatenate([c for c, _ in found[s:s + batch]])
               for s in range(0, len(found), batch)]
     cls_ms, _ = per_image(lambda g: score_crops(model, g), groups)
+    var_ms, made = per_image(all_variants, groups)
+    var_cls_ms, _ = per_image(lambda g: score_crops(model, g), made)
     return {"decode_ms": dec_ms, "detect_ms": det_ms, "crop_ms": max(fc_ms - det_ms, 0.0),
-            "classify_ms": cls_ms, "crops_per_image": sum(len(c) for c, _ in found) / len(found)}
+            "classify_ms": cls_ms, "variants_ms": var_ms, "classify_variants_ms": var_cls_ms,
+            "crops_per_image": sum(len(c) for c, _ in found) / len(found)}
 
 
 def large_decode(args: dict) -> dict:

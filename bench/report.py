@@ -89,7 +89,13 @@ def render(data: dict) -> str:
                   f"Per image: decode {_f(st.get('decode_ms'), 2)} ms, find faces "
                   f"{_f(st.get('detect_ms'), 2)} ms, crop {_f(st.get('crop_ms'), 2)} ms, "
                   f"classify {_f(st.get('classify_ms'), 2)} ms "
-                  f"({_f(st.get('crops_per_image'), 2)} crops per image).", ""]
+                  f"({_f(st.get('crops_per_image'), 2)} crops per image); the stability check "
+                  f"adds {_f(st.get('variants_ms'), 2)} ms to make each face's 4 variants and "
+                  f"{_f(st.get('classify_variants_ms'), 2)} ms to score all 5 versions "
+                  "(instead of the classify time).", "",
+                  f"With the stability check the worker keeps "
+                  f"**{_f(100 * w.get('stability_share', float('nan')), 0)}%** of its rate "
+                  "without it (target: at least 70%).", ""]
         rows = [[v["label"], _f(v["images_per_s"], 0), _f(v.get("cpu_per_image_ms"), 2),
                  _f(v.get("face_found"), 3)] for v in w.get("variants", [])]
         lines += _table(["configuration", "img/s", "CPU ms/img", "face found"], rows)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from detector.assess import assess, face_side
 from detector.crop import face_crops
 from detector.faces import as_image
+from detector.stability import VARIANTS, all_variants, near, summary
 from shared.schema import build_result
 
 # JPEGs are decoded at reduced scale (libjpeg's draft mode) down to about this size; faces in
@@ -24,19 +26,36 @@ def analyze(image, detector, model, threshold: float | None = None) -> dict:
 
 
 def analyze_many(images: list, detector, model, threshold: float | None = None,
-                 per_call: int | None = None) -> list[dict]:
-    """Results for several images, with all their crops scored together (score_crops)."""
+                 per_call: int | None = None, stability: bool = True) -> list[dict]:
+    """Results for several images: all crops scored in one model call, then, in a second call,
+    the benign variants of every face whose score is near enough to the threshold for them to
+    cross it (stability.near; stability=False skips them: the benchmark's comparison)."""
     images = [as_image(im) for im in images]
     found = [face_crops(img, detector) for img in images]
-    p_all = score_crops(model, np.concatenate([crops for crops, _ in found]), per_call)
+    crops = np.concatenate([c for c, _ in found])
+    threshold = model.threshold if threshold is None else threshold
+    p_all = np.repeat(score_crops(model, crops, per_call)[:, None], len(VARIANTS), axis=1)
+    checked = near(p_all[:, 0], threshold, model.stability_margin) if stability else \
+        np.zeros(len(crops), bool)
+    if checked.any():
+        p_all[checked] = score_crops(model, all_variants(crops[checked]), per_call).reshape(
+            -1, len(VARIANTS))
     results, at = [], 0
-    for img, (crops, faces) in zip(images, found, strict=True):
-        p_fakes = p_all[at:at + len(crops)]
-        at += len(crops)
+    for img, (c, faces) in zip(images, found, strict=True):
+        p, ok = p_all[at:at + len(c)], checked[at:at + len(c)]
+        at += len(c)
+        # Served P(fake): the crop as found, or the variants' mean where the card says that
+        # measured better (then the margin is infinite and every face is checked).
+        served = np.where(ok, p.mean(axis=1), p[:, 0]) if model.served_mean else p[:, 0]
+        boxes = [f.box for f in faces]
+        verdict = assess(p, [face_side(b) for b in boxes], threshold, model.bands)
+        faces_st = [summary(row, threshold, bool(k)) for row, k in zip(p, ok, strict=True)]
+        top = p.max(axis=0) if faces else p[0]
         results.append(build_result(
-            [float(p) for p in p_fakes], [f.box for f in faces], [f.score for f in faces],
-            model.threshold if threshold is None else threshold,
-            {"name": model.name, "version": model.version}, img.size))
+            [float(v) for v in served], boxes, [f.score for f in faces], threshold,
+            {"name": model.name, "version": model.version}, img.size,
+            assessment=verdict, stability=faces_st,
+            image_stability=summary(top, threshold, bool(ok.any()))))
     return results
 
 

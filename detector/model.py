@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.assess import Bands
+
 CARD = "card.json"
 TFLITE_MAGIC = b"TFL3"  # FlatBuffer file identifier at byte offset 4
 HOW_TO_FIX = ("train one with `make train`, or point DFD_MODEL_PATH at a model directory "
@@ -41,6 +43,11 @@ def _card(path: str | os.PathLike) -> tuple[Path, dict]:
 def check_model(path: str | os.PathLike) -> dict:
     """Check the model files without loading TensorFlow (safe before the fork); returns the card."""
     root, card = _card(path)
+    try:
+        Bands.from_card(card)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{root / CARD} has no usable assessment bands ({exc!r} missing or "
+                         f"wrong): fit them with `dfd-train bands {root}`") from None
     files = card["files"]
     tfl, ker = root / files.get("tflite", "model.tflite"), root / files.get("keras", "model.keras")
     if tfl.is_file():
@@ -70,6 +77,11 @@ class LoadedModel:
         self.name, self.version = card["name"], card["version"]
         self.threshold = float(card["threshold"])
         self.temperature = float(card.get("temperature", 1.0))
+        self.bands = Bands.from_card(card)
+        self.served_mean = card["assessment"].get("served") == "mean of variants"
+        # Faces scored within this many logits of the threshold get the stability check.
+        self.stability_margin = float("inf") if self.served_mean else \
+            float(card["assessment"].get("stability_margin", float("inf")))
         files = card["files"]
         if runtime == "tflite":
             from ai_edge_litert.interpreter import Interpreter

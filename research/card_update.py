@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from research.templating import render
-
 FLIP_TARGET = 0.03
 CROSS_TARGET = 0.75
 PROTOCOL = ("Each row is a model, each column a held-out set scored through the serving path "
@@ -132,18 +130,9 @@ def update(card_dir: Path, files: list[Path], shipped: str, previous: str | None
             "worst_cross_cell": _worst(rows, rows[previous]["sbi_rate"] > 0)}
     assert card["version"] == version  # measurements never change what the version names
     (card_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    (card_dir / "MODEL_CARD.md").write_text(card_markdown(card) + generalisation_markdown(card))
+    (card_dir / "MODEL_CARD.md").write_text(card_markdown(card))
     return card
 
-
-def generalisation_markdown(card: dict) -> str:
-    """The cross-source, flip-rate and cue tables of a card, as Markdown ('' if none);
-    rendered from research/templates/generalisation.md.j2."""
-    if not card.get("cross_source"):
-        return ""
-    fr = card["flip_rates"]
-    moved = any("mean_dp" in r for per in fr["sets"].values() for r in per.values())
-    return render("generalisation.md.j2", card=card, moved=moved)
 
 
 def main(argv: list[str] | None = None) -> int:

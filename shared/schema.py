@@ -5,23 +5,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 LABELS = ("Real", "Fake")
+# The assessment beside the label (detector/assess.py decides it; the web only passes it on).
+ASSESSMENTS = ("likely_real", "uncertain", "likely_fake", "not_applicable")
+REASONS = ("low_score", "middle_score", "high_score", "unstable", "no_face", "face_too_small",
+           "too_many_faces", "small_faces_skipped")
 FINAL = ("done", "failed")
 
 
 def build_result(p_fakes: Sequence[float], boxes: Sequence[Sequence[float]],
                  scores: Sequence[float], threshold: float, model: dict,
-                 image_size: tuple[int, int]) -> dict:
-    """Result dict from per-crop P(fake); with several faces the most suspicious face decides."""
+                 image_size: tuple[int, int], *, assessment: dict,
+                 stability: Sequence[dict], image_stability: dict) -> dict:
+    """Result dict from per-crop P(fake); with several faces the most suspicious face decides.
+
+    assessment: {assessment, reasons, reason_text}; stability: one summary per face (or one for
+    the whole-image score); image_stability: the same over the image's label.
+    """
     if not p_fakes:
         raise ValueError("build_result needs at least one score")
     if boxes and len(boxes) != len(p_fakes):
         raise ValueError("one box per face score, or no boxes for a whole-image score")
     p_fake = max(float(p) for p in p_fakes)
     fake = p_fake > threshold
+    if assessment.get("assessment") not in ASSESSMENTS:
+        raise ValueError(f"unknown assessment {assessment.get('assessment')!r}")
     faces = [
         {"box": [round(float(v), 1) for v in box], "score": round(float(s), 4),
-         "p_fake": round(float(p), 6)}
-        for box, s, p in zip(boxes, scores, p_fakes, strict=True)
+         "p_fake": round(float(p), 6), "stability": dict(st)}
+        for box, s, p, st in zip(boxes, scores, p_fakes, stability, strict=True)
     ] if boxes else []
     return {
         "label": LABELS[fake],
@@ -29,6 +40,10 @@ def build_result(p_fakes: Sequence[float], boxes: Sequence[Sequence[float]],
         "p_fake": round(p_fake, 6),
         "threshold": float(threshold),
         "face_found": bool(faces),
+        "assessment": assessment["assessment"],
+        "reasons": list(assessment["reasons"]),
+        "reason_text": str(assessment["reason_text"]),
+        "stability": dict(image_stability),
         "faces": faces,
         "image": {"width": int(image_size[0]), "height": int(image_size[1])},
         "model": {"name": str(model["name"]), "version": str(model["version"])},

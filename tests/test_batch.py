@@ -260,10 +260,13 @@ def test_live_submit_then_resume(live_server, tmp_path, monkeypatch, capsys):
         assert row["label"] in ("Real", "Fake") and re.fullmatch(r"[0-9a-f]{32}", row["job_id"])
         assert 0 <= row["confidence"] <= 1 and 0 <= row["p_fake"] <= 1
         assert isinstance(row["faces"], int) and row["model_version"] and not row["error"]
+        # Generated images hold no face: the assessment says the model was not made for them.
+        assert row["assessment"] == "not_applicable" and row["reasons"] == "no_face"
     (bad,) = [r for r in rows if r["status"] == "failed"]
     assert bad["path"].endswith("bad.jpg") and "bad.jpg" in bad["error"]  # the server's message
     real = sum(r["label"] == "Real" for r in done)
-    assert f"12 done: {real} real, {12 - real} fake, 1 failed" in capsys.readouterr().out
+    assert (f"12 done: {real} real, {12 - real} fake (assessment: 12 not_applicable), 1 failed"
+            in capsys.readouterr().out)
 
     sent, submit = [], ApiClient.submit
     monkeypatch.setattr(ApiClient, "submit",

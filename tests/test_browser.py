@@ -232,8 +232,13 @@ def accepted(job_id: str = JOB_ID, status: str = "queued", name: str = "face.jpg
         "created_at": "2026-11-25T15:00:00.000Z"}]}, {"Location": f"/api/v1/jobs/{job_id}"})
 
 
+STABLE = {"variants": 5, "p_fake_min": 0.84, "p_fake_max": 0.9, "spread": 0.06,
+          "unstable": False}
+
+
 def done_job(job_id: str = JOB_ID, faces=None, label="Fake", p_fake=0.87,
-             size=(640, 480)) -> dict:
+             size=(640, 480), assessment="likely_fake", reasons=("high_score",),
+             reason_text="The face scores where few real faces land.", stability=None) -> dict:
     faces = [] if faces is None else faces
     return json_response(200, {
         "id": job_id, "status": "done", "created_at": "2026-11-25T15:00:00.000Z",
@@ -241,6 +246,8 @@ def done_job(job_id: str = JOB_ID, faces=None, label="Fake", p_fake=0.87,
         "age_s": 0.4,
         "result": {"label": label, "confidence": p_fake if label == "Fake" else 1 - p_fake,
                    "p_fake": p_fake, "threshold": 0.3, "face_found": bool(faces),
+                   "assessment": assessment, "reasons": list(reasons),
+                   "reason_text": reason_text, "stability": stability or STABLE,
                    "image": {"width": size[0], "height": size[1]}, "faces": faces,
                    "model": {"name": "dfd-mobilenetv2", "version": "a1b2c3d4e5f6"}}})
 
@@ -283,6 +290,9 @@ def test_jpeg_gets_a_verdict(tab, live_server, face_jpeg, fresh_limits):
     label = card.locator("[data-testid=label]")
     assert label.is_visible()
     assert label.inner_text() in ("Real", "Fake"), describe(card)
+    assert card.locator("[data-testid=assessment]").inner_text() in (
+        "Likely real", "Can't tell", "Likely fake", "Not a face photo we can judge")
+    assert card.locator("[data-testid=stability]").inner_text().startswith(("Stable", "Unstable"))
     assert PERCENT.match(card.locator("[data-testid=confidence]").inner_text()), describe(card)
     assert card.locator("[data-testid=status]").inner_text() == "Done"
     assert card.locator("[data-testid=error]").is_hidden()
@@ -427,6 +437,40 @@ def test_no_face_found_says_so(tab, live_server):
     assert card.locator(".verdict__faces").inner_text() == (
         "No face found — whole image classified")
     assert card.locator(".face-box").count() == 0
+
+
+@pytest.mark.parametrize(("assessment", "reasons", "words", "label"), [
+    ("likely_real", ["low_score"], "Likely real", "Real"),
+    ("uncertain", ["middle_score"], "Can't tell", "Fake"),
+    ("uncertain", ["unstable"], "Can't tell", "Fake"),
+    ("likely_fake", ["high_score"], "Likely fake", "Fake"),
+    ("not_applicable", ["no_face"], "Not a face photo we can judge", "Real"),
+])
+def test_assessment_comes_first_in_plain_words(tab, live_server, assessment, reasons, words,
+                                               label):
+    page = tab.page
+    open_page(tab, live_server)
+    why = f"Because of {reasons[0]}."
+    unstable = reasons == ["unstable"]
+    st = {**STABLE, "p_fake_min": 0.12 if unstable else 0.84, "unstable": unstable}
+    page.route(JOBS_URL, lambda route: route.fulfill(**accepted(status="done")))
+    page.route(JOB_URL, lambda route: route.fulfill(**done_job(
+        label=label, p_fake=0.87 if label == "Fake" else 0.1, assessment=assessment,
+        reasons=reasons, reason_text=why, stability=st)))
+    choose_and_detect(tab, [image_file("photo.jpg", drawn_face((300, 200)))])
+    card = cards(tab).first
+    assert wait_settled(card, UI_TIMEOUT_MS) == "done", describe(card)
+    head = card.locator("[data-testid=assessment]")
+    assert head.inner_text() == words and head.is_visible()
+    assert card.locator("[data-testid=assessment-why]").inner_text() == why
+    assert card.get_attribute("data-assessment") == assessment
+    # The seed's label and the number stay, underneath the assessment.
+    assert card.locator("[data-testid=label]").inner_text() == label
+    box = head.bounding_box()
+    assert box["y"] < card.locator("[data-testid=label]").bounding_box()["y"]
+    stability = card.locator("[data-testid=stability]").inner_text()
+    assert stability.startswith("Unstable" if unstable else "Stable"), stability
+    assert ("0.12–0.90" if unstable else "0.84–0.90") in stability
 
 
 @pytest.mark.parametrize(("answer", "expected", "can_retry"), [

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from research.card_update import generalisation_markdown
-from training.export import card_markdown
+from training.export import card_markdown, generalisation_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "dfd-mnv2"
@@ -34,12 +33,13 @@ def test_shipped_card_renders_title_terms_and_metrics():
     assert ("TFLite export vs Keras: max |dP(fake)| 2.63e-05 over 200 real images "
             "(tolerance 0.001).") in lines
     assert '- Crops: {"' in md and "held-out lists in `split.json`." in md
-    assert md.endswith("carry over.\n") and "\n\n\n" not in md
+    assert "carry over.\n" in md and "\n\n\n" not in md
+    assert "## Assessment beside the label" in md and "`likely_fake` from P(fake) 0.924" in md
 
 
 def test_shipped_markdown_starts_with_what_the_card_json_renders_to():
     card = _shipped()
-    assert (SHIPPED / "MODEL_CARD.md").read_text().startswith(card_markdown(card))
+    assert (SHIPPED / "MODEL_CARD.md").read_text() == card_markdown(card)
     gen = generalisation_markdown(card)
     assert gen.startswith("\n## Generalisation (issue 6)\n\nTrained with pseudo-fakes: 25% ")
     assert "\n### Cross-source ROC AUC\n\n" in gen and gen.endswith(" |\n")

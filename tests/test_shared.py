@@ -110,19 +110,34 @@ def test_exif_orientation_applied():
 # results ------------------------------------------------------------------------------------
 
 MODEL = {"name": "m", "version": "v1"}
+ST = {"variants": 5, "p_fake_min": 0.1, "p_fake_max": 0.2, "spread": 0.1, "unstable": False}
+VERDICT = {"assessment": "uncertain", "reasons": ["middle_score"], "reason_text": "t"}
+
+
+def result(p, boxes, scores, threshold, size, **kw):
+    kw = {"assessment": VERDICT, "stability": [ST] * max(len(boxes), 1), "image_stability": ST,
+          **kw}
+    return build_result(p, boxes, scores, threshold, MODEL, size, **kw)
 
 
 def test_result_most_suspicious_face_decides():
-    res = build_result([0.1, 0.8], [(0, 0, 10, 10), (20, 20, 30, 30)], [0.9, 0.95], 0.3, MODEL,
-                       (64, 48))
+    res = result([0.1, 0.8], [(0, 0, 10, 10), (20, 20, 30, 30)], [0.9, 0.95], 0.3, (64, 48))
     assert res["label"] == "Fake" and res["p_fake"] == 0.8 and res["confidence"] == 0.8
     assert [f["p_fake"] for f in res["faces"]] == [0.1, 0.8] and res["face_found"]
+    assert res["assessment"] == "uncertain" and res["reasons"] == ["middle_score"]
+    assert res["stability"] == ST and res["faces"][0]["stability"] == ST
+
+
+def test_result_refuses_an_unknown_assessment():
+    with pytest.raises(ValueError, match="unknown assessment"):
+        result([0.5], [], [], 0.3, (1, 1), assessment={"assessment": "probably", "reasons": [],
+                                                       "reason_text": ""})
 
 
 def test_result_threshold_is_p_real_below_0_7():
-    assert build_result([0.29], [], [], 0.3, MODEL, (1, 1))["label"] == "Real"
-    assert build_result([0.31], [], [], 0.3, MODEL, (1, 1))["label"] == "Fake"
-    whole = build_result([0.2], [], [], 0.3, MODEL, (1, 1))
+    assert result([0.29], [], [], 0.3, (1, 1))["label"] == "Real"
+    assert result([0.31], [], [], 0.3, (1, 1))["label"] == "Fake"
+    whole = result([0.2], [], [], 0.3, (1, 1))
     assert whole["faces"] == [] and whole["face_found"] is False
     assert abs(whole["confidence"] - 0.8) < 1e-9
 
@@ -143,7 +158,7 @@ def test_job_lifecycle_and_single_finish(jobs):
     assert 0 < jobs.r.ttl(jobs.key(job_id)) <= 60
     assert jobs.mark_running(job_id) is not None
     assert jobs.mark_running(job_id) is not None  # a redelivery runs it again
-    res = build_result([0.5], [], [], 0.3, MODEL, (1, 1))
+    res = result([0.5], [], [], 0.3, (1, 1))
     assert jobs.finish(job_id, result=res) is True
     assert jobs.finish(job_id, error="late duplicate") is False
     rec = jobs.get(job_id)

@@ -160,7 +160,8 @@ def test_train_val_layout_keeps_val_and_splits_videos(tmp_path):
 # --- augmentation ----------------------------------------------------------------------------
 
 def test_augmentation_takes_no_label_and_is_seeded():
-    assert list(inspect.signature(augment).parameters) == ["rgb", "rng", "strength"]
+    # No label among the inputs; the blend mask only follows the image's geometry.
+    assert list(inspect.signature(augment).parameters) == ["rgb", "rng", "strength", "mask"]
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
     a = augment(img, np.random.default_rng(5))
@@ -169,6 +170,25 @@ def test_augmentation_takes_no_label_and_is_seeded():
     batch = augment_batch(np.stack([img] * 8), np.random.default_rng(1))
     assert batch.shape == (8, 224, 224, 3)
     assert sum(not np.array_equal(x, img) for x in batch) >= 6  # strong: most copies change
+    # With a mask: the image is the same as without one (same random draws), and the mask
+    # moves with it: on a half-white, half-black image masked on its white half, the mask
+    # still covers the bright side after any flip and shift.
+    two = np.zeros((224, 224, 3), np.uint8)
+    two[:, :112] = 255
+    mask = np.zeros((224, 224), np.float32)
+    mask[:, :112] = 1
+    sides = set()
+    for seed in range(12):
+        plain = augment(two, np.random.default_rng(seed))
+        out, m = augment(two, np.random.default_rng(seed), mask=mask)
+        assert np.array_equal(out, plain) and m.shape == (224, 224)
+        lum = out.astype(float).mean(axis=2)
+        assert lum[m > 0.9].mean() > lum[m < 0.1].mean() + 50, seed
+        sides.add(bool(m[:, 112:].mean() > m[:, :112].mean()))
+    assert sides == {True, False}  # some copies were flipped, and their masks with them
+    xs, ms = augment_batch(np.stack([img] * 3), np.random.default_rng(1),
+                           masks=np.stack([mask] * 3))
+    assert xs.shape == (3, 224, 224, 3) and ms.shape == (3, 224, 224)
 
 
 # --- model: frozen BatchNorm and export ------------------------------------------------------

@@ -10,8 +10,10 @@ from PIL import Image, ImageFilter
 _RESAMPLE = (Image.NEAREST, Image.BILINEAR, Image.BICUBIC, Image.LANCZOS, Image.BOX)
 
 
-def _geometry(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Small scale, rotation and shift, as a detector's box jitters between images."""
+def _geometry(img: Image.Image, rng: np.random.Generator, mask: Image.Image | None = None
+              ) -> tuple[Image.Image, Image.Image | None]:
+    """Small scale, rotation and shift, as a detector's box jitters between images (the same
+    transform moves the blend mask, when there is one)."""
     w, h = img.size
     # Wide enough to cover a re-cropped upload, where the detector's box lands elsewhere.
     s = rng.uniform(0.85, 1.15)
@@ -21,7 +23,9 @@ def _geometry(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     cx, cy = w / 2, h / 2
     # Inverse map (output -> input) about the centre, as PIL's AFFINE transform expects.
     coeffs = (cos, sin, cx - cos * cx - sin * cy + tx, -sin, cos, cy + sin * cx - cos * cy + ty)
-    return img.transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR, fillcolor=None)
+    out = img.transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR, fillcolor=None)
+    return out, None if mask is None else mask.transform((w, h), Image.AFFINE, coeffs,
+                                                         Image.BILINEAR)
 
 
 def _jpeg(img: Image.Image, quality: int) -> Image.Image:
@@ -31,17 +35,21 @@ def _jpeg(img: Image.Image, quality: int) -> Image.Image:
     return Image.open(buf).convert("RGB")
 
 
-def augment(rgb: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
-    """One augmented copy of an HxWx3 uint8 image; takes no label, so both classes get alike."""
+def augment(rgb: np.ndarray, rng: np.random.Generator, strength: float = 1.0,
+            mask: np.ndarray | None = None):
+    """One augmented copy of an HxWx3 uint8 image; takes no label, so both classes get alike.
+    With mask (HxW float, the blend mask), returns (image, mask moved with the image)."""
     # Blur, sharpening, resolution and compression all vary strongly and independently of the
     # label, so none of them can serve as a shortcut (in ff-crops the fakes are the blurrier).
     img = Image.fromarray(rgb)
     w, h = img.size
     p = strength
+    blend = None if mask is None else Image.fromarray(np.asarray(mask, np.float32), "F")
     if rng.random() < 0.5:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        blend = None if blend is None else blend.transpose(Image.FLIP_LEFT_RIGHT)
     if rng.random() < 0.5 * p:
-        img = _geometry(img, rng)
+        img, blend = _geometry(img, rng, blend)
     if rng.random() < 0.4 * p:
         f = rng.uniform(0.25, 0.8)
         small = (max(8, int(w * f)), max(8, int(h * f)))
@@ -70,10 +78,14 @@ def augment(rgb: np.ndarray, rng: np.random.Generator, strength: float = 1.0) ->
     out = np.clip(x + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < 0.7 * p:
         out = np.asarray(_jpeg(Image.fromarray(out), rng.integers(30, 96)))
-    return out
+    return out if mask is None else (out, np.asarray(blend, np.float32))
 
 
-def augment_batch(batch: np.ndarray, rng: np.random.Generator, strength: float = 1.0
-                  ) -> np.ndarray:
-    """augment() for each image of an (N,H,W,3) uint8 batch."""
-    return np.stack([augment(im, rng, strength) for im in batch])
+def augment_batch(batch: np.ndarray, rng: np.random.Generator, strength: float = 1.0,
+                  masks: np.ndarray | None = None):
+    """augment() for each image of an (N,H,W,3) uint8 batch; with masks (N,H,W), also returns
+    the masks moved with their images."""
+    if masks is None:
+        return np.stack([augment(im, rng, strength) for im in batch])
+    pairs = [augment(im, rng, strength, m) for im, m in zip(batch, masks, strict=True)]
+    return np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from PIL import Image
 
 from training.augment import augment_batch
 from training.recipe import SHARES
@@ -16,10 +17,11 @@ class Batches:
 
     def __init__(self, crops, idx: np.ndarray, labels: np.ndarray, batch: int, seed,
                  strength: float = 1.0, ahead: int = 6, sbi_rate: float = 0.0,
-                 keypoints: np.ndarray | None = None, sbi_balanced: bool = True):
+                 keypoints: np.ndarray | None = None, sbi_balanced: bool = True,
+                 mask_grid: int = 0):
         self.crops, self.idx, self.labels, self.batch, self.seed = crops, idx, labels, batch, seed
         self.strength, self.sbi_rate, self.keypoints = strength, sbi_rate, keypoints
-        self.sbi_balanced = sbi_balanced
+        self.sbi_balanced, self.mask_grid = sbi_balanced, mask_grid
         self.n, self.ahead = len(idx) // batch, ahead
         self.next = self.consumed = 0
         self.lock = threading.Lock()
@@ -42,13 +44,20 @@ class Batches:
             # Per-batch generator: the augmentation does not depend on thread timing.
             rng = np.random.default_rng([*self.seed, b])
             x, y = np.asarray(self.crops[sel]), self.labels[sel]
-            if self.sbi_rate:
-                # Pseudo-fakes first, then the same augmentation as every other image.
-                kps = None if self.keypoints is None else self.keypoints[sel]
-                x, y = sbi_batch(x, y, self.sbi_rate, rng, kps, self.sbi_balanced)
-            x = augment_batch(x, rng, self.strength).astype(np.float32)
+            kps = None if self.keypoints is None else self.keypoints[sel]
+            if self.mask_grid:
+                # Pseudo-fakes with their masks; the augmentation moves each mask with its image.
+                x, y, m = sbi_batch(x, y, self.sbi_rate, rng, kps, self.sbi_balanced, True)
+                x, m = augment_batch(x, rng, self.strength, m)
+                target = (y.astype(np.float32)[:, None], grid_masks(m, self.mask_grid))
+            else:
+                if self.sbi_rate:
+                    # Pseudo-fakes first, then the same augmentation as every other image.
+                    x, y = sbi_batch(x, y, self.sbi_rate, rng, kps, self.sbi_balanced)
+                x = augment_batch(x, rng, self.strength)
+                target = y.astype(np.float32)[:, None]
             with self.cv:
-                self.results[b] = (x, y.astype(np.float32)[:, None])
+                self.results[b] = (x.astype(np.float32), target)
                 self.cv.notify_all()
 
     def __iter__(self):
@@ -59,6 +68,13 @@ class Batches:
                 self.consumed = b + 1
                 self.cv.notify_all()
             yield item
+
+
+def grid_masks(masks: np.ndarray, grid: int) -> np.ndarray:
+    """(N, H, W) blend masks averaged down to the trunk's (N, grid, grid, 1); -1 stays -1."""
+    out = [np.asarray(Image.fromarray(m, "F").resize((grid, grid), Image.BOX)) for m in masks]
+    # A real fake's mask is -1 everywhere; its average is -1 too (no cell gets a target).
+    return np.stack(out)[..., None].astype(np.float32)
 
 
 def label_shares(pools: dict[str, np.ndarray], label: str) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {"train": "training.train", "evaluate": "training.evaluate"}
+COMMANDS = {"train": "training.train", "evaluate": "training.evaluate", "bands": "training.bands"}
 
 
 def _exit_code(exc: SystemExit) -> int:

@@ -100,4 +100,15 @@ def export_model(model, out_dir: str | Path, card: dict, check_crops: np.ndarray
 def card_markdown(card: dict) -> str:
     """The human-readable model card, generated from card.json so the two never disagree
     (rendered from training/templates/model_card.md.j2)."""
-    return render("model_card.md.j2", card=card)
+    return render("model_card.md.j2", card=card) + generalisation_markdown(card)
+
+
+def generalisation_markdown(card: dict) -> str:
+    """The cross-source, flip-rate and cue tables of a card, as Markdown ('' if none);
+    rendered from training/templates/generalisation.md.j2."""
+    if not card.get("cross_source"):
+        return ""
+    fr = card["flip_rates"]
+    moved = any("mean_dp" in r for per in fr["sets"].values() for r in per.values())
+    return render("generalisation.md.j2", card=card, moved=moved)
+

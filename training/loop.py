@@ -7,16 +7,24 @@ import time
 
 import numpy as np
 
+from detector.stability import all_variants
 from training import calibrate as C
 from training import metrics as M
+from training.bands import fit_assessment
 from training.batches import Batches, epoch_indices, predict
 from training.data import SPLIT_RULE
-from training.export import SOURCES, TERMS, export_model
-from training.model import batchnorm_stats, build_model, set_trunk_trainable
+from training.export import SOURCES, TERMS, export_model, keras_predict
+from training.model import (
+    batchnorm_stats,
+    build_model,
+    masked_bce,
+    serving_model,
+    set_trunk_trainable,
+)
 from training.recipe import AUGMENTATION, LIMITATIONS, SBI, SHARES, THRESHOLD
 from training.state import RunContext, TrainState
 
-FINAL_RESERVE_S = 180  # calibration, export (conversion ~10 s), test-set scoring, margin
+FINAL_RESERVE_S = 420  # calibration, bands (~3 min), export (~10 s), test-set scoring, margin
 
 
 def _calib_score(ctx: RunContext, model) -> tuple[float, dict]:
@@ -54,13 +62,22 @@ def _save(model, opt, ctx: RunContext, state: TrainState, best: bool) -> None:
     state.save(work / "state.json")  # last: marks a whole epoch
 
 
-def _compile(model, phase: str, lr: float):
+def _compile(model, phase: str, lr: float, mask_weight: float = 0.0):
     import keras
 
     set_trunk_trainable(model, phase == "full")
     opt = keras.optimizers.Adam(learning_rate=lr)
-    model.compile(optimizer=opt, loss="binary_crossentropy", metrics=["accuracy"])
+    if mask_weight:
+        model.compile(optimizer=opt, loss=["binary_crossentropy", masked_bce],
+                      loss_weights=[1.0, mask_weight], metrics=[["accuracy"], []])
+    else:
+        model.compile(optimizer=opt, loss="binary_crossentropy", metrics=["accuracy"])
     return opt
+
+
+def _accuracy(res: dict) -> float:
+    # One output: "accuracy"; with the mask head Keras names it after the output layer.
+    return float(next(v for k, v in res.items() if k.endswith("accuracy")))
 
 
 def _restore_optimizer(model, opt, path) -> None:
@@ -79,7 +96,9 @@ def run(ctx: RunContext) -> None:
 
     args, log, work = ctx.args, ctx.log, ctx.work
     keras.utils.set_random_seed(args.seed)
-    model = build_model(args.weights, internal_size=args.internal_size)
+    model = build_model(args.weights, internal_size=args.internal_size,
+                        mask_head=bool(args.mask_weight))
+    grid = int(model.outputs[1].shape[1]) if args.mask_weight else 0
     if args.init_model:
         # Warm start from a trained detector: its BatchNorm statistics are ImageNet's too.
         model.set_weights(keras.saving.load_model(args.init_model, safe_mode=True).get_weights())
@@ -100,7 +119,8 @@ def run(ctx: RunContext) -> None:
         want = "head" if epoch < args.warmup_epochs else "full"
         if want != phase:
             phase = want
-            opt = _compile(model, phase, args.head_lr if phase == "head" else args.lr)
+            opt = _compile(model, phase, args.head_lr if phase == "head" else args.lr,
+                           args.mask_weight)
             if resumed and (work / "optimizer.npz").exists() and epoch != args.warmup_epochs:
                 _restore_optimizer(model, opt, work / "optimizer.npz")
         idx = epoch_indices(train_by_source, ctx.labels, steps * args.batch_size,
@@ -110,7 +130,7 @@ def run(ctx: RunContext) -> None:
         feed = Batches(ctx.crops, idx, ctx.labels, args.batch_size, (args.seed, epoch),
                        args.aug_strength, sbi_rate=args.sbi_rate,
                        keypoints=ctx.keypoints,
-                       sbi_balanced=args.sbi_mode == "replace-fake")
+                       sbi_balanced=args.sbi_mode == "replace-fake", mask_grid=grid)
         for b, (x, y) in enumerate(feed):
             if phase == "full":
                 # Linear warm-up over 100 steps, then cosine decay to 2% of the peak.
@@ -121,16 +141,16 @@ def run(ctx: RunContext) -> None:
                     0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
                 opt.learning_rate.assign(lr)
                 state.full_step += 1
-            res = model.train_on_batch(x, y, return_dict=True)
+            res = model.train_on_batch(x, list(y) if grid else y, return_dict=True)
             # train_on_batch reports the batch alone: keep the epoch's running means here.
-            sums += (res["loss"], res["accuracy"])
+            sums += (res["loss"], _accuracy(res))
             logs = {"loss": sums[0] / (b + 1), "accuracy": sums[1] / (b + 1)}
             if (b + 1) % 100 == 0:
                 rate = (b + 1) * args.batch_size / (time.time() - t0)
                 log(f"  epoch {epoch + 1} step {b + 1}/{steps} loss {logs['loss']:.4f} "
                     f"acc {logs['accuracy']:.4f} {rate:.0f} img/s")
         train_s = time.time() - t0
-        score, aucs = _calib_score(ctx, model)
+        score, aucs = _calib_score(ctx, serving_model(model))
         epoch_s = time.time() - t0
         state.train_seconds += epoch_s
         state.images_seen += steps * args.batch_size
@@ -139,7 +159,7 @@ def run(ctx: RunContext) -> None:
             # strength 1): go back to the best epoch and halve the learning rate.
             state.lr_scale = state.lr_scale / 2
             model.load_weights(work / "best.weights.h5")
-            opt = _compile(model, phase, args.lr * state.lr_scale)
+            opt = _compile(model, phase, args.lr * state.lr_scale, args.mask_weight)
             log(f"epoch {epoch + 1} collapsed to a constant output: back to epoch "
                 f"{state.best_epoch}'s weights, learning rate x{state.lr_scale:g}")
         best = score > state.best_score
@@ -170,9 +190,10 @@ def run(ctx: RunContext) -> None:
 def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
     """Best weights -> temperature -> metrics -> export of the model directory."""
     args, log, crops, labels = ctx.args, ctx.log, ctx.crops, ctx.labels
-    model = build_model(None, internal_size=args.internal_size)
+    model = build_model(None, internal_size=args.internal_size, mask_head=bool(args.mask_weight))
     model.load_weights(ctx.work / "best.weights.h5")
     bn_after = batchnorm_stats(model)
+    model = serving_model(model)  # P(fake) only, from here on: what is exported and served
     bn_ok = all(np.array_equal(a, b) for a, b in zip(bn_before, bn_after, strict=True))
     if not bn_ok:
         raise RuntimeError("trunk BatchNorm moving statistics changed during training")
@@ -227,6 +248,8 @@ def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
             "face_found": ctx.meta["face_found"], "augmentation": AUGMENTATION,
             "sbi_rate": args.sbi_rate, "pseudo_fakes": SBI if args.sbi_rate else None,
             "sbi_mode": args.sbi_mode if args.sbi_rate else None,
+            "mask_weight": args.mask_weight,
+            "left_out_reals": args.leave_out_reals,
             "init_model": args.init_model,
             "prep_seconds": round(ctx.prep_seconds, 1),
             "seconds": round(time.time() - ctx.t_start, 1), "machine": ctx.machine,
@@ -235,6 +258,16 @@ def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
         },
         "metrics": metrics, "limitations": LIMITATIONS,
     }
+    order = np.sort(calib)
+    source = np.empty(len(labels), object)
+    for (src, _), idx in ctx.ranges.items():
+        source[idx] = src
+    card["assessment"] = fit_assessment(
+        lambda x: C.apply_temperature(keras_predict(model, x), temperature), crops[order],
+        labels[order], source[order], all_variants)
+    log(f"assessment bands: likely_real below {card['assessment']['likely_real_below']:.3f}, "
+        f"likely_fake from {card['assessment']['likely_fake_from']:.3f}, faces from "
+        f"{card['assessment']['min_face_px']} px, served {card['assessment']['served']}")
     card = export_model(model, ctx.out, card, check)
     log(f"exported version {card['version']}; export check {card.get('export_check')}")
     return card

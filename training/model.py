@@ -44,8 +44,9 @@ def load_trunk_weights(trunk, weights_npz: str | Path) -> int:
 
 
 def build_model(weights_npz: str | Path | None, internal_size: int = INPUT_SIZE,
-                dropout: float = 0.2, seed: int = 0):
-    """Input 224x224x3 float 0..255 -> P(fake); preprocessing is inside the model."""
+                dropout: float = 0.2, seed: int = 0, mask_head: bool = False):
+    """Input 224x224x3 float 0..255 -> P(fake); preprocessing is inside the model. With
+    mask_head, a second output: the blend mask on the trunk's grid (serving_model drops it)."""
     keras = _keras()
     inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), dtype="float32", name="image")
     x = inputs
@@ -63,11 +64,35 @@ def build_model(weights_npz: str | Path | None, internal_size: int = INPUT_SIZE,
     if weights_npz is not None:
         load_trunk_weights(trunk, weights_npz)
     freeze_batchnorm(trunk)
-    x = trunk(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    features = trunk(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    if mask_head:
+        # Face X-ray's idea on a budget: where on the trunk's grid a blend boundary lies.
+        mask = keras.layers.Conv2D(1, 1, activation="sigmoid", name="blend_mask")(features)
+        return keras.Model(inputs, [outputs, mask], name="dfd_mobilenetv2_masked")
     return keras.Model(inputs, outputs, name="dfd_mobilenetv2")
+
+
+def serving_model(model):
+    """The P(fake)-only model (same layers and weights): what is exported and served."""
+    if len(model.outputs) == 1:
+        return model
+    keras = _keras()
+    return keras.Model(model.inputs, model.get_layer("p_fake").output, name="dfd_mobilenetv2")
+
+
+def masked_bce(y_true, y_pred):
+    """Binary cross-entropy over mask cells whose target is >= 0; -1 marks "no target" (a real
+    fake: where it was blended is unknown). Mean over the cells that have one."""
+    import keras.ops as K
+
+    have = K.cast(y_true >= 0, "float32")
+    t = K.clip(y_true, 0.0, 1.0)
+    p = K.clip(y_pred, 1e-6, 1.0 - 1e-6)
+    cell = -(t * K.log(p) + (1.0 - t) * K.log(1.0 - p)) * have
+    return K.sum(cell) / K.maximum(K.sum(have), 1.0)
 
 
 def trunk_of(model):

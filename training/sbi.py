@@ -130,9 +130,12 @@ def self_blend(rgb: np.ndarray, rng: np.random.Generator, keypoints=None
 
 
 def sbi_batch(x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generator,
-              keypoints: np.ndarray | None = None, balanced: bool = False
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Pseudo-fakes (label 1) from about `rate` of the real (label 0) images of a batch."""
+              keypoints: np.ndarray | None = None, balanced: bool = False,
+              with_masks: bool = False):
+    """Pseudo-fakes (label 1) from about `rate` of the real (label 0) images of a batch.
+
+    with_masks: also return (N, H, W) float32 blend masks: a pseudo-fake's own mask, zeros for a
+    real, -1 ("unknown") for a real fake."""
     # Unbalanced, the real itself becomes the pseudo-fake, so the batch has fewer reals and the
     # model's P(fake) drifts up. Balanced, the real stays and its pseudo-fake takes the place of
     # one of the batch's fakes: the 50/50 balance holds and each pseudo-fake meets its original.
@@ -144,11 +147,13 @@ def sbi_batch(x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generato
         picks = picks[:len(slots)]
     else:
         slots = picks
+    masks = np.where(flat[:, None, None] == 1, -1.0, 0.0).astype(np.float32) * \
+        np.ones((1, *x.shape[1:3]), np.float32)
     for src, dst in zip(picks, slots, strict=True):
         kp = None if keypoints is None else keypoints[src]
-        x[dst], _ = self_blend(np.asarray(x[src], np.uint8), rng, kp)
+        x[dst], masks[dst] = self_blend(np.asarray(x[src], np.uint8), rng, kp)
         y.reshape(len(y), -1)[dst] = 1
-    return x, y
+    return (x, y, masks) if with_masks else (x, y)
 
 
 def _init_worker() -> None:

@@ -32,7 +32,22 @@ def dumps(v) -> str:
     return json.dumps(v)
 
 
-FILTERS = {"fmt4": fmt4, "spec": spec, "dumps": dumps}
+def f3(v, pct: bool = False) -> str:
+    """3 decimals, or with pct a percentage to 1 decimal; 'n/a' for None and NaN."""
+    if v is None or v != v:
+        return "n/a"
+    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+
+
+def ci(interval, pct: bool = False) -> str:
+    """' (lo-hi)' for a 95% interval, '' when there is none."""
+    if not interval or interval[0] != interval[0]:
+        return ""
+    lo, hi = interval[0], interval[1]
+    return f" ({100 * lo:.0f}-{100 * hi:.0f}%)" if pct else f" ({lo:.2f}-{hi:.2f})"
+
+
+FILTERS = {"fmt4": fmt4, "spec": spec, "dumps": dumps, "f3": f3, "ci": ci}
 
 
 def make_environment(folder: Path, filters: dict | None = None) -> Environment:

@@ -53,6 +53,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sbi-mode", choices=("replace-fake", "replace-real"), default="replace-fake",
                    help="where a pseudo-fake goes: in place of one of the batch's fakes (keeps "
                    "the classes 50/50) or in place of its own real (the first recipe)")
+    p.add_argument("--leave-out-reals", action="append", default=[], metavar="SOURCE",
+                   help="train, select and calibrate without this source's real images (its "
+                   "test part is kept); repeatable")
+    p.add_argument("--mask-weight", type=float, default=0.0, metavar="W",
+                   help="weight of the blend-mask head's loss (Face X-ray style; 0: no mask "
+                   "head). Pseudo-fakes give the mask, reals an empty one, real fakes none")
     p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
                    "(same architecture) instead of the ImageNet trunk and a new head")
     return p.parse_args(argv)
@@ -88,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                 if len(items) > args.limit:
                     keep = np.sort(rng.choice(len(items), args.limit, replace=False))
                     parts[part] = [items[i] for i in keep]
+    for src in args.leave_out_reals:
+        # Leave-one-real-source-out: none of its real faces in training, model selection or
+        # calibration; its test reals stay, to show how real faces never seen are treated.
+        if src not in splits:
+            raise SystemExit(f"--leave-out-reals {src}: no such data root")
+        for part in ("train", "calib"):
+            splits[src][part] = [i for i in splits[src][part] if i.label == 1]
     D.write_split(splits, args.data, args.seed, out / "split.json")
     # One cache over every image of every part; ranges per (source, part) index into it.
     items, ranges = [], {}

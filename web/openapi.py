@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shared.schema import ASSESSMENTS, REASONS
+
 
 def _error(description: str) -> dict:
     return {"description": description,
@@ -17,12 +19,34 @@ SCHEMAS = {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                        "retry_after": {"type": "integer"}}}}},
-    "Face": {"type": "object", "required": ["box", "p_fake"], "properties": {
+    "Stability": {"type": "object",
+                  "required": ["checked", "variants", "p_fake_min", "p_fake_max", "spread",
+                               "unstable"],
+                  "description": "P(fake) over the crop and its benign variants (JPEG re-save, "
+                                 "mirror, half-size and back, a shifted crop)",
+                  "properties": {"checked": {"type": "boolean", "description": "false: the "
+                                             "score is so far from the threshold that the "
+                                             "variants were not scored (see docs/API.md)"},
+                                 "variants": {"type": "integer", "minimum": 1},
+                                 "p_fake_min": {"type": "number"},
+                                 "p_fake_max": {"type": "number"},
+                                 "spread": {"type": "number", "minimum": 0},
+                                 "unstable": {"type": "boolean", "description": "the variants "
+                                              "fall on both sides of the threshold"}}},
+    "Face": {"type": "object", "required": ["box", "p_fake", "stability"], "properties": {
         "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
-        "score": {"type": "number"}, "p_fake": {"type": "number"}}},
+        "score": {"type": "number"}, "p_fake": {"type": "number"},
+        "stability": {"$ref": "#/components/schemas/Stability"}}},
     "Result": {"type": "object",
-               "required": ["label", "confidence", "p_fake", "threshold", "faces", "model"],
+               "required": ["label", "confidence", "p_fake", "threshold", "faces", "model",
+                            "assessment", "reasons", "reason_text", "stability"],
                "properties": {
+                   "assessment": {"type": "string", "enum": list(ASSESSMENTS),
+                                  "description": "what to take from the score; see docs/API.md"},
+                   "reasons": {"type": "array",
+                               "items": {"type": "string", "enum": list(REASONS)}},
+                   "reason_text": {"type": "string"},
+                   "stability": {"$ref": "#/components/schemas/Stability"},
                    "label": {"type": "string", "enum": ["Real", "Fake"]},
                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
                    "p_fake": {"type": "number", "minimum": 0, "maximum": 1},

@@ -30,6 +30,9 @@ export function createCard(id, file) {
       status: el.querySelector("[data-testid=status]"),
       progress: el.querySelector("[data-testid=progress]"),
       verdict: el.querySelector(".verdict"),
+      assessment: el.querySelector("[data-testid=assessment]"),
+      why: el.querySelector("[data-testid=assessment-why]"),
+      stability: el.querySelector("[data-testid=stability]"),
       label: el.querySelector("[data-testid=label]"),
       pct: el.querySelector("[data-testid=confidence]"),
       meter: el.querySelector(".meter__fill"),
@@ -131,6 +134,33 @@ export function showFailedJob(item, job) {
   showError(item, "Analysis failed — " + text, false);
 }
 
+// The assessment comes first, in words a non-expert reads right; the seed's label and P(fake)
+// follow underneath for those who want the number.
+const ASSESSMENT_WORDS = {
+  likely_real: "Likely real",
+  uncertain: "Can't tell",
+  likely_fake: "Likely fake",
+  not_applicable: "Not a face photo we can judge"
+};
+
+function showAssessment(item, result) {
+  const r = item.refs;
+  const kind = ASSESSMENT_WORDS[result.assessment] ? result.assessment : "uncertain";
+  r.assessment.textContent = ASSESSMENT_WORDS[kind];
+  r.assessment.className = "assessment assessment--" + kind.replace("_", "-");
+  r.why.textContent = typeof result.reason_text === "string" ? result.reason_text : "";
+  item.el.setAttribute("data-assessment", kind);
+  const st = result.stability;
+  if (st && typeof st.p_fake_min === "number" && st.variants > 1) {
+    r.stability.textContent = (st.unstable ? "Unstable" : "Stable") +
+      " under re-saving, resizing, mirroring and re-cropping: P(fake) " +
+      st.p_fake_min.toFixed(2) + "–" + st.p_fake_max.toFixed(2) + " over " + st.variants +
+      " versions";
+  } else {
+    r.stability.textContent = "";
+  }
+}
+
 export function showResult(item, result) {
   clearError(item);
   const r = item.refs;
@@ -138,6 +168,7 @@ export function showResult(item, result) {
   setState(item, "done", "Done");
   r.progress.hidden = true;
   r.verdict.hidden = false;
+  showAssessment(item, result);
   r.label.textContent = label;
   r.label.className = "verdict__label verdict__label--" + label.toLowerCase();
   item.el.classList.remove("card--real", "card--fake");

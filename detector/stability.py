@@ -1,0 +1,69 @@
+"""Benign variants of a face crop, scored beside it: a verdict that flips under a JPEG re-save or
+a flip says more about the model than about the photo.
+
+Each variant is a change an ordinary photo goes through on its way to us (re-saved, shrunk and
+enlarged, cropped a little differently, mirrored); none of them makes a real face fake.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+# The order is part of the contract: column 0 is always the crop as found.
+VARIANTS = ("original", "flip", "jpeg_80", "half_size", "shift")
+JPEG_QUALITY = 80
+SHIFT_PX = 8  # the crop box moved by this many pixels of the 224 crop, and 4% tighter
+
+
+def variants(crop: np.ndarray) -> np.ndarray:
+    """(len(VARIANTS), 224, 224, 3) uint8: the crop and its benign variants, in VARIANTS order."""
+    crop = np.asarray(crop, np.uint8)
+    size = crop.shape[0]
+    img = Image.fromarray(crop)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=JPEG_QUALITY)
+    jpeg = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    half = np.asarray(img.resize((size // 2, size // 2), Image.BILINEAR)
+                      .resize((size, size), Image.BILINEAR))
+    inner = size - SHIFT_PX
+    shift = np.asarray(img.crop((SHIFT_PX, SHIFT_PX // 2, SHIFT_PX + inner, SHIFT_PX // 2 + inner))
+                       .resize((size, size), Image.BILINEAR))
+    return np.stack([crop, crop[:, ::-1], jpeg, half, shift])
+
+
+def all_variants(crops: np.ndarray) -> np.ndarray:
+    """(N * V, 224, 224, 3): variants() of every crop, crop after crop (reshape to (N, V))."""
+    return np.concatenate([variants(c) for c in crops]) if len(crops) else \
+        np.zeros((0, *np.shape(crops)[1:]), np.uint8)
+
+
+def _logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def near(p_fake: np.ndarray, threshold: float, margin: float) -> np.ndarray:
+    """Which scores are within `margin` (in logits) of the threshold: only their variants can
+    cross it. The card's margin is the largest move between a crop and its variants seen on
+    the calibration split (99.9th percentile), so a face outside it is all but certain to keep
+    its label; scoring only the others is what keeps the check affordable."""
+    return np.abs(_logit(p_fake) - _logit(threshold)) < margin
+
+
+def max_move(p_variants: np.ndarray) -> np.ndarray:
+    """Per row of (faces, variants) P(fake): the largest |logit move| away from column 0."""
+    z = _logit(p_variants)
+    return np.abs(z - z[:, :1]).max(axis=1)
+
+
+def summary(p_variants: np.ndarray, threshold: float, checked: bool = True) -> dict:
+    """Spread of one face's P(fake) over its variants, and whether they disagree on the label;
+    checked False: only the crop itself was scored (far from the threshold, see near())."""
+    p = np.asarray(p_variants, np.float64)[: len(p_variants) if checked else 1]
+    return {"checked": bool(checked), "variants": len(p), "p_fake_min": round(float(p.min()), 6),
+            "p_fake_max": round(float(p.max()), 6),
+            "spread": round(float(p.max() - p.min()), 6),
+            "unstable": bool(p.min() <= threshold < p.max())}

@@ -1,0 +1,132 @@
+"""The assessment rules, the benign variants and the band fitting, on known inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detector.assess import Bands, assess, face_side
+from detector.stability import VARIANTS, all_variants, summary, variants
+from training.bands import fit_bands, min_face_side, shrink
+
+BANDS = Bands(likely_real_below=0.2, likely_fake_from=0.8, min_face_px=50, max_faces=4,
+              real_share=0.03)
+
+
+def rows(*ps):
+    """(faces, variants) with every variant equal to the face's score."""
+    return np.array([[p] * len(VARIANTS) for p in ps])
+
+
+@pytest.mark.parametrize("p, want, reason", [
+    (0.1, "likely_real", "low_score"), (0.5, "uncertain", "middle_score"),
+    (0.9, "likely_fake", "high_score"), (0.8, "likely_fake", "high_score"),
+    (0.2, "uncertain", "middle_score")])
+def test_bands_decide_a_stable_face(p, want, reason):
+    got = assess(rows(p), [100.0], 0.3, BANDS)
+    assert (got["assessment"], got["reasons"]) == (want, [reason]) and got["reason_text"]
+
+
+def test_not_applicable_cases_and_their_reasons():
+    assert assess(rows(0.9), [], 0.3, BANDS)["reasons"] == ["no_face"]
+    assert assess(rows(0.9), [40.0], 0.3, BANDS)["reasons"] == ["face_too_small"]
+    many = assess(rows(*[0.1] * 5), [100.0] * 5, 0.3, BANDS)
+    assert many["assessment"] == "not_applicable" and many["reasons"] == ["too_many_faces"]
+    assert "4 faces" in many["reason_text"] and "50 px" in assess(
+        rows(0.9), [40.0], 0.3, BANDS)["reason_text"]
+
+
+def test_small_faces_are_skipped_but_said():
+    got = assess(rows(0.95, 0.1), [30.0, 120.0], 0.3, BANDS)
+    assert got["assessment"] == "likely_real" and got["reasons"] == ["low_score",
+                                                                     "small_faces_skipped"]
+
+
+def test_variants_on_both_sides_of_the_threshold_are_unstable():
+    p = np.array([[0.9, 0.1, 0.9, 0.9, 0.9]])
+    got = assess(p, [100.0], 0.3, BANDS)
+    assert got["assessment"] == "uncertain" and got["reasons"] == ["unstable"]
+    # The image's label under each variant is its most suspicious face's: a second face that
+    # stays fake under every variant keeps the image's label put.
+    assert assess(np.vstack([p, rows(0.95)]), [100.0, 100.0], 0.3, BANDS)["assessment"] == \
+        "likely_fake"
+    st = summary(p[0], 0.3)
+    assert st["unstable"] and st["spread"] == pytest.approx(0.8) and st["variants"] == 5
+    assert not summary(np.array([0.31, 0.9]), 0.3)["unstable"]
+    assert summary(np.array([0.3, 0.31]), 0.3)["unstable"]  # 0.3 itself is Real
+
+
+def test_every_reason_has_its_sentence():
+    from detector.assess import TEXT
+    from shared.schema import REASONS
+
+    assert set(TEXT) == set(REASONS)
+
+
+def test_face_side_is_the_shorter_side():
+    assert face_side((10, 20, 110, 70)) == 50
+
+
+def test_variants_are_benign_changes_of_the_crop():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 255, (224, 224, 3), np.uint8)
+    v = variants(crop)
+    assert v.shape == (len(VARIANTS), 224, 224, 3) and v.dtype == np.uint8
+    assert np.array_equal(v[0], crop) and np.array_equal(v[1], crop[:, ::-1])
+    for k in range(2, len(VARIANTS)):  # changed, but not into another image
+        assert not np.array_equal(v[k], crop)
+        assert abs(float(v[k].mean()) - float(crop.mean())) < 3
+    both = all_variants(np.stack([crop, crop[::-1]]))
+    assert both.shape[0] == 2 * len(VARIANTS) and np.array_equal(both[len(VARIANTS)], crop[::-1])
+
+
+def test_bands_hold_their_shares_on_each_source():
+    rng = np.random.default_rng(1)
+    by_source = {}
+    for name, shift in (("a", 0.0), ("b", 0.2)):
+        y = np.r_[np.zeros(1000), np.ones(1000)].astype(int)
+        p = np.clip(np.r_[rng.normal(0.3 + shift, 0.15, 1000), rng.normal(0.7, 0.15, 1000)], 0, 1)
+        by_source[name] = (y, p)
+    by_source["reals-only"] = (np.zeros(500, int), rng.uniform(0, 0.5, 500))
+    b = fit_bands(by_source)
+    for y, p in by_source.values():
+        assert np.mean(p[y == 0] >= b["likely_fake_from"]) <= 0.03
+        if (y == 1).any():
+            assert np.mean(p[y == 1] < b["likely_real_below"]) <= 0.10
+    assert b["likely_real_below"] <= b["likely_fake_from"]
+
+
+def test_crossing_bands_meet_instead_of_overlapping():
+    # Separated so well that 10% of fakes lie above 97% of reals: no uncertain band is left.
+    y = np.r_[np.zeros(100), np.ones(100)].astype(int)
+    p = np.r_[np.linspace(0, 0.4, 100), np.linspace(0.6, 1, 100)]
+    b = fit_bands({"x": (y, p)})
+    assert b["likely_real_below"] == b["likely_fake_from"] and 0.38 < b["likely_fake_from"] <= 0.4
+
+
+def test_min_face_side_finds_where_accuracy_drops():
+    # A "model" that reads fine detail (pixel-to-pixel contrast) fails once faces get small.
+    rng = np.random.default_rng(2)
+    crops = rng.integers(100, 156, (40, 224, 224, 3)).astype(np.uint8)
+    crops[20:, ::2] = np.clip(crops[20:, ::2].astype(int) + 60, 0, 255).astype(np.uint8)
+    y = np.r_[np.zeros(20), np.ones(20)].astype(int)
+
+    def detail(x):
+        return np.abs(np.diff(x.astype(float), axis=1)).mean(axis=(1, 2, 3)) / 100
+
+    side, curve = min_face_side(detail, crops, y)
+    assert curve["full"] == 1.0 and side > 16
+    assert shrink(crops[:2], 32).shape == (2, 224, 224, 3)
+
+
+def test_only_scores_near_the_threshold_get_their_variants_scored():
+    from detector.stability import max_move, near
+
+    p = np.array([0.01, 0.25, 0.3, 0.35, 0.99])
+    assert near(p, 0.3, 1.0).tolist() == [False, True, True, True, False]
+    assert near(p, 0.3, float("inf")).all()
+    moves = max_move(np.array([[0.5, 0.5, 0.5], [0.5, 0.73105858, 0.5]]))
+    assert moves == pytest.approx([0.0, 1.0], abs=1e-6)
+    far = summary(np.array([0.99] * len(VARIANTS)), 0.3, checked=False)
+    assert far == {"checked": False, "variants": 1, "p_fake_min": 0.99, "p_fake_max": 0.99,
+                   "spread": 0.0, "unstable": False}

@@ -1,0 +1,128 @@
+"""`dfd-train bands MODEL_DIR`: fit the assessment's bands, the smallest face the model judges
+and whether to serve the variants' mean, on the calibration split; written into card.json.
+
+Run by `dfd-train train` at the end; this command fits them for a model trained before (the
+weights, and so the version, do not change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from detector.stability import VARIANTS, max_move
+from training import metrics as M
+
+MAX_REAL_SHARE = 0.03  # likely_fake: at most this share of any source's held-out real faces
+MAX_FAKE_SHARE = 0.10  # likely_real: at most this share of any source's held-out fakes
+MAX_FACES = 4
+FACE_SIDES = (16, 24, 32, 48, 64, 96, 128)
+MAX_AUC_DROP = 0.03  # a face side is judged when its AUC is within this of full-size crops'
+MARGIN_QUANTILE = 0.999  # of the largest logit move from a crop to its variants (calibration)
+MEAN_GAIN = 0.005  # serve the variants' mean only if it raises the mean calibration AUC this much
+RULE = (f"likely_fake from the lowest P(fake) at or above which at most {MAX_REAL_SHARE:.0%} of "
+        "each source's calibration real faces lie; likely_real below the highest P(fake) under "
+        f"which at most {MAX_FAKE_SHARE:.0%} of each source's calibration fakes lie (the two "
+        "meet if they cross); real-only sources count for the first; faces whose shorter side "
+        f"is under the smallest size whose pooled calibration AUC is within {MAX_AUC_DROP} of "
+        f"full-size crops are not judged; more than {MAX_FACES} faces: not judged; the stability "
+        "check scores the variants of faces within stability_margin logits of the threshold, the "
+        f"{MARGIN_QUANTILE:.1%} quantile of the largest move from a calibration crop to one of "
+        "its variants")
+
+
+def fit_bands(by_source: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Band edges from each source's (labels, served P(fake)) on the calibration split."""
+    highs, lows = [], []
+    for y, p in by_source.values():
+        real, fake = np.sort(p[y == 0])[::-1], np.sort(p[y == 1])
+        if len(real):  # at most floor(share * n) reals strictly above the k-th highest
+            highs.append(float(np.nextafter(real[int(MAX_REAL_SHARE * len(real))], 2.0)))
+        if len(fake):
+            lows.append(float(fake[int(MAX_FAKE_SHARE * len(fake))]))
+    # Rounded to 6 decimals outwards, so rounding never lets one more face into a band.
+    high = math.ceil((max(highs) if highs else 1.0) * 1e6) / 1e6
+    low = math.floor(min(min(lows) if lows else 0.0, high) * 1e6) / 1e6
+    return {"likely_real_below": low, "likely_fake_from": high}
+
+
+def shrink(crops: np.ndarray, side: int) -> np.ndarray:
+    """Crops as a face of `side` pixels would give them: down to side, back up to 224 (bilinear,
+    as detector.crop.crop_resize enlarges a small face)."""
+    size = crops.shape[1]
+    return np.stack([np.asarray(Image.fromarray(c).resize((side, side), Image.BILINEAR)
+                                .resize((size, size), Image.BILINEAR)) for c in crops])
+
+
+def min_face_side(predict, crops: np.ndarray, y: np.ndarray) -> tuple[int, dict]:
+    """(smallest judged face side, {side: AUC}) on pooled calibration crops."""
+    full = M.roc_auc(y, predict(crops))
+    curve = {int(s): M.roc_auc(y, predict(shrink(crops, s))) for s in FACE_SIDES}
+    ok = [s for s in FACE_SIDES if curve[s] >= full - MAX_AUC_DROP]
+    # The smallest side from which every larger one also holds up.
+    side = next((s for s in FACE_SIDES if all(t in ok for t in FACE_SIDES if t >= s)), 224)
+    return side, {"full": full, **{str(k): v for k, v in curve.items()}}
+
+
+def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.ndarray,
+                   variants_fn) -> dict:
+    """The card's `assessment` entry. predict: crops -> served-scale P(fake) (calibrated)."""
+    # In chunks: five variants of a few thousand crops would hold gigabytes at once.
+    p_var = np.concatenate([predict(variants_fn(crops[s:s + 256])).reshape(-1, len(VARIANTS))
+                            for s in range(0, len(crops), 256)])
+    aucs = {m: float(np.nanmean([M.roc_auc(labels[sources == s], p[sources == s])
+                                 for s in np.unique(sources)]))
+            for m, p in (("original", p_var[:, 0]), ("mean of variants", p_var.mean(axis=1)))}
+    served = "mean of variants" if aucs["mean of variants"] >= aucs["original"] + MEAN_GAIN \
+        else "original"
+    p = p_var.mean(axis=1) if served == "mean of variants" else p_var[:, 0]
+    margin = float(np.quantile(max_move(p_var), MARGIN_QUANTILE))
+    bands = fit_bands({s: (labels[sources == s], p[sources == s]) for s in np.unique(sources)})
+    both = np.isin(sources, [s for s in np.unique(sources)
+                             if len(np.unique(labels[sources == s])) == 2])
+    side, curve = min_face_side(predict, crops[both], labels[both])
+    return {**bands, "min_face_px": side, "max_faces": MAX_FACES,
+            "max_real_share": MAX_REAL_SHARE, "max_fake_share": MAX_FAKE_SHARE,
+            "served": served, "stability_margin": round(margin, 4), "calibration_auc": aucs,
+            "face_side_auc": curve, "rule": RULE}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit and write the assessment entry of an existing model directory."""
+    from detector.model import LoadedModel, _card
+    from detector.stability import all_variants
+    from training.data import read_split
+    from training.export import card_markdown
+    from training.prep import build_cache
+
+    p = argparse.ArgumentParser(prog="dfd-train bands", description=__doc__)
+    p.add_argument("model", help="model directory (card.json, model.tflite, split.json)")
+    p.add_argument("--split", help="split.json (default: the model directory's)")
+    args = p.parse_args(argv)
+    root, card = _card(args.model)
+    split = Path(args.split or root / "split.json")
+    doc = json.loads(split.read_text())
+    listed = [i for s in doc["sources"] for i in read_split(split, s, "calib")]
+    # ff-crops/train was thinned after older models were trained: score what is still there.
+    items = [i for i in listed if Path(i.path).is_file()]
+    if len(items) < len(listed):
+        print(f"{len(listed) - len(items)} of {len(listed)} calibration files are gone; "
+              f"fitting on the other {len(items)}")
+    crops, _ = build_cache([i.path for i in items])
+    card.setdefault("assessment", {"likely_real_below": 0, "likely_fake_from": 1,
+                                   "min_face_px": 0, "max_faces": 1, "max_real_share": 0})
+    model = LoadedModel(root, card, "tflite", threads=2)
+    entry = fit_assessment(lambda x: np.concatenate([model.predict(x[s:s + 64])
+                                                     for s in range(0, len(x), 64)]),
+                           np.asarray(crops), np.array([i.label for i in items]),
+                           np.array([i.source for i in items]), all_variants)
+    card["assessment"] = entry
+    (root / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (root / "MODEL_CARD.md").write_text(card_markdown(card))
+    print(json.dumps({k: v for k, v in entry.items() if k != "rule"}, indent=1))
+    return 0
