@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {"train": "training.train", "evaluate": "training.evaluate", "bands": "training.bands"}
+COMMANDS = {"train": "training.train", "evaluate": "training.evaluate", "bands": "training.bands",
+            "verdicts": "training.verdicts"}
 
 
 def _exit_code(exc: SystemExit) -> int:

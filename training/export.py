@@ -100,7 +100,8 @@ def export_model(model, out_dir: str | Path, card: dict, check_crops: np.ndarray
 def card_markdown(card: dict) -> str:
     """The human-readable model card, generated from card.json so the two never disagree
     (rendered from training/templates/model_card.md.j2)."""
-    return render("model_card.md.j2", card=card) + generalisation_markdown(card)
+    verdicts = render("verdicts.md.j2", card=card) if card.get("verdicts") else ""
+    return render("model_card.md.j2", card=card) + verdicts + generalisation_markdown(card)
 
 
 def generalisation_markdown(card: dict) -> str:

@@ -94,13 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 if len(items) > args.limit:
                     keep = np.sort(rng.choice(len(items), args.limit, replace=False))
                     parts[part] = [items[i] for i in keep]
-    for src in args.leave_out_reals:
-        # Leave-one-real-source-out: none of its real faces in training, model selection or
-        # calibration; its test reals stay, to show how real faces never seen are treated.
-        if src not in splits:
-            raise SystemExit(f"--leave-out-reals {src}: no such data root")
-        for part in ("train", "calib"):
-            splits[src][part] = [i for i in splits[src][part] if i.label == 1]
+    unknown = set(args.leave_out_reals) - set(splits)
+    if unknown:
+        raise SystemExit(f"--leave-out-reals {sorted(unknown)[0]}: no such data root")
     D.write_split(splits, args.data, args.seed, out / "split.json")
     # One cache over every image of every part; ranges per (source, part) index into it.
     items, ranges = [], {}
@@ -121,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         keypoints = train_keypoints(crops, meta, ranges, labels)
         found = int(np.isfinite(keypoints[:, 0, 0]).sum())
         log(f"SBI masks: keypoints for {found} real training crops, ellipse for the rest")
+    for src in args.leave_out_reals:
+        # Leave-one-real-source-out: none of its real faces in training, model selection or
+        # calibration; its test reals stay, to show how real faces never seen are treated. Cut after
+        # cropping and keypoints, so every such run shares one crop and keypoint cache.
+        for part in ("train", "calib"):
+            ranges[(src, part)] = ranges[(src, part)][labels[ranges[(src, part)]] == 1]
+            splits[src][part] = [i for i in splits[src][part] if i.label == 1]
     ctx = RunContext(args=args, out=out, work=work, splits=splits, ranges=ranges, crops=crops,
                      labels=labels, meta=meta, t_start=t_start, prep_seconds=prep_seconds,
                      machine=machine(), log=log, keypoints=keypoints)
