@@ -1,0 +1,53 @@
+"""The card's verdict tables: counts, intervals and targets on known results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.verdicts import summarise, targets, trained_sources
+
+
+def res(p: float, assessment: str) -> dict:
+    return {"p_fake": p, "label": "Fake" if p > 0.3 else "Real", "assessment": assessment}
+
+
+def test_summary_counts_both_sides_with_intervals():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    results = [res(0.1, "likely_real"), res(0.2, "likely_real"), res(0.5, "uncertain"),
+               res(0.9, "likely_fake"), res(0.95, "likely_fake"), res(0.2, "uncertain")]
+    s = summarise(labels, results)
+    assert s["n_real"] == 4 and s["n_fake"] == 2
+    assert s["real_called_fake"]["k"] == 2 and s["real_called_fake"]["share"] == 0.5
+    lo, hi = s["real_called_fake"]["ci"]
+    assert 0.1 < lo < 0.5 < hi < 0.9
+    assert s["fakes_caught"]["k"] == 1
+    assert s["assessment"]["real"]["likely_fake"]["share"] == 0.25
+    assert s["assessment"]["fake"]["uncertain"]["share"] == 0.5
+    assert s["auc"] == pytest.approx(5.5 / 8)  # 0.95 beats all 4 reals; 0.2 beats 0.1, ties 0.2
+
+
+def test_reals_only_set_has_no_auc_and_no_fake_side():
+    s = summarise(np.zeros(3, int), [res(0.1, "likely_real")] * 3)
+    assert "auc" not in s and "fake" not in s["assessment"] and s["fakes_caught"]["n"] == 0
+
+
+def test_targets_name_what_is_met_and_what_is_not():
+    v = {"sets": {"ff-crops/test": {"real_called_fake": {"share": 0.08},
+                                    "fakes_caught": {"share": 0.8}, "auc": 0.97},
+                  "fairface-real/test": {"real_called_fake": {"share": 0.3}}},
+         "pooled": {"assessment": {"real": {"likely_fake": {"share": 0.02}}}}}
+    rows = {(r["target"], r["set"]): r["met"] for r in targets(v, {"fairface-real"})}
+    assert rows[("real_called_fake_max", "ff-crops/test")] is True
+    assert rows[("fakes_caught_min", "ff-crops/test")] is False
+    assert rows[("auc_min", "ff-crops/test")] is True
+    assert rows[("real_called_fake_max", "fairface-real/test")] is False  # 0.3 > 0.05 and 0.2
+    assert rows[("likely_fake_on_reals_max", "pooled")] is True
+
+
+def test_what_training_saw_of_each_source():
+    card = {"training": {"left_out_reals": ["dfdc-faces"], "sources": {
+        "ff-crops": {"counts": {"train": {"real": 5, "fake": 5}}},
+        "dfdc-faces": {"counts": {"train": {"real": 0, "fake": 5}}},
+        "fairface-real": {"counts": {"train": {"real": 0, "fake": 0}}}}}}
+    assert trained_sources(card) == {"ff-crops": "all", "dfdc-faces": "fakes only"}
