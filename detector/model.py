@@ -63,10 +63,14 @@ def check_model(path: str | os.PathLike) -> dict:
     return card
 
 
-def calibrate(p_raw: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature scaling of probabilities: sigmoid(logit(p) / T)."""
+def calibrate(p_raw: np.ndarray, temperature: float, prior_fake: float = 0.5) -> np.ndarray:
+    """Temperature scaling, then the card's prior: sigmoid(logit(p) / T + logit(prior)).
+
+    T is fitted on a calibration split with as many fakes as reals; prior_fake states the share
+    of fakes the served probability assumes instead (0.5: none assumed; see the model card)."""
     p = np.clip(np.asarray(p_raw, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return 1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / float(temperature)))
+    shift = np.log(prior_fake / (1 - prior_fake))
+    return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) / float(temperature) + shift)))
 
 
 class LoadedModel:
@@ -77,6 +81,7 @@ class LoadedModel:
         self.name, self.version = card["name"], card["version"]
         self.threshold = float(card["threshold"])
         self.temperature = float(card.get("temperature", 1.0))
+        self.prior_fake = float(card.get("prior_fake", 0.5))
         self.bands = Bands.from_card(card)
         self.served_mean = card["assessment"].get("served") == "mean of variants"
         # Faces scored within this many logits of the threshold get the stability check.
@@ -124,7 +129,7 @@ class LoadedModel:
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated P(fake) per crop."""
-        return calibrate(self.predict_raw(crops), self.temperature)
+        return calibrate(self.predict_raw(crops), self.temperature, self.prior_fake)
 
 
 def gpu_available() -> bool:

@@ -36,6 +36,10 @@ def test_tflite_and_keras_runtimes_agree(model_dir):
 def test_calibrate_temperature():
     p = np.array([0.1, 0.5, 0.9])
     assert np.allclose(calibrate(p, 1.0), p)
+    # A stated prior of 20% fakes moves every score by logit(0.2) = -1.386, keeping the order.
+    shifted = calibrate(p, 1.0, 0.2)
+    assert np.all(np.diff(shifted[np.argsort(p)]) >= 0) and np.all(shifted <= p + 1e-12)
+    assert np.allclose(np.log(shifted / (1 - shifted)) - np.log(p / (1 - p)), np.log(0.25))
     softer = calibrate(p, 2.0)
     assert softer[0] > 0.1 and abs(softer[1] - 0.5) < 1e-12 and softer[2] < 0.9
 

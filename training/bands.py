@@ -103,8 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dfd-train bands", description=__doc__)
     p.add_argument("model", help="model directory (card.json, model.tflite, split.json)")
     p.add_argument("--split", help="split.json (default: the model directory's)")
+    p.add_argument("--prior-fake", type=float, metavar="P",
+                   help="state that the served P(fake) assumes this share of fakes (0.5: as "
+                   "many as reals, as the calibration split has); written into card.json")
     args = p.parse_args(argv)
     root, card = _card(args.model)
+    if args.prior_fake is not None:
+        if not 0 < args.prior_fake < 1:
+            raise SystemExit("--prior-fake must lie strictly between 0 and 1")
+        card["prior_fake"] = args.prior_fake
     split = Path(args.split or root / "split.json")
     doc = json.loads(split.read_text())
     listed = [i for s in doc["sources"] for i in read_split(split, s, "calib")]
