@@ -139,6 +139,29 @@ class JobStore:
             args += [job_id, self.ttl]
         return self._finish(keys=keys, args=args) == 1
 
+    def set_explanation(self, job_id: str, explanation: dict) -> bool:
+        """Cache a job's explanation in its record (never creating one) and wake waiters."""
+        key = self.key(job_id)
+        if not self.r.exists(key):
+            return False  # expired meanwhile: writing would make a record without a status
+        pipe = self.r.pipeline()
+        pipe.hset(key, "explanation", json.dumps(explanation))
+        pipe.rpush(f"{PREFIX}explained:{job_id}", "1")
+        pipe.expire(f"{PREFIX}explained:{job_id}", 120)
+        pipe.delete(f"{PREFIX}explaining:{job_id}")
+        pipe.execute()
+        return True
+
+    def claim_explain(self, job_id: str, ttl: int = 60) -> bool:
+        """True for the one caller that should send the explain task (none in flight)."""
+        return bool(self.r.set(f"{PREFIX}explaining:{job_id}", 1, nx=True, ex=ttl))
+
+    def wait_explained(self, job_id: str, timeout: float) -> None:
+        """Block up to timeout seconds for an explanation to be cached."""
+        key = f"{PREFIX}explained:{job_id}"
+        if self.r.blpop([key], timeout=max(timeout, 0.01)):
+            self.r.rpush(key, "1")  # other waiters on the same job wake up too
+
     def wait(self, job_id: str, timeout: float) -> None:
         """Block up to timeout seconds for a job to finish (returns early when it does)."""
         key = f"{PREFIX}done:{job_id}"
