@@ -75,13 +75,14 @@ class JobStore:
         pipe.execute()
 
     def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
-                      result: dict) -> None:
-        """Write a job that is done at once with an earlier result for the same bytes and model."""
+                      result: dict, source: str = "") -> None:
+        """Write a job that is done at once with an earlier result for the same bytes and model
+        (source: that earlier job, whose upload and explanation this one shares)."""
         now = time.time()
         fields = {"id": job_id, "status": "done", "created_at": now, "started_at": now,
                   "finished_at": now, "filename": filename, "stored": "", "sha256": sha256,
                   "client": client, "attempts": 0, "finishes": 1, "reused": 1,
-                  "result": json.dumps(result)}
+                  "result": json.dumps(result), "source": source}
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
@@ -174,13 +175,18 @@ class JobStore:
     def _sha_key(version: str, sha256: str) -> str:
         return f"{PREFIX}sha:{version}:{sha256}"
 
-    def reusable_result(self, version: str | None, sha256: str) -> dict | None:
-        """An earlier result for the same bytes and model version, if still stored."""
+    def reusable_job(self, version: str | None, sha256: str) -> dict | None:
+        """The earlier done record for the same bytes and model version, if still stored."""
         if not version:
             return None
         job_id = self.r.get(self._sha_key(version, sha256))
         rec = self.get(job_id.decode()) if job_id else None
-        return rec["result"] if rec and rec["status"] == "done" else None
+        return rec if rec and rec["status"] == "done" else None
+
+    def reusable_result(self, version: str | None, sha256: str) -> dict | None:
+        """An earlier result for the same bytes and model version, if still stored."""
+        rec = self.reusable_job(version, sha256)
+        return rec["result"] if rec else None
 
     def set_model(self, info: dict) -> None:
         """Announce the model the workers serve (name, version, threshold) for the web side."""

@@ -82,6 +82,11 @@ def test_explanation_through_the_worker(live_server, reset_limits, sample_jpeg):
     assert requests.get(url, params={"wait": 0}, timeout=30).json() == got
     r = redis.Redis.from_url(live_server.redis_url)
     assert json.loads(r.hget(f"dfd:job:{job['id']}", "explanation"))["faces"] == got["faces"]
+    # The same bytes again reuse the verdict, and the explanation of the job that made it.
+    again = _submit(live_server, sample_jpeg)
+    assert again.get("reused") and again["id"] != job["id"]
+    reply = requests.get(f"{live_server.url}/api/v1/jobs/{again['id']}/explanation", timeout=30)
+    assert reply.status_code == 200 and reply.json()["faces"] == got["faces"]
 
 
 def test_explanation_errors(live_server, reset_limits):

@@ -57,14 +57,18 @@ def explanation(job_id: str):
         abort(400, description=f"wait must be between 0 and {MAX_WAIT:g} seconds")
     ext = _ext()
     rec = _done_job(job_id)
+    if rec.get("reused") and rec.get("source"):
+        # A reused result is the earlier job's verdict on the same bytes: explain that job,
+        # from its upload while it is kept.
+        rec = ext["jobs"].get(rec["source"]) or rec
     if not rec.get("explanation"):
         if not rec.get("stored") or not ext["storage"].path(rec["stored"]).is_file():
             return _gone(job_id)
-        if ext["jobs"].claim_explain(job_id):
-            ext["celery"].send_task(EXPLAIN, args=[job_id], queue=QUEUE)
+        if ext["jobs"].claim_explain(rec["id"]):
+            ext["celery"].send_task(EXPLAIN, args=[rec["id"]], queue=QUEUE)
         if wait:
-            ext["jobs"].wait_explained(job_id, wait)
-        rec = ext["jobs"].get(job_id) or rec
+            ext["jobs"].wait_explained(rec["id"], wait)
+        rec = ext["jobs"].get(rec["id"]) or rec
     if not rec.get("explanation"):
         response = jsonify(id=job_id, status="pending")
         response.status_code, response.headers["Retry-After"] = 202, "1"
