@@ -134,3 +134,35 @@ def test_feedback_once_per_client_and_export(live_server, reset_limits):
     # Feedback never keeps the upload: the job record is as it was, with the same stored name.
     rec = redis.Redis.from_url(live_server.redis_url).hgetall(f"dfd:job:{job['id']}")
     assert b"feedback" not in b" ".join(rec)
+
+
+def test_feedback_export_and_agreement_by_model_version(live_server, reset_limits, tmp_path,
+                                                        capsys):
+    from batch.cli import main as dfd
+    from training.cli import main as dfd_train
+
+    job = _submit(live_server, make_jpeg(seed=13))
+    verdict = job["result"]["label"]
+    r = requests.post(f"{live_server.url}/api/v1/jobs/{job['id']}/feedback",
+                      json={"label": verdict}, timeout=10)  # this user agrees after all
+    assert r.status_code == 201, r.text
+    out = tmp_path / "feedback.jsonl"
+    assert dfd(["feedback", "export", "--url", live_server.url, "--out", str(out)]) == 2
+    assert dfd(["feedback", "export", "--url", live_server.url, "--api-key",
+                "wrong-key-0123456789", "--out", str(out)]) == 1
+    assert dfd(["feedback", "export", "--url", live_server.url, "--api-key",
+                live_server.api_key, "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert job["id"] in {row["job_id"] for row in rows}
+    capsys.readouterr()
+    report = tmp_path / "agreement.json"
+    assert dfd_train(["evaluate", "--feedback", str(out), "--json", str(report)]) == 0
+    table = json.loads(report.read_text())["feedback"]
+    version = job["result"]["model"]["version"]
+    expect = sum(row["verdict"]["label"] == row["label"] for row in rows) / len(rows)
+    assert table[version]["n"] == len(rows) and table[version]["label_agreement"] == round(
+        expect, 4)
+    assert version in capsys.readouterr().out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"label": "Maybe"}\n')
+    assert dfd_train(["evaluate", "--feedback", str(bad)]) == 2
