@@ -35,7 +35,10 @@ def explain_job(job_id: str, jobs: JobStore, storage: Storage, detector, model, 
         log.exception("job %s: explanation failed", job_id)
         jobs.set_explanation(job_id, {"error": "failed"})
         return "failed"
-    jobs.set_explanation(job_id, {"method": METHOD, "model": rec["result"]["model"],
+    # The model that made the map, which is not the verdict's when the workers were upgraded
+    # in between: a client can see that the two differ.
+    jobs.set_explanation(job_id, {"method": METHOD,
+                                  "model": {"name": model.name, "version": model.version},
                                   "faces": faces})
     log.info("job %s explained: %d face(s)", job_id, len(faces))
     return "done"
