@@ -1,4 +1,5 @@
-"""The `dfd` command, for users of a running service: `submit` images and collect verdicts."""
+"""The `dfd` command, for users of a running service: `submit` images and collect verdicts,
+`feedback export` the feedback users sent on them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from batch import feedback
 from batch.client import ApiClient, ApiError
 from batch.rows import RowWriter, collect_images, load_done, path_key
 from shared.schema import ASSESSMENTS
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=_positive(float), default=300.0,
                         help="seconds to wait for each job's result (default %(default)g)")
     submit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    feedback.add_parser(sub)
     return parser
 
 
@@ -145,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and usage errors
         return _exit_code(exc)
+    if args.command == "feedback":
+        return feedback.run(args)
     if args.command != "submit":
         parser.print_help(sys.stderr)
         return 2

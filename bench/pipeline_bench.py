@@ -111,7 +111,23 @@ def stages(args: dict) -> dict:
     var_cls_ms, _ = per_image(lambda g: score_crops(model, g), made)
     return {"decode_ms": dec_ms, "detect_ms": det_ms, "crop_ms": max(fc_ms - det_ms, 0.0),
             "classify_ms": cls_ms, "variants_ms": var_ms, "classify_variants_ms": var_cls_ms,
-            "crops_per_image": sum(len(c) for c, _ in found) / len(found)}
+            "crops_per_image": sum(len(c) for c, _ in found) / len(found),
+            **explain_ms(model, [c for cs, _ in found for c in cs][:32])}
+
+
+def explain_ms(model, crops: list) -> dict:
+    """The "Why?" occlusion map (detector/explain.py) per face, with the worker's runtime: all
+    occluded copies of a face in one call; median of 3 passes (budget: under 150 ms a face)."""
+    from detector.explain import GRID, occlusion_map
+
+    occlusion_map(model, crops[0])  # warm-up (the interpreter resizes to the new batch)
+    passes = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for c in crops:
+            occlusion_map(model, c)
+        passes.append((time.perf_counter() - t) / len(crops) * 1e3)
+    return {"explain_ms_per_face": float(np.median(passes)), "explain_grid": GRID}
 
 
 def large_decode(args: dict) -> dict:

@@ -75,13 +75,14 @@ class JobStore:
         pipe.execute()
 
     def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
-                      result: dict) -> None:
-        """Write a job that is done at once with an earlier result for the same bytes and model."""
+                      result: dict, source: str = "") -> None:
+        """Write a job that is done at once with an earlier result for the same bytes and model
+        (source: that earlier job, whose upload and explanation this one shares)."""
         now = time.time()
         fields = {"id": job_id, "status": "done", "created_at": now, "started_at": now,
                   "finished_at": now, "filename": filename, "stored": "", "sha256": sha256,
                   "client": client, "attempts": 0, "finishes": 1, "reused": 1,
-                  "result": json.dumps(result)}
+                  "result": json.dumps(result), "source": source}
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
@@ -139,6 +140,29 @@ class JobStore:
             args += [job_id, self.ttl]
         return self._finish(keys=keys, args=args) == 1
 
+    def set_explanation(self, job_id: str, explanation: dict) -> bool:
+        """Cache a job's explanation in its record (never creating one) and wake waiters."""
+        key = self.key(job_id)
+        if not self.r.exists(key):
+            return False  # expired meanwhile: writing would make a record without a status
+        pipe = self.r.pipeline()
+        pipe.hset(key, "explanation", json.dumps(explanation))
+        pipe.rpush(f"{PREFIX}explained:{job_id}", "1")
+        pipe.expire(f"{PREFIX}explained:{job_id}", 120)
+        pipe.delete(f"{PREFIX}explaining:{job_id}")
+        pipe.execute()
+        return True
+
+    def claim_explain(self, job_id: str, ttl: int = 60) -> bool:
+        """True for the one caller that should send the explain task (none in flight)."""
+        return bool(self.r.set(f"{PREFIX}explaining:{job_id}", 1, nx=True, ex=ttl))
+
+    def wait_explained(self, job_id: str, timeout: float) -> None:
+        """Block up to timeout seconds for an explanation to be cached."""
+        key = f"{PREFIX}explained:{job_id}"
+        if self.r.blpop([key], timeout=max(timeout, 0.01)):
+            self.r.rpush(key, "1")  # other waiters on the same job wake up too
+
     def wait(self, job_id: str, timeout: float) -> None:
         """Block up to timeout seconds for a job to finish (returns early when it does)."""
         key = f"{PREFIX}done:{job_id}"
@@ -151,13 +175,18 @@ class JobStore:
     def _sha_key(version: str, sha256: str) -> str:
         return f"{PREFIX}sha:{version}:{sha256}"
 
-    def reusable_result(self, version: str | None, sha256: str) -> dict | None:
-        """An earlier result for the same bytes and model version, if still stored."""
+    def reusable_job(self, version: str | None, sha256: str) -> dict | None:
+        """The earlier done record for the same bytes and model version, if still stored."""
         if not version:
             return None
         job_id = self.r.get(self._sha_key(version, sha256))
         rec = self.get(job_id.decode()) if job_id else None
-        return rec["result"] if rec and rec["status"] == "done" else None
+        return rec if rec and rec["status"] == "done" else None
+
+    def reusable_result(self, version: str | None, sha256: str) -> dict | None:
+        """An earlier result for the same bytes and model version, if still stored."""
+        rec = self.reusable_job(version, sha256)
+        return rec["result"] if rec else None
 
     def set_model(self, info: dict) -> None:
         """Announce the model the workers serve (name, version, threshold) for the web side."""

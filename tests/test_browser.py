@@ -545,3 +545,44 @@ def test_client_side_checks_refuse_before_uploading(tab, live_server):
         assert words in card.locator("[data-testid=error]").inner_text()
     assert page.is_disabled("#detect"), "nothing left to upload"
     assert posts == []
+
+
+def test_provenance_why_and_feedback_on_the_real_server(tab, live_server, face_jpeg,
+                                                         fresh_limits):
+    open_page(tab, live_server)
+    page = tab.page
+    choose_and_detect(tab, [image_file("face.jpg", face_jpeg)])
+    card = cards(tab).first
+    assert wait_settled(card, live_server=live_server) == "done", describe(card)
+    # Provenance: its own panel, which always says a missing credential proves nothing.
+    panel = card.locator("[data-testid=provenance]")
+    assert panel.is_visible()
+    assert card.locator("[data-testid=provenance-summary]").inner_text()
+    assert "proves nothing" in panel.inner_text()
+
+    # The assessment's own reason text stays where it was (the button is a separate element).
+    assert card.locator("[data-testid=assessment-why]").inner_text()
+    assert card.locator("[data-testid=why]").inner_text() == "Why?"
+    card.locator("[data-testid=why]").click()
+    # Locators, not wait_for_function: the page's CSP forbids evaluating strings.
+    page.locator("[data-testid=card][data-why]").wait_for(timeout=VERDICT_TIMEOUT_MS)
+    assert card.get_attribute("data-why") == "shown", describe(card)
+    assert "not where a fake is" in card.locator("[data-testid=why-panel]").inner_text()
+    overlays = card.locator(".why-overlay")
+    assert overlays.count() >= 1
+    assert card.locator(".why__grid tr").count() == 7
+    # The overlay sits over the preview, inside it.
+    pbox = card.locator(".preview").bounding_box()
+    obox = overlays.first.bounding_box()
+    assert obox["width"] > 10 and pbox["x"] - 1 <= obox["x"] <= pbox["x"] + pbox["width"]
+
+    card.locator("[data-testid=wrong]").click()
+    form = card.locator("[data-testid=wrong-form]")
+    assert form.is_visible()
+    form.locator("textarea").fill("I took this photo myself")
+    form.locator("button[type=submit]").click()
+    page.locator("[data-testid=card][data-feedback]").wait_for()
+    assert card.get_attribute("data-feedback") == "sent", describe(card)
+    assert "Thank you" in card.locator("[data-testid=wrong-status]").inner_text()
+    shot(page, "evidence.png")
+    assert tab.unexpected_errors() == []

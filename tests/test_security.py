@@ -93,8 +93,11 @@ def test_uploads_are_never_served(live_server):
 
     app = create_app({"ENV": dict(live_server.env)})
     get_routes = sorted(r.rule for r in app.url_map.iter_rules() if "GET" in r.methods)
-    assert get_routes == ["/", "/api/v1/jobs/<job_id>", "/api/v1/openapi.json", "/healthz",
-                          "/readyz", "/static/<path:filename>"], get_routes
+    # The explanation returns numbers and a colour map drawn from them, never upload pixels;
+    # the feedback export returns what users typed.
+    assert get_routes == ["/", "/api/v1/feedback", "/api/v1/jobs/<job_id>",
+                          "/api/v1/jobs/<job_id>/explanation", "/api/v1/openapi.json",
+                          "/healthz", "/readyz", "/static/<path:filename>"], get_routes
     static = Path(app.static_folder).resolve()
     uploads = Path(live_server.upload_dir).resolve()
     assert static not in uploads.parents and uploads != static and uploads not in static.parents

@@ -20,7 +20,11 @@ DEFAULT_MODEL = "models/dfd-mnv2"
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of `dfd-train evaluate`."""
     p = argparse.ArgumentParser(prog="dfd-train evaluate", description=__doc__)
-    p.add_argument("dir", help="folder holding real/ and fake/ (nested folders allowed)")
+    p.add_argument("dir", nargs="?",
+                   help="folder holding real/ and fake/ (nested folders allowed)")
+    p.add_argument("--feedback", metavar="FILE",
+                   help="a `dfd feedback export` JSONL file: report how often each model "
+                        "version's verdicts agree with it (DIR may then be left out)")
     p.add_argument("--model", default=os.environ.get("DFD_MODEL_PATH", DEFAULT_MODEL),
                    help="model directory (default: env DFD_MODEL_PATH or %(default)s)")
     p.add_argument("--json", dest="json_path", help="write every metric as one JSON object")
@@ -86,6 +90,22 @@ def print_report(r: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Evaluate a model directory on a labelled folder; returns a process exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.feedback:
+        from training.feedback import agreement, print_agreement, read_feedback
+
+        try:
+            table = agreement(read_feedback(args.feedback))
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print_agreement(table)
+        if args.json_path and not args.dir:
+            Path(args.json_path).write_text(json.dumps({"feedback": table}, indent=2) + "\n")
+        if not args.dir:
+            return 0
+    if not args.dir:
+        print("give a DIR to evaluate, or --feedback FILE", file=sys.stderr)
+        return 2
     items = list_images(args.dir)
     if not items:
         print(f"no images under {args.dir}/real or {args.dir}/fake", file=sys.stderr)

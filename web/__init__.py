@@ -77,10 +77,12 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Pages at /, the API at /api/v1, health at /healthz and /readyz."""
     from web.api import bp as api_bp
+    from web.evidence import bp as evidence_bp
     from web.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(evidence_bp, url_prefix="/api/v1")
 
 
 def _retry_after_header(response):

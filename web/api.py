@@ -80,10 +80,11 @@ def submit():
     jobs = []
     for name, data, info in checked:
         job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
-        reused = ext["jobs"].reusable_result(model and model["version"], sha)
+        earlier = ext["jobs"].reusable_job(model and model["version"], sha)
+        reused = earlier and earlier["result"]
         if reused is not None:
             ext["jobs"].create_reused(job_id, filename=name, sha256=sha, client=client,
-                                      result=reused)
+                                      result=reused, source=earlier["id"])
             status = "done"
         else:
             stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")

@@ -7,7 +7,7 @@ import math
 import time
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask, abort, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -16,13 +16,21 @@ from web.extensions import limiter
 
 log = logging.getLogger(__name__)
 CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-         413: "too_large", 415: "unsupported_type", 429: "rate_limited", 503: "unavailable"}
+         409: "conflict", 410: "gone", 413: "too_large", 415: "unsupported_type",
+         429: "rate_limited", 503: "unavailable"}
 
 
 def error_response(status: int, code: str, message: str, **extra):
     """The JSON error body with its status code."""
     body = {"error": {"code": code, "message": message, **extra}}
     return jsonify(body), status
+
+
+def abort_with(status: int, code: str, message: str):
+    """Stop the request with an error of a specific code (abort() only gives the generic one)."""
+    response, status = error_response(status, code, message)
+    response.status_code = status
+    abort(response)
 
 
 def _http_error(exc: HTTPException):

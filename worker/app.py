@@ -13,7 +13,7 @@ from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
-from shared.tasks import DETECT
+from shared.tasks import DETECT, EXPLAIN
 
 log = logging.getLogger("worker")
 SETTINGS = settings_mod.load()
@@ -86,3 +86,13 @@ def detect(job_id: str) -> str:
                         max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"])
     _maybe_sweep(st)
     return outcomes[job_id]
+
+
+@celery.task(name=EXPLAIN)
+def explain(job_id: str) -> str:
+    """The occlusion map of a done job's faces, cached in its record (sent on request)."""
+    from worker.explain import explain_job
+
+    st = state()
+    return explain_job(job_id, st["jobs"], st["storage"], st["detector"], st["model"],
+                       max_pixels=SETTINGS["MAX_PIXELS"])

@@ -5,6 +5,7 @@
 import { MAX_BYTES, maxMb, errorOf, formatPercent, isBusy } from "./util.js";
 import { stopCountdown } from "./limits.js";
 import { refreshControls } from "./cards.js";
+import { resetEvidence, showProvenance, wireEvidence } from "./evidence.js";
 
 const template = document.getElementById("card-template");
 
@@ -40,6 +41,16 @@ export function createCard(id, file) {
       model: el.querySelector(".verdict__model"),
       error: el.querySelector("[data-testid=error]"),
       retry: el.querySelector(".card__retry"),
+      provSummary: el.querySelector("[data-testid=provenance-summary]"),
+      provList: el.querySelector("[data-testid=provenance-list]"),
+      whyBtn: el.querySelector("[data-testid=why]"),
+      whyPanel: el.querySelector("[data-testid=why-panel]"),
+      whyStatus: el.querySelector("[data-testid=why-status]"),
+      whyFaces: el.querySelector("[data-testid=why-faces]"),
+      wrong: el.querySelector("[data-testid=wrong]"),
+      wrongForm: el.querySelector("[data-testid=wrong-form]"),
+      wrongSend: el.querySelector(".wrong__send"),
+      wrongStatus: el.querySelector("[data-testid=wrong-status]"),
       remove: el.querySelector(".card__remove")
     }
   };
@@ -47,6 +58,7 @@ export function createCard(id, file) {
   item.refs.name.textContent = file.name;
   item.refs.name.title = file.name;
   item.refs.img.alt = "Preview of " + file.name;
+  wireEvidence(item);
   return item;
 }
 
@@ -166,6 +178,9 @@ export function showResult(item, result) {
   const r = item.refs;
   const label = result.label === "Fake" ? "Fake" : "Real";
   setState(item, "done", "Done");
+  item.result = result;
+  resetEvidence(item);
+  showProvenance(item, result);
   r.progress.hidden = true;
   r.verdict.hidden = false;
   showAssessment(item, result);

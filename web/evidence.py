@@ -1,0 +1,128 @@
+"""Evidence beside a verdict: the per-face explanation (computed by a worker on request), and
+feedback on a verdict with its export for key holders."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from shared.feedback import NOTE_MAX, FeedbackStore
+from shared.schema import LABELS
+from shared.tasks import EXPLAIN, QUEUE
+from web.errors import abort_with, error_response
+from web.extensions import api_key_entry, client_id, limiter
+
+bp = Blueprint("evidence", __name__)
+log = logging.getLogger(__name__)
+MAX_WAIT = 10.0
+EXPORT_MAX = 10_000
+
+
+def _ext():
+    return current_app.extensions["dfd"]
+
+
+def _status_limit() -> str:
+    return current_app.config["DFD"]["STATUS_LIMIT"]
+
+
+def _done_job(job_id: str) -> dict:
+    """The record of a done job; 404 unknown, 409 not done (nothing to explain or dispute)."""
+    rec = _ext()["jobs"].get(job_id) if len(job_id) == 32 else None
+    if rec is None:
+        abort(404, description=f"no job {job_id[:64]!r} (unknown or expired)")
+    if rec["status"] != "done":
+        abort_with(409, "job_not_done", f"job {job_id} is {rec['status']}, not done: there is "
+                   "no verdict to explain or dispute")
+    return rec
+
+
+def _gone(job_id: str):
+    return error_response(410, "upload_gone", f"the upload of job {job_id} is no longer kept "
+                          "(deleted after DFD_RETENTION, or the result was reused from an "
+                          "earlier upload), so its faces cannot be explained")
+
+
+@bp.get("/jobs/<job_id>/explanation")
+@limiter.limit(_status_limit, scope="status")
+def explanation(job_id: str):
+    """Occlusion map per face; the worker computes it once while the upload is kept."""
+    try:
+        wait = float(request.args.get("wait", MAX_WAIT))
+    except ValueError:
+        abort(400, description="wait must be a number of seconds")
+    if not 0 <= wait <= MAX_WAIT:
+        abort(400, description=f"wait must be between 0 and {MAX_WAIT:g} seconds")
+    ext = _ext()
+    rec = _done_job(job_id)
+    if rec.get("reused") and rec.get("source"):
+        # A reused result is the earlier job's verdict on the same bytes: explain that job,
+        # from its upload while it is kept.
+        rec = ext["jobs"].get(rec["source"]) or rec
+    if not rec.get("explanation"):
+        if not rec.get("stored") or not ext["storage"].path(rec["stored"]).is_file():
+            return _gone(job_id)
+        if ext["jobs"].claim_explain(rec["id"]):
+            ext["celery"].send_task(EXPLAIN, args=[rec["id"]], queue=QUEUE)
+        if wait:
+            ext["jobs"].wait_explained(rec["id"], wait)
+        rec = ext["jobs"].get(rec["id"]) or rec
+    if not rec.get("explanation"):
+        response = jsonify(id=job_id, status="pending")
+        response.status_code, response.headers["Retry-After"] = 202, "1"
+        return response
+    got = json.loads(rec["explanation"])
+    if got.get("error") == "upload_gone":
+        return _gone(job_id)
+    if got.get("error"):
+        return error_response(500, "explanation_failed", "the worker could not compute the "
+                              "explanation of this job")
+    return jsonify(id=job_id, status="done", **got)
+
+
+def _feedback_body() -> tuple[str, str | None]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description='send a JSON object: {"label": "Real" or "Fake", "note": ...}')
+    unknown = sorted(set(body) - {"label", "note"})
+    if unknown:
+        abort(400, description=f"unknown field(s): {', '.join(unknown)[:200]}")
+    label, note = body.get("label"), body.get("note")
+    if label not in LABELS:
+        abort(400, description='label must be "Real" or "Fake"')
+    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
+        abort(400, description=f"note must be text of at most {NOTE_MAX} characters")
+    return label, note
+
+
+@bp.post("/jobs/<job_id>/feedback")
+@limiter.limit(_status_limit, scope="status")
+def feedback(job_id: str):
+    """Record what the client says the image really is; one per job and client."""
+    label, note = _feedback_body()
+    rec = _done_job(job_id)
+    entry = FeedbackStore(_ext()["redis"]).add(job_id, client_id(), rec["result"], label, note)
+    if entry is None:
+        return error_response(409, "feedback_exists",
+                              f"feedback on job {job_id} from this client is already recorded")
+    log.info("job %s feedback %s (verdict %s)", job_id, label, rec["result"]["label"])
+    return jsonify({k: v for k, v in entry.items() if k != "client"}), 201
+
+
+@bp.get("/feedback")
+@limiter.limit(_status_limit, scope="status")
+def export_feedback():
+    """Every feedback entry, oldest first (API key required)."""
+    if api_key_entry() is None:
+        abort(401, description="exporting feedback needs an API key (Authorization: Bearer)")
+    try:
+        limit = int(request.args.get("limit", 1000))
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        abort(400, description="limit and offset must be whole numbers")
+    if not (1 <= limit <= EXPORT_MAX and offset >= 0):
+        abort(400, description=f"limit must be 1 to {EXPORT_MAX}, offset 0 or more")
+    store = FeedbackStore(_ext()["redis"])
+    return jsonify(total=store.count(), offset=offset, feedback=store.export(limit, offset))
