@@ -130,3 +130,20 @@ def test_only_scores_near_the_threshold_get_their_variants_scored():
     far = summary(np.array([0.99] * len(VARIANTS)), 0.3, checked=False)
     assert far == {"checked": False, "variants": 1, "p_fake_min": 0.99, "p_fake_max": 0.99,
                    "spread": 0.0, "unstable": False}
+
+
+def test_prior_is_chosen_for_the_targets_on_calibration_data():
+    from training.bands import choose_prior
+
+    rng = np.random.default_rng(3)
+    # Reals that the model scores a little high (as the shipped one does): a 50/50 prior calls
+    # many of them Fake; a lower prior brings them under the threshold and keeps the fakes.
+    labels = np.r_[np.zeros(400), np.ones(400)].astype(int)
+    p = np.r_[rng.uniform(0.2, 0.45, 400), rng.uniform(0.7, 0.99, 400)]
+    sources = np.array(["ff-crops"] * 800)
+    prior, rows = choose_prior(labels, p, sources, 0.3)
+    assert prior < 0.5
+    best = next(r for r in rows if r["prior_fake"] == prior)
+    assert best["targets_met"] == 2 and best["mean_reals_called_fake"] <= 0.10
+    half = next(r for r in rows if r["prior_fake"] == 0.5)
+    assert half["mean_reals_called_fake"] > 0.5

@@ -92,6 +92,37 @@ def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.n
             "face_side_auc": curve, "rule": RULE}
 
 
+PRIORS = tuple(round(0.05 * k, 2) for k in range(1, 11))  # 0.05 .. 0.5
+
+
+def choose_prior(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
+                 threshold: float) -> tuple[float, list[dict]]:
+    """The prior share of fakes to serve, chosen on the calibration split alone: the one under
+    which the most of issue 11's per-source targets hold at the threshold (reals called Fake at
+    most, fakes caught at least), ties going to fewer real faces called Fake. p50: served
+    P(fake) with no prior (0.5)."""
+    from training.verdicts import TARGETS
+
+    z = np.log(np.clip(p50, 1e-7, 1 - 1e-7) / np.clip(1 - p50, 1e-7, 1))
+    rows = []
+    for prior in PRIORS:
+        fake_said = z + np.log(prior / (1 - prior)) > np.log(threshold / (1 - threshold))
+        met, real_fp = 0, []
+        for src in np.unique(sources):
+            real, fake = (sources == src) & (labels == 0), (sources == src) & (labels == 1)
+            if real.any():
+                fp = float(fake_said[real].mean())
+                real_fp.append(fp)
+                met += fp <= TARGETS["real_called_fake_max"].get(f"{src}/test", 1.0)
+            if fake.any():
+                met += fake_said[fake].mean() >= TARGETS["fakes_caught_min"].get(
+                    f"{src}/test", 0.0)
+        rows.append({"prior_fake": prior, "targets_met": int(met),
+                     "mean_reals_called_fake": float(np.mean(real_fp))})
+    best = max(rows, key=lambda r: (r["targets_met"], -r["mean_reals_called_fake"]))
+    return best["prior_fake"], rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fit and write the assessment entry of an existing model directory."""
     from detector.model import LoadedModel, _card
@@ -103,15 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dfd-train bands", description=__doc__)
     p.add_argument("model", help="model directory (card.json, model.tflite, split.json)")
     p.add_argument("--split", help="split.json (default: the model directory's)")
-    p.add_argument("--prior-fake", type=float, metavar="P",
+    p.add_argument("--prior-fake", metavar="P|auto",
                    help="state that the served P(fake) assumes this share of fakes (0.5: as "
-                   "many as reals, as the calibration split has); written into card.json")
+                   "many as reals, as the calibration split has), or 'auto': chosen on the "
+                   "calibration split (choose_prior); written into card.json")
     args = p.parse_args(argv)
     root, card = _card(args.model)
-    if args.prior_fake is not None:
-        if not 0 < args.prior_fake < 1:
+    if args.prior_fake not in (None, "auto"):
+        try:
+            card["prior_fake"] = float(args.prior_fake)
+        except ValueError:
+            raise SystemExit("--prior-fake takes a number or 'auto'") from None
+        if not 0 < card["prior_fake"] < 1:
             raise SystemExit("--prior-fake must lie strictly between 0 and 1")
-        card["prior_fake"] = args.prior_fake
     split = Path(args.split or root / "split.json")
     doc = json.loads(split.read_text())
     listed = [i for s in doc["sources"] for i in read_split(split, s, "calib")]
@@ -123,11 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     crops, _ = build_cache([i.path for i in items])
     card.setdefault("assessment", {"likely_real_below": 0, "likely_fake_from": 1,
                                    "min_face_px": 0, "max_faces": 1, "max_real_share": 0})
+    labels, sources = np.array([i.label for i in items]), np.array([i.source for i in items])
+    if args.prior_fake == "auto":
+        card["prior_fake"] = 0.5
+        p50 = LoadedModel(root, card, "tflite", threads=2).predict(np.asarray(crops))
+        card["prior_fake"], table = choose_prior(labels, p50, sources, float(card["threshold"]))
+        card["prior_choice"] = {"rule": choose_prior.__doc__.split("\n\n")[0].strip()
+                                .replace("\n", " ").replace("    ", " "), "grid": table}
+        print(f"prior share of fakes chosen on the calibration split: {card['prior_fake']}")
     model = LoadedModel(root, card, "tflite", threads=2)
     entry = fit_assessment(lambda x: np.concatenate([model.predict(x[s:s + 64])
                                                      for s in range(0, len(x), 64)]),
-                           np.asarray(crops), np.array([i.label for i in items]),
-                           np.array([i.source for i in items]), all_variants)
+                           np.asarray(crops), labels, sources, all_variants)
     card["assessment"] = entry
     (root / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (root / "MODEL_CARD.md").write_text(card_markdown(card))
