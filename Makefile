@@ -41,8 +41,6 @@ lint: deps
 train: deps
 	$(BIN)/dfd-train train $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces \
 		$(DATA)/fairface-real --out $(MODEL) --epochs 60 --time-budget 85
-	@# The served prior share of fakes, chosen on the calibration split, then the bands again.
-	$(BIN)/dfd-train bands $(MODEL) --prior-fake auto
 
 evaluate: deps
 	$(BIN)/dfd-train evaluate $(DATA)/ff-crops/val --model $(MODEL) --json var/eval-ff-val.json

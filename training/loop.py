@@ -7,10 +7,11 @@ import time
 
 import numpy as np
 
+from detector.model import calibrate
 from detector.stability import all_variants
 from training import calibrate as C
 from training import metrics as M
-from training.bands import fit_assessment
+from training.bands import choose_prior, fit_assessment
 from training.batches import Batches, epoch_indices, predict
 from training.data import SPLIT_RULE
 from training.export import SOURCES, TERMS, export_model, keras_predict
@@ -203,13 +204,28 @@ def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
     z, y = C.logit(p_cal), labels[calib]
     log(f"temperature {temperature:.4f} (calibration NLL {C.nll(z, y, 1):.4f} -> "
         f"{C.nll(z, y, temperature):.4f})")
+    source = np.empty(len(labels), object)
+    for (src, _), idx in ctx.ranges.items():
+        source[idx] = src
+    prior_choice = None
+    if args.prior_fake == "auto":
+        prior, grid = choose_prior(labels[calib], C.apply_temperature(p_cal, temperature),
+                                   source[calib], THRESHOLD)
+        prior_choice = {"rule": " ".join(choose_prior.__doc__.split("\n\n")[0].split()),
+                        "grid": grid}
+    else:
+        prior = float(args.prior_fake)
+    log(f"served prior share of fakes {prior}")
+
+    def served(p_raw):
+        return calibrate(p_raw, temperature, prior)
     metrics = {"calibration (pooled)": M.report(labels[calib],
-                                                C.apply_temperature(p_cal, temperature), THRESHOLD)}
+                                                served(p_cal), THRESHOLD)}
     for (src, part), idx in ctx.ranges.items():
         if part == "train" or not len(idx):
             continue
         name = f"{src}/val" if src == "ff-crops" and part == "test" else f"{src}/held-out-{part}"
-        p = C.apply_temperature(predict(model, crops, idx), temperature)
+        p = served(predict(model, crops, idx))
         metrics[name] = M.report(labels[idx], p, THRESHOLD)
         m = metrics[name]
         log(f"{name}: AUC {m['auc']:.4f} acc {m['accuracy']:.4f} ECE {m['ece']:.4f} "
@@ -235,7 +251,8 @@ def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
                   "crop": {"size": crop.CROP_SIZE, "margin": crop.MARGIN,
                            "detector": f"BlazeFace {det['model']}-range, "
                                        f"min_score {det['min_score']}"}},
-        "threshold": THRESHOLD, "temperature": temperature,
+        "threshold": THRESHOLD, "temperature": temperature, "prior_fake": prior,
+        "prior_choice": prior_choice,
         "training": {
             "sources": sources, "split_rule": SPLIT_RULE, "seed": args.seed,
             "epochs": state.epoch, "warmup_epochs": args.warmup_epochs,
@@ -259,12 +276,8 @@ def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
         "metrics": metrics, "limitations": LIMITATIONS,
     }
     order = np.sort(calib)
-    source = np.empty(len(labels), object)
-    for (src, _), idx in ctx.ranges.items():
-        source[idx] = src
-    card["assessment"] = fit_assessment(
-        lambda x: C.apply_temperature(keras_predict(model, x), temperature), crops[order],
-        labels[order], source[order], all_variants)
+    card["assessment"] = fit_assessment(lambda x: served(keras_predict(model, x)), crops[order],
+                                        labels[order], source[order], all_variants)
     log(f"assessment bands: likely_real below {card['assessment']['likely_real_below']:.3f}, "
         f"likely_fake from {card['assessment']['likely_fake_from']:.3f}, faces from "
         f"{card['assessment']['min_face_px']} px, served {card['assessment']['served']}")
