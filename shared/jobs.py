@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -87,6 +88,27 @@ class JobStore:
         pipe.expire(self.key(job_id), self.ttl)
         pipe.execute()
 
+    def delete(self, job_id: str) -> dict | None:
+        """Remove a job's record, result, ready entry and reuse index; the record it had, or None.
+
+        The caller deletes the stored upload; a worker that is on the job finds no record when it
+        finishes and writes nothing back (the finish script refuses an unknown job).
+        """
+        rec = self.get(job_id)
+        if rec is None:
+            return None
+        pipe = self.r.pipeline()
+        pipe.delete(self.key(job_id), f"{PREFIX}done:{job_id}")
+        pipe.zrem(READY, job_id)
+        if rec["result"] and not rec["reused"]:
+            sha_key = self._sha_key(rec["result"]["model"]["version"], rec["client"],
+                                    rec["sha256"])
+            pipe.get(sha_key)
+        got = pipe.execute()
+        if len(got) == 3 and got[2] is not None and got[2].decode() == job_id:
+            self.r.delete(sha_key)
+        return rec
+
     def get(self, job_id: str) -> dict | None:
         """The raw record with decoded fields, or None for an unknown or expired id."""
         raw = self.r.hgetall(self.key(job_id))
@@ -122,11 +144,11 @@ class JobStore:
         return [job_id, *others]
 
     def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None,
-               sha256: str | None = None) -> bool:
+               sha256: str | None = None, client: str = "") -> bool:
         """Record the final state once; False if the job was already final or is unknown.
 
-        With sha256, a done result is indexed for reuse in the same atomic step, so a client
-        that sees "done" and re-sends the same bytes always finds it.
+        With sha256, a done result is indexed for reuse by the same client in the same atomic
+        step, so a client that sees "done" and re-sends the same bytes always finds it.
         """
         if (result is None) == (error is None):
             raise ValueError("finish takes exactly one of result or error")
@@ -135,7 +157,7 @@ class JobStore:
         keys = [self.key(job_id), f"{PREFIX}done:{job_id}"]
         args = [status, field, value, time.time()]
         if result is not None and sha256:
-            keys.append(self._sha_key(result["model"]["version"], sha256))
+            keys.append(self._sha_key(result["model"]["version"], client, sha256))
             args += [job_id, self.ttl]
         return self._finish(keys=keys, args=args) == 1
 
@@ -148,14 +170,16 @@ class JobStore:
             self.r.rpush(key, "1")
 
     @staticmethod
-    def _sha_key(version: str, sha256: str) -> str:
-        return f"{PREFIX}sha:{version}:{sha256}"
+    def _sha_key(version: str, client: str, sha256: str) -> str:
+        # Scoped to the client: another client never learns that these bytes were sent before.
+        who = hashlib.sha256(client.encode()).hexdigest()[:32]
+        return f"{PREFIX}sha:{version}:{who}:{sha256}"
 
-    def reusable_result(self, version: str | None, sha256: str) -> dict | None:
-        """An earlier result for the same bytes and model version, if still stored."""
+    def reusable_result(self, version: str | None, client: str, sha256: str) -> dict | None:
+        """The same client's earlier result for the same bytes and model version, if stored."""
         if not version:
             return None
-        job_id = self.r.get(self._sha_key(version, sha256))
+        job_id = self.r.get(self._sha_key(version, client, sha256))
         rec = self.get(job_id.decode()) if job_id else None
         return rec["result"] if rec and rec["status"] == "done" else None
 

@@ -77,6 +77,16 @@ def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def parse_bool(name: str, raw: str) -> bool:
+    """true/false, yes/no, on/off or 1/0."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{PREFIX}{name}={raw!r}: expected true or false")
+
+
 # name -> (default, parser). Defaults are strings so that they go through the same parser.
 SPEC = {
     "REDIS_URL": ("redis://127.0.0.1:6379/0", lambda n, r: r.strip()),
@@ -87,6 +97,7 @@ SPEC = {
     "UPLOAD_LIMIT": ("5/minute", parse_rate),
     "STATUS_LIMIT": ("1200/minute", parse_rate),
     "API_KEYS": ("", parse_api_keys),
+    "REQUIRE_API_KEY": ("false", parse_bool),
     "TRUSTED_PROXIES": ("0", lambda n, r: parse_int(n, r, 0, 10)),
     "MAX_UPLOAD_MB": ("10", lambda n, r: parse_float(n, r, 0.01, 1024)),
     "MAX_FILES": ("20", lambda n, r: parse_int(n, r, 1, 1000)),
@@ -103,5 +114,9 @@ SPEC = {
 def load(env: Mapping[str, str] | None = None) -> dict:
     """All settings, parsed, from env (default os.environ); raises SettingsError on a bad value."""
     env = os.environ if env is None else env
-    return {name: parser(name, env.get(PREFIX + name, default))
-            for name, (default, parser) in SPEC.items()}
+    out = {name: parser(name, env.get(PREFIX + name, default))
+           for name, (default, parser) in SPEC.items()}
+    if out["REQUIRE_API_KEY"] and not out["API_KEYS"]:
+        raise SettingsError(f"{PREFIX}REQUIRE_API_KEY is on but {PREFIX}API_KEYS is empty: "
+                            "nobody could upload; set keys or turn it off")
+    return out

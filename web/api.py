@@ -13,7 +13,7 @@ from shared.images import EXTENSIONS, ImageError, inspect_image
 from shared.jobs import iso, new_job_id, public_view
 from shared.schema import FINAL
 from shared.tasks import DETECT, QUEUE
-from web.extensions import client_id, limiter, upload_cost, upload_limit
+from web.extensions import api_key_entry, client_id, limiter, upload_cost, upload_limit
 from web.openapi import spec
 
 bp = Blueprint("api", __name__)
@@ -74,13 +74,16 @@ def submit():
     """Queue one job per uploaded image; 202 with the job ids (?wait=S: 200 with the results
     when every job is final within S seconds)."""
     ext, client = _ext(), client_id()
+    if current_app.config["DFD"]["REQUIRE_API_KEY"] and api_key_entry() is None:
+        abort(401, description="this service requires an API key: send "
+                               "'Authorization: Bearer <api key>'")
     wait = _wait_arg()
     checked = _checked_files()
     model = ext["jobs"].current_model()
     jobs = []
     for name, data, info in checked:
         job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
-        reused = ext["jobs"].reusable_result(model and model["version"], sha)
+        reused = ext["jobs"].reusable_result(model and model["version"], client, sha)
         if reused is not None:
             ext["jobs"].create_reused(job_id, filename=name, sha256=sha, client=client,
                                       result=reused)
@@ -140,6 +143,24 @@ def job(job_id: str):
         jobs.wait(job_id, wait)
         rec = jobs.get(job_id) or rec
     return jsonify(public_view(rec, deadline=current_app.config["DFD"]["QUEUE_DEADLINE"]))
+
+
+@bp.delete("/jobs/<job_id>")
+@limiter.limit(_status_limit, scope="status")
+def delete_job(job_id: str):
+    """Delete a job: its record, result and any stored upload; only its own client may."""
+    ext = _ext()
+    rec = ext["jobs"].get(job_id) if len(job_id) == 32 else None
+    if rec is None:
+        abort(404, description=f"no job {job_id[:64]!r} (unknown, expired or deleted)")
+    if rec["client"] != client_id():
+        abort(403, description="only the client that created a job may delete it (the same "
+                               "API key, or the same address without one)")
+    ext["jobs"].delete(job_id)
+    if rec["stored"]:
+        ext["storage"].delete(rec["stored"])
+    log.info("job %s deleted client=%s", job_id, rec["client"])
+    return jsonify(id=job_id, status="deleted")
 
 
 @bp.get("/openapi.json")

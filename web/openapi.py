@@ -81,6 +81,13 @@ SCHEMAS = {
 }
 
 
+# From the upload's answer to its first job's status, so stateful API testing can follow it.
+LINKS = {"GetFirstJob": {"operationId": "getJob",
+                         "parameters": {"job_id": "$response.body#/jobs/0/id"}},
+         "DeleteFirstJob": {"operationId": "deleteJob",
+                            "parameters": {"job_id": "$response.body#/jobs/0/id"}}}
+
+
 def spec() -> dict:
     """The OpenAPI document as a dict."""
     return {
@@ -93,6 +100,7 @@ def spec() -> dict:
         },
         "paths": {
             "/api/v1/jobs": {"post": {
+                "operationId": "submitJobs",
                 "summary": "Submit one or more images for detection",
                 "security": [{}, {"bearer": []}],
                 "parameters": [
@@ -101,22 +109,25 @@ def spec() -> dict:
                      "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
                     "schema": {"type": "object", "required": ["image"], "properties": {
-                        "image": {"type": "array",
+                        "image": {"type": "array", "minItems": 1,
                                   "items": {"type": "string", "format": "binary"}}}}}}},
                 "responses": {
                     "200": {"description": "With ?wait=: every job final, results included",
                             "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Answered"}}}},
+                                "schema": {"$ref": "#/components/schemas/Answered"}}},
+                            "links": LINKS},
                     "202": {"description": "Queued (with ?wait=: not all final in time)",
                             "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                                "schema": {"$ref": "#/components/schemas/Accepted"}}},
+                            "links": LINKS},
                     "400": _error("Malformed request or image, or bad wait parameter"),
-                    "401": _error("Unknown API key"),
+                    "401": _error("Unknown API key, or none where DFD_REQUIRE_API_KEY is on"),
                     "413": _error("Upload too large"),
                     "415": _error("Not a JPEG or PNG image"),
                     "429": _error("Upload limit reached; see Retry-After"),
                     "503": _error("Job store unavailable")}}},
             "/api/v1/jobs/{job_id}": {"get": {
+                "operationId": "getJob",
                 "summary": "A job's status and result",
                 "parameters": [
                     {"name": "job_id", "in": "path", "required": True,
@@ -127,7 +138,26 @@ def spec() -> dict:
                               "400": _error("Bad wait parameter"),
                               "404": _error("Unknown or expired job id"),
                               "429": _error("Status limit reached"),
-                              "503": _error("Job store unavailable")}}},
+                              "503": _error("Job store unavailable")}},
+                "delete": {
+                    "operationId": "deleteJob",
+                    "summary": "Delete a job: record, result and any stored upload",
+                    "description": "Only the client that created the job: the same API key, "
+                                   "or the same address when it was sent without one.",
+                    "security": [{}, {"bearer": []}],
+                    "parameters": [{"name": "job_id", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {"description": "Deleted; a GET now answers 404",
+                                "content": {"application/json": {"schema": {
+                                    "type": "object", "required": ["id", "status"],
+                                    "properties": {"id": {"type": "string"},
+                                                   "status": {"enum": ["deleted"]}}}}}},
+                        "401": _error("Unknown API key"),
+                        "403": _error("Not the client that created the job"),
+                        "404": _error("Unknown, expired or deleted job id"),
+                        "429": _error("Status limit reached"),
+                        "503": _error("Job store unavailable")}}},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document"}}}},

@@ -1,4 +1,5 @@
-"""A batch of jobs: load each upload, run the detector on all of them, record each final state."""
+"""A batch of jobs: load each upload, run the detector on all of them, record each final state,
+then delete each upload (it is never needed again: a reused result reads nothing from it)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,30 @@ def _load(jobs: JobStore, storage: Storage, job_id: str, max_pixels: int):
         return "failed"
 
 
+def _forget_uploads(jobs: JobStore, storage: Storage, job_ids: list[str]) -> None:
+    """Delete the upload of every job that is final (or gone): privacy, not an hour later."""
+    for job_id in job_ids:
+        rec = jobs.get(job_id)
+        stored = rec["stored"] if rec else None
+        if rec is not None and rec["status"] not in ("done", "failed"):
+            continue  # another worker holds it; it deletes the upload when it is done
+        try:
+            if stored:
+                storage.delete(stored)
+        except (OSError, ValueError):
+            log.warning("job %s: could not delete its upload", job_id)
+
+
 def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, detector, model, *,
              max_pixels: int, threshold: float | None = None) -> dict[str, str]:
-    """Process jobs as one batch and record each final state; returns id -> outcome."""
+    """Process jobs as one batch, record each final state, delete the uploads; id -> outcome."""
+    try:
+        return _run(job_ids, jobs, storage, detector, model, max_pixels, threshold)
+    finally:
+        _forget_uploads(jobs, storage, job_ids)
+
+
+def _run(job_ids, jobs, storage, detector, model, max_pixels, threshold) -> dict[str, str]:
     loaded, outcomes = {}, {}
     for job_id in job_ids:
         try:
@@ -59,7 +81,7 @@ def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, detector, mod
             outcomes[job_id] = "failed"
         return outcomes
     for (job_id, (rec, _)), result in zip(loaded.items(), results, strict=True):
-        jobs.finish(job_id, result=result, sha256=rec["sha256"])
+        jobs.finish(job_id, result=result, sha256=rec["sha256"], client=rec["client"])
         outcomes[job_id] = "done"
         log.info("job %s client=%s done: %s p_fake=%.4f", job_id, rec["client"],
                  result["label"], result["p_fake"])
