@@ -13,9 +13,59 @@ import redis
 from shared.schema import FINAL
 
 PREFIX = "dfd:"
-# Queued job ids by age. Workers claim from it to batch what is waiting; Celery still delivers
-# every job's own task, so a claim lost with a crashed worker only costs a redo, never the job.
+# Queued job ids by age. A worker's task claims its own job plus others waiting, to batch them.
 READY = f"{PREFIX}ready"
+# Claimed (running) job ids by lease expiry. A lease past its time means the claiming worker
+# died without its task coming back; any later claim takes such a job over.
+LEASED = f"{PREFIX}leased"
+
+# Claiming is one atomic step with an owner (the Celery task id) and a lease. A job leased to
+# another live owner is left alone, so a job claimed into one worker's batch never runs again
+# when its own task reaches another worker. A task redelivered after its worker died (same task
+# id) takes back its whole batch: those jobs, and only those, run twice. (Job keys are built
+# inside the script from the prefix: fine on one Redis, not on a Redis Cluster.)
+_CLAIM = """
+local prefix, owner, own = ARGV[1], ARGV[2], ARGV[3]
+local extra, now, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local claimed, seen = {}, {}
+local function take(id)
+  if seen[id] then return end
+  seen[id] = true
+  local k = prefix .. 'job:' .. id
+  local st = redis.call('HGET', k, 'status')
+  if (not st) or st == 'done' or st == 'failed' then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    return
+  end
+  if st == 'running' then
+    local holder = redis.call('HGET', k, 'owner')
+    local till = tonumber(redis.call('HGET', k, 'lease_until') or '0')
+    if holder ~= owner and till > now then return end
+  end
+  redis.call('HSET', k, 'status', 'running', 'started_at', now, 'owner', owner,
+             'lease_until', now + lease)
+  redis.call('HINCRBY', k, 'attempts', 1)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], now + lease, id)
+  redis.call('SADD', KEYS[3], id)
+  table.insert(claimed, id)
+end
+take(own)
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do take(id) end
+local want = extra - (#claimed - 1)
+if want > 0 then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, want)) do
+    take(id)
+  end
+end
+want = extra - (#claimed - 1)
+if want > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, want - 1)) do take(id) end
+end
+if #claimed > 0 then redis.call('EXPIRE', KEYS[3], math.ceil(lease) + 60) end
+return claimed
+"""
 
 # Finishing is atomic and happens once: a redelivered task that finds the job final does nothing.
 _FINISH = """
@@ -24,9 +74,10 @@ if not status then return -1 end
 if status == 'done' or status == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'finishes', 1)
+redis.call('ZREM', KEYS[3], ARGV[7])
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('EXPIRE', KEYS[2], 120)
-if KEYS[3] then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6]) end
 return 1
 """
 
@@ -50,6 +101,7 @@ class JobStore:
         self.r = client
         self.ttl = int(ttl)
         self._finish = client.register_script(_FINISH)
+        self._claim = client.register_script(_CLAIM)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -73,6 +125,7 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.delete(self.key(job_id))
         pipe.zrem(READY, job_id)
+        pipe.zrem(LEASED, job_id)
         pipe.execute()
 
     def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
@@ -100,12 +153,13 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.delete(self.key(job_id), f"{PREFIX}done:{job_id}")
         pipe.zrem(READY, job_id)
+        pipe.zrem(LEASED, job_id)
         if rec["result"] and not rec["reused"]:
             sha_key = self._sha_key(rec["result"]["model"]["version"], rec["client"],
                                     rec["sha256"])
             pipe.get(sha_key)
         got = pipe.execute()
-        if len(got) == 3 and got[2] is not None and got[2].decode() == job_id:
+        if len(got) == 4 and got[3] is not None and got[3].decode() == job_id:
             self.r.delete(sha_key)
         return rec
 
@@ -122,26 +176,18 @@ class JobStore:
         rec["result"] = json.loads(rec["result"]) if rec.get("result") else None
         return rec
 
-    def mark_running(self, job_id: str) -> dict | None:
-        """Flag a job running (again, on redelivery); None when it is unknown or already final."""
-        rec = self.get(job_id)
-        if rec is None or rec["status"] in FINAL:
-            return None
-        pipe = self.r.pipeline()
-        pipe.hset(self.key(job_id), mapping={"status": "running", "started_at": time.time()})
-        pipe.hincrby(self.key(job_id), "attempts", 1)
-        pipe.execute()
-        return rec
+    def claim_ready(self, job_id: str, extra: int, owner: str | None = None,
+                    lease: float = 300) -> list[str]:
+        """Claim job_id plus up to `extra` others for `owner`, atomically; the ids now running.
 
-    def claim_ready(self, job_id: str, extra: int) -> list[str]:
-        """job_id plus up to `extra` other queued ids, oldest first, removed from the ready set."""
-        pipe = self.r.pipeline()
-        pipe.zrem(READY, job_id)
-        if extra > 0:
-            pipe.zpopmin(READY, extra)
-        got = pipe.execute()
-        others = [m.decode() for m, _ in got[1]] if extra > 0 else []
-        return [job_id, *others]
+        Each claimed job is marked running with attempts + 1 and leased to owner for `lease`
+        seconds. job_id is left out when it is final, unknown, or leased to another owner whose
+        lease is still good. Others come from lapsed leases first, then the queue, oldest first.
+        """
+        owner = owner or new_job_id()
+        got = self._claim(keys=[READY, LEASED, f"{PREFIX}owner:{owner}"],
+                          args=[PREFIX, owner, job_id, max(extra, 0), time.time(), lease])
+        return [g.decode() for g in got]
 
     def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None,
                sha256: str | None = None, client: str = "") -> bool:
@@ -154,11 +200,10 @@ class JobStore:
             raise ValueError("finish takes exactly one of result or error")
         status, field, value = (("done", "result", json.dumps(result)) if result is not None
                                 else ("failed", "error", error))
-        keys = [self.key(job_id), f"{PREFIX}done:{job_id}"]
-        args = [status, field, value, time.time()]
+        keys = [self.key(job_id), f"{PREFIX}done:{job_id}", LEASED]
+        args = [status, field, value, time.time(), job_id, self.ttl, job_id]
         if result is not None and sha256:
             keys.append(self._sha_key(result["model"]["version"], client, sha256))
-            args += [job_id, self.ttl]
         return self._finish(keys=keys, args=args) == 1
 
     def wait(self, job_id: str, timeout: float) -> None:

@@ -93,7 +93,7 @@ def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, redis_url, tmp_
 
 def test_claim_ready_takes_waiting_jobs_oldest_first(redis_url):
     jobs = JobStore(redis.Redis.from_url(redis_url), 60)
-    jobs.r.delete("dfd:ready")
+    jobs.r.delete("dfd:ready", "dfd:leased")
     ids = [new_job_id() for _ in range(4)]
     for job_id in ids:
         jobs.create(job_id, filename="x", stored="", sha256="", client="t")

@@ -156,8 +156,8 @@ def test_job_lifecycle_and_single_finish(jobs):
     jobs.create(job_id, filename="a.jpg", stored="x.jpg", sha256="s", client="ip:1")
     assert jobs.get(job_id)["status"] == "queued"
     assert 0 < jobs.r.ttl(jobs.key(job_id)) <= 60
-    assert jobs.mark_running(job_id) is not None
-    assert jobs.mark_running(job_id) is not None  # a redelivery runs it again
+    assert jobs.claim_ready(job_id, 0, owner="task-1") == [job_id]
+    assert jobs.claim_ready(job_id, 0, owner="task-1") == [job_id]  # its redelivery runs it again
     res = result([0.5], [], [], 0.3, (1, 1))
     assert jobs.finish(job_id, result=res) is True
     assert jobs.finish(job_id, error="late duplicate") is False
@@ -165,7 +165,7 @@ def test_job_lifecycle_and_single_finish(jobs):
     assert rec["status"] == "done" and rec["finishes"] == 1 and rec["attempts"] == 2
     view = public_view(rec)
     assert view["result"] == res and "error" not in view and view["finished_at"].endswith("Z")
-    assert jobs.mark_running(job_id) is None
+    assert jobs.claim_ready(job_id, 0, owner="task-2") == []  # final: never run again
 
 
 def test_failed_job_view_and_unknown(jobs):

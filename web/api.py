@@ -14,6 +14,7 @@ from shared.jobs import iso, new_job_id, public_view
 from shared.schema import FINAL
 from shared.tasks import DETECT, QUEUE
 from web.extensions import api_key_entry, client_id, limiter, upload_cost, upload_limit
+from web.idempotency import HEADER, Idempotency, fingerprint
 from web.openapi import spec
 
 bp = Blueprint("api", __name__)
@@ -79,39 +80,79 @@ def submit():
                                "'Authorization: Bearer <api key>'")
     wait = _wait_arg()
     checked = _checked_files()
-    model = ext["jobs"].current_model()
-    jobs = []
-    for name, data, info in checked:
-        job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
-        reused = ext["jobs"].reusable_result(model and model["version"], client, sha)
-        if reused is not None:
-            ext["jobs"].create_reused(job_id, filename=name, sha256=sha, client=client,
-                                      result=reused)
-            status = "done"
-        else:
-            stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
-            rec = ext["jobs"].create(job_id, filename=name, stored=stored, sha256=sha,
-                                     client=client)
-            try:
-                ext["celery"].send_task(DETECT, args=[job_id], queue=QUEUE)
-            except Exception:
-                # Nothing half-made survives: no record without a task, no file without a record.
-                ext["storage"].delete(stored)  # first: the disk works even if Redis does not
-                ext["jobs"].discard(job_id)
-                raise
-            status = rec["status"]
-        log.info("job %s queued client=%s bytes=%d reused=%s", job_id, client, len(data),
-                 reused is not None)
-        jobs.append({"id": job_id, "status": status, "filename": name,
-                     "location": url_for("api.job", job_id=job_id),
-                     "created_at": iso(ext["jobs"].get(job_id)["created_at"]),
-                     **({"reused": True} if reused is not None else {})})
+    idem, replayed = None, None
+    if request.headers.get(HEADER) is not None:
+        idem = Idempotency(ext["redis"], client, request.headers[HEADER], fingerprint(checked),
+                           current_app.config["DFD"]["JOB_TTL"])
+        replayed = idem.begin()
+    if replayed is not None:
+        jobs = _current(replayed)
+    else:
+        try:
+            jobs = _queue_all(ext, client, checked)
+        except BaseException:
+            if idem is not None:
+                idem.abandon()
+            raise
+        if idem is not None:
+            idem.done(jobs)
     final = _wait_all(jobs, wait) if wait else False
     response = jsonify(jobs=jobs)
     response.status_code = 200 if final else 202
     if len(jobs) == 1:
         response.headers["Location"] = jobs[0]["location"]
+    if replayed is not None:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _current(stubs: list[dict]) -> list[dict]:
+    """The jobs of a replayed request, each with its status now (as it was, if gone since)."""
+    store, out = _ext()["jobs"], []
+    for stub in stubs:
+        rec = store.get(stub["id"])
+        out.append({**stub, "status": rec["status"] if rec else "deleted"})
+    return out
+
+
+def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]]) -> list[dict]:
+    """Create every job, then send their tasks; all or nothing.
+
+    If any send fails, every job of the request is removed again (records, files) before the
+    error answers 503: a task already sent finds no record and does nothing.
+    """
+    store, model = ext["jobs"], ext["jobs"].current_model()
+    jobs, made, to_send = [], [], []
+    try:
+        for name, data, info in checked:
+            job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
+            reused = store.reusable_result(model and model["version"], client, sha)
+            if reused is not None:
+                made.append((job_id, ""))
+                store.create_reused(job_id, filename=name, sha256=sha, client=client,
+                                    result=reused)
+            else:
+                stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
+                made.append((job_id, stored))
+                store.create(job_id, filename=name, stored=stored, sha256=sha, client=client)
+                to_send.append(job_id)
+            jobs.append({"id": job_id, "status": "done" if reused is not None else "queued",
+                         "filename": name, "location": url_for("api.job", job_id=job_id),
+                         "created_at": iso(store.get(job_id)["created_at"]),
+                         **({"reused": True} if reused is not None else {})})
+        for job_id in to_send:
+            ext["celery"].send_task(DETECT, args=[job_id], queue=QUEUE)
+    except Exception:
+        # Nothing half-made survives: no record without a task, no file without a record.
+        for _, stored in made:
+            if stored:
+                ext["storage"].delete(stored)  # first: the disk works even if Redis does not
+        for job_id, _ in made:
+            store.discard(job_id)
+        raise
+    for job in jobs:
+        log.info("job %s queued client=%s reused=%s", job["id"], client, "reused" in job)
+    return jobs
 
 
 def _wait_all(jobs: list[dict], wait: float) -> bool:
@@ -122,12 +163,12 @@ def _wait_all(jobs: list[dict], wait: float) -> bool:
     limit = current_app.config["DFD"]["QUEUE_DEADLINE"]
     for item in jobs:
         left = deadline - time.monotonic()
-        if item["status"] not in FINAL and left >= 0.01:  # BLPOP's shortest timeout
+        if item["status"] not in (*FINAL, "deleted") and left >= 0.01:  # BLPOP's shortest timeout
             store.wait(item["id"], left)
         rec = store.get(item["id"])  # also for a reused result, which is final already
         if rec is not None:
             item.update(public_view(rec, deadline=limit))
-    return all(item["status"] in FINAL for item in jobs)
+    return all(item["status"] in (*FINAL, "deleted") for item in jobs)
 
 
 @bp.get("/jobs/<job_id>")

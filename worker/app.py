@@ -21,6 +21,8 @@ celery = make_celery(SETTINGS, "dfd-worker")
 _state: dict = {}
 # Seconds a job in flight keeps retrying Redis during an outage (well inside the time limit).
 REDIS_RIDE_OUT = min(30.0, SETTINGS["TASK_TIME_LIMIT"] / 4)
+# A claim outlives the task's hard time limit: past it, the claiming process is surely gone.
+LEASE_S = SETTINGS["TASK_TIME_LIMIT"] + 30
 
 
 @signals.worker_init.connect
@@ -74,15 +76,18 @@ def _maybe_sweep(st: dict) -> None:
             log.info("swept %d uploads older than %ss", removed, SETTINGS["RETENTION"])
 
 
-@celery.task(name=DETECT)
-def detect(job_id: str) -> str:
+@celery.task(name=DETECT, bind=True)
+def detect(self, job_id: str) -> str:
     """Classify the upload of one job (and of others waiting) and record the results."""
     from worker.pipeline import run_jobs
 
     st = state()
-    # Take what else is waiting, up to the batch size: a lone job is never held back.
-    batch = st["jobs"].claim_ready(job_id, SETTINGS["BATCH_SIZE"] - 1)
+    # Take what else is waiting, up to the batch size: a lone job is never held back. The task
+    # id owns the claim; a redelivery of this task (its worker died) takes the batch back.
+    batch = st["jobs"].claim_ready(job_id, SETTINGS["BATCH_SIZE"] - 1, owner=self.request.id,
+                                   lease=LEASE_S)
     outcomes = run_jobs(batch, st["jobs"], st["storage"], st["detector"], st["model"],
                         max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"])
     _maybe_sweep(st)
-    return outcomes[job_id]
+    # Not in the batch: final already, deleted, or in another live worker's batch.
+    return outcomes.get(job_id, "skipped")

@@ -8,16 +8,17 @@ import logging
 from detector.analyze import DECODE_SIZE, analyze_many
 from shared.images import ImageError, decode_pil
 from shared.jobs import JobStore
+from shared.schema import FINAL
 from shared.storage import Storage
 
 log = logging.getLogger(__name__)
 
 
 def _load(jobs: JobStore, storage: Storage, job_id: str, max_pixels: int):
-    """(record, decoded image) for a job, or the outcome when it cannot go on."""
-    rec = jobs.mark_running(job_id)
-    if rec is None:
-        return "skipped"  # unknown, expired, or finished by another worker's batch
+    """(record, decoded image) for a claimed job, or the outcome when it cannot go on."""
+    rec = jobs.get(job_id)
+    if rec is None or rec["status"] in FINAL:
+        return "skipped"  # deleted, expired, or finished by another worker's batch
     try:
         data = storage.read(rec["stored"])
     except (FileNotFoundError, ValueError):
@@ -39,7 +40,7 @@ def _forget_uploads(jobs: JobStore, storage: Storage, job_ids: list[str]) -> Non
     for job_id in job_ids:
         rec = jobs.get(job_id)
         stored = rec["stored"] if rec else None
-        if rec is not None and rec["status"] not in ("done", "failed"):
+        if rec is not None and rec["status"] not in FINAL:
             continue  # another worker holds it; it deletes the upload when it is done
         try:
             if stored:
