@@ -54,7 +54,9 @@ def celery_config(settings: dict) -> dict:
         "task_time_limit": limit,
         "task_soft_time_limit": max(limit - 5, 1),
         "task_default_queue": QUEUE,
-        "worker_send_task_events": False,
+        # Task events for Flower and `celery events` (docs/OPERATIONS.md).
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
     }
 

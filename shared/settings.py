@@ -107,6 +107,8 @@ SPEC = {
     "DEVICE": ("auto", lambda n, r: parse_choice(n, r, ("auto", "cpu", "gpu"))),
     "BATCH_SIZE": ("8", lambda n, r: parse_int(n, r, 1, 256)),
     "PORT": ("5000", lambda n, r: parse_int(n, r, 1, 65535)),
+    "LOG_FORMAT": ("text", lambda n, r: parse_choice(n, r, ("text", "json"))),
+    "METRICS_PORT": ("0", lambda n, r: parse_int(n, r, 0, 65535)),
     "TASK_TIME_LIMIT": ("120", lambda n, r: parse_int(n, r, 5, 3000)),
 }
 

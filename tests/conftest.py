@@ -72,9 +72,13 @@ def model_dir(tmp_root) -> Path:
 
 @pytest.fixture(scope="session")
 def service_env(redis_url, model_dir, tmp_root) -> dict:
+    # As scripts/run.sh does: one empty folder for the web's and the workers' metric samples.
+    metrics = tmp_root / "metrics"
+    metrics.mkdir(exist_ok=True)
     return {"DFD_REDIS_URL": redis_url, "DFD_MODEL_PATH": str(model_dir),
             "DFD_UPLOAD_DIR": str(tmp_root / "uploads"),
-            "DFD_API_KEYS": f"tests:{API_KEY}:10000/minute"}
+            "DFD_API_KEYS": f"tests:{API_KEY}:10000/minute",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
 
 
 @pytest.fixture(scope="session")

@@ -95,7 +95,7 @@ def test_uploads_are_never_served(live_server):
     app = create_app({"ENV": dict(live_server.env)})
     get_routes = sorted(r.rule for r in app.url_map.iter_rules() if "GET" in r.methods)
     assert get_routes == ["/", "/api/v1/jobs/<job_id>", "/api/v1/openapi.json", "/healthz",
-                          "/readyz", "/static/<path:filename>"], get_routes
+                          "/metrics", "/readyz", "/static/<path:filename>"], get_routes
     static = Path(app.static_folder).resolve()
     uploads = Path(live_server.upload_dir).resolve()
     assert static not in uploads.parents and uploads != static and uploads not in static.parents

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared import logs
 from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
@@ -52,8 +52,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         # Only then is X-Forwarded-For believed, and only for that many hops.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=dfd["TRUSTED_PROXIES"])
     app.after_request(_security_headers)
-    logging.basicConfig(level=logging.INFO)
+    app.before_request(_job_in_logs)
+    logs.configure(dfd["LOG_FORMAT"])
     return app
+
+
+def _job_in_logs():
+    # Every log line of a request about one job carries its id (shared.logs).
+    logs.JOB_ID.set((request.view_args or {}).get("job_id", "-")[:64])
 
 
 def register_extensions(app: Flask) -> None:
@@ -77,9 +83,11 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Pages at /, the API at /api/v1, health at /healthz and /readyz."""
     from web.api import bp as api_bp
+    from web.metrics import bp as metrics_bp
     from web.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
+    app.register_blueprint(metrics_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
 
 

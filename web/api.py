@@ -151,7 +151,8 @@ def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]]) -
             store.discard(job_id)
         raise
     for job in jobs:
-        log.info("job %s queued client=%s reused=%s", job["id"], client, "reused" in job)
+        log.info("job %s queued client=%s reused=%s", job["id"], client, "reused" in job,
+                 extra={"job_id": job["id"]})
     return jobs
 
 

@@ -161,6 +161,11 @@ def spec() -> dict:
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document"}}}},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics (text format); see docs/OPERATIONS.md",
+                "responses": {"200": {"description": "Prometheus text exposition format",
+                                      "content": {"text/plain": {
+                                          "schema": {"type": "string"}}}}}}},
             "/healthz": {"get": {"summary": "Liveness",
                                  "responses": {"200": {"description": "Process up"}}}},
             "/readyz": {"get": {"summary": "Readiness: Redis and at least one worker",

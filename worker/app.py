@@ -9,6 +9,7 @@ import time
 from celery import signals
 
 from detector.model import check_model
+from shared import logs, metrics
 from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
@@ -25,13 +26,24 @@ REDIS_RIDE_OUT = min(30.0, SETTINGS["TASK_TIME_LIMIT"] / 4)
 LEASE_S = SETTINGS["TASK_TIME_LIMIT"] + 30
 
 
+@signals.setup_logging.connect
+def _logging(**_):
+    """Our logging, configured once (Celery then leaves logging alone)."""
+    logs.configure(SETTINGS["LOG_FORMAT"])
+
+
 @signals.worker_init.connect
 def _check_model_before_fork(**_):
     """Refuse to start on a missing or broken model, in the parent, without importing TF."""
+    logs.configure(SETTINGS["LOG_FORMAT"])  # worker_init comes before Celery's setup_logging
     card = check_model(SETTINGS["MODEL_PATH"])  # raises ModelError with the fix in its message
     jobs = JobStore(redis_client(SETTINGS), SETTINGS["JOB_TTL"])
     jobs.set_model({"name": card["name"], "version": card["version"],
                     "threshold": _threshold(card)})
+    if SETTINGS["METRICS_PORT"]:
+        # For workers on a host without the web: this host's pool children, summed.
+        metrics.serve(SETTINGS["METRICS_PORT"])
+        log.info("metrics on :%d/metrics", SETTINGS["METRICS_PORT"])
 
 
 def _threshold(card: dict) -> float:
@@ -81,6 +93,7 @@ def detect(self, job_id: str) -> str:
     """Classify the upload of one job (and of others waiting) and record the results."""
     from worker.pipeline import run_jobs
 
+    logs.JOB_ID.set(job_id)
     st = state()
     # Take what else is waiting, up to the batch size: a lone job is never held back. The task
     # id owns the claim; a redelivery of this task (its worker died) takes the batch back.
