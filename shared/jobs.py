@@ -108,11 +108,13 @@ class JobStore:
         """Redis key of a job record."""
         return f"{PREFIX}job:{job_id}"
 
-    def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str) -> dict:
-        """Write a new queued job record."""
+    def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str,
+               callback: str = "") -> dict:
+        """Write a new queued job record (callback: a checked webhook URL, or none)."""
         now = time.time()
         fields = {"id": job_id, "status": "queued", "created_at": now, "filename": filename,
-                  "stored": stored, "sha256": sha256, "client": client, "attempts": 0}
+                  "stored": stored, "sha256": sha256, "client": client, "attempts": 0,
+                  **({"callback": callback} if callback else {})}
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
@@ -129,13 +131,13 @@ class JobStore:
         pipe.execute()
 
     def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
-                      result: dict) -> None:
+                      result: dict, callback: str = "") -> None:
         """Write a job that is done at once with an earlier result for the same bytes and model."""
         now = time.time()
         fields = {"id": job_id, "status": "done", "created_at": now, "started_at": now,
                   "finished_at": now, "filename": filename, "stored": "", "sha256": sha256,
                   "client": client, "attempts": 0, "finishes": 1, "reused": 1,
-                  "result": json.dumps(result)}
+                  "result": json.dumps(result), **({"callback": callback} if callback else {})}
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)

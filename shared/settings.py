@@ -109,6 +109,11 @@ SPEC = {
     "PORT": ("5000", lambda n, r: parse_int(n, r, 1, 65535)),
     "LOG_FORMAT": ("text", lambda n, r: parse_choice(n, r, ("text", "json"))),
     "METRICS_PORT": ("0", lambda n, r: parse_int(n, r, 0, 65535)),
+    "WEBHOOK_SECRET": ("", lambda n, r: r.strip()),
+    "WEBHOOK_ALLOW_HTTP": ("false", parse_bool),
+    "WEBHOOK_ALLOW_PRIVATE": ("false", parse_bool),
+    "WEBHOOK_RETRIES": ("6", lambda n, r: parse_int(n, r, 0, 20)),
+    "WEBHOOK_BACKOFF": ("5s", parse_duration),
     "TASK_TIME_LIMIT": ("120", lambda n, r: parse_int(n, r, 5, 3000)),
 }
 
@@ -121,4 +126,6 @@ def load(env: Mapping[str, str] | None = None) -> dict:
     if out["REQUIRE_API_KEY"] and not out["API_KEYS"]:
         raise SettingsError(f"{PREFIX}REQUIRE_API_KEY is on but {PREFIX}API_KEYS is empty: "
                             "nobody could upload; set keys or turn it off")
+    if out["WEBHOOK_SECRET"] and len(out["WEBHOOK_SECRET"]) < 16:
+        raise SettingsError(f"{PREFIX}WEBHOOK_SECRET: use 16 or more characters")
     return out

@@ -13,6 +13,7 @@ from shared.images import EXTENSIONS, ImageError, inspect_image
 from shared.jobs import iso, new_job_id, public_view
 from shared.schema import FINAL
 from shared.tasks import DETECT, QUEUE
+from shared.webhooks import WEBHOOK, CallbackError, check_url
 from web.extensions import api_key_entry, client_id, limiter, upload_cost, upload_limit
 from web.idempotency import HEADER, Idempotency, fingerprint
 from web.openapi import spec
@@ -80,16 +81,17 @@ def submit():
                                "'Authorization: Bearer <api key>'")
     wait = _wait_arg()
     checked = _checked_files()
+    callback = _callback_arg()
     idem, replayed = None, None
     if request.headers.get(HEADER) is not None:
-        idem = Idempotency(ext["redis"], client, request.headers[HEADER], fingerprint(checked),
-                           current_app.config["DFD"]["JOB_TTL"])
+        idem = Idempotency(ext["redis"], client, request.headers[HEADER],
+                           fingerprint(checked, callback), current_app.config["DFD"]["JOB_TTL"])
         replayed = idem.begin()
     if replayed is not None:
         jobs = _current(replayed)
     else:
         try:
-            jobs = _queue_all(ext, client, checked)
+            jobs = _queue_all(ext, client, checked, callback)
         except BaseException:
             if idem is not None:
                 idem.abandon()
@@ -115,7 +117,24 @@ def _current(stubs: list[dict]) -> list[dict]:
     return out
 
 
-def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]]) -> list[dict]:
+def _callback_arg() -> str:
+    """The form's callback_url, checked (https, a public address) or 400; '' when absent."""
+    url = (request.form.get("callback_url") or "").strip()
+    if not url:
+        return ""
+    dfd = current_app.config["DFD"]
+    if not dfd["WEBHOOK_SECRET"]:
+        abort(400, description="callback_url is not available here: the operator has not "
+                               "set DFD_WEBHOOK_SECRET")
+    try:
+        return check_url(url, allow_http=dfd["WEBHOOK_ALLOW_HTTP"],
+                         allow_private=dfd["WEBHOOK_ALLOW_PRIVATE"])
+    except CallbackError as exc:
+        abort(400, description=str(exc))
+
+
+def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
+               callback: str = "") -> list[dict]:
     """Create every job, then send their tasks; all or nothing.
 
     If any send fails, every job of the request is removed again (records, files) before the
@@ -130,18 +149,21 @@ def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]]) -
             if reused is not None:
                 made.append((job_id, ""))
                 store.create_reused(job_id, filename=name, sha256=sha, client=client,
-                                    result=reused)
+                                    result=reused, callback=callback)
+                if callback:
+                    to_send.append((WEBHOOK, job_id))
             else:
                 stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
                 made.append((job_id, stored))
-                store.create(job_id, filename=name, stored=stored, sha256=sha, client=client)
-                to_send.append(job_id)
+                store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
+                             callback=callback)
+                to_send.append((DETECT, job_id))
             jobs.append({"id": job_id, "status": "done" if reused is not None else "queued",
                          "filename": name, "location": url_for("api.job", job_id=job_id),
                          "created_at": iso(store.get(job_id)["created_at"]),
                          **({"reused": True} if reused is not None else {})})
-        for job_id in to_send:
-            ext["celery"].send_task(DETECT, args=[job_id], queue=QUEUE)
+        for task, job_id in to_send:
+            ext["celery"].send_task(task, args=[job_id], queue=QUEUE)
     except Exception:
         # Nothing half-made survives: no record without a task, no file without a record.
         for _, stored in made:

@@ -14,9 +14,9 @@ _VALID = re.compile(r"[\x21-\x7e]{1,200}")  # printable ASCII, no spaces
 PENDING_S = 120  # longer than any upload request takes (body, checks, ?wait= of 10 s)
 
 
-def fingerprint(checked: list[tuple[str, bytes, dict]]) -> str:
-    """What makes two requests the same: each file's name and bytes, in order."""
-    h = hashlib.sha256()
+def fingerprint(checked: list[tuple[str, bytes, dict]], callback: str = "") -> str:
+    """What makes two requests the same: each file's name and bytes, in order; the callback."""
+    h = hashlib.sha256(callback.encode() + b"\0")
     for name, data, _ in checked:
         h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()

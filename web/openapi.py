@@ -110,7 +110,10 @@ def spec() -> dict:
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
                     "schema": {"type": "object", "required": ["image"], "properties": {
                         "image": {"type": "array", "minItems": 1,
-                                  "items": {"type": "string", "format": "binary"}}}}}}},
+                                  "items": {"type": "string", "format": "binary"}},
+                        "callback_url": {"type": "string", "format": "uri",
+                                         "description": "POSTed the job when final, signed "
+                                                        "(X-DFD-Signature); see docs/API.md"}}}}}},
                 "responses": {
                     "200": {"description": "With ?wait=: every job final, results included",
                             "content": {"application/json": {

@@ -15,6 +15,7 @@ from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
 from shared.tasks import DETECT
+from shared.webhooks import WEBHOOK
 
 log = logging.getLogger("worker")
 SETTINGS = settings_mod.load()
@@ -102,5 +103,27 @@ def detect(self, job_id: str) -> str:
     outcomes = run_jobs(batch, st["jobs"], st["storage"], st["detector"], st["model"],
                         max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"])
     _maybe_sweep(st)
+    for done_id, outcome in outcomes.items():
+        if outcome in ("done", "failed") and st["jobs"].r.hexists(st["jobs"].key(done_id),
+                                                                   "callback"):
+            webhook.apply_async(args=[done_id])
     # Not in the batch: final already, deleted, or in another live worker's batch.
     return outcomes.get(job_id, "skipped")
+
+
+@celery.task(name=WEBHOOK, bind=True, max_retries=SETTINGS["WEBHOOK_RETRIES"])
+def webhook(self, job_id: str) -> str:
+    """POST a final job's view to its callback_url, signed; retried with exponential backoff."""
+    from worker.webhooks import DeliveryError, backoff, deliver, gave_up
+
+    logs.JOB_ID.set(job_id)
+    jobs = state()["jobs"]
+    try:
+        return deliver(SETTINGS, jobs, job_id)
+    except DeliveryError as exc:
+        if self.request.retries >= self.max_retries:
+            return gave_up(jobs, job_id, str(exc))
+        log.info("job %s webhook attempt %d failed (%s); retrying", job_id,
+                 self.request.retries + 1, exc)
+        raise self.retry(countdown=backoff(self.request.retries, SETTINGS["WEBHOOK_BACKOFF"]),
+                         exc=exc) from None
