@@ -18,6 +18,7 @@ READY = f"{PREFIX}ready"
 # Claimed (running) job ids by lease expiry. A lease past its time means the claiming worker
 # died without its task coming back; any later claim takes such a job over.
 LEASED = f"{PREFIX}leased"
+PRIORITY_SPAN = 1e10  # seconds: larger than any epoch time, so priority outranks age
 
 # Claiming is one atomic step with an owner (the Celery task id) and a lease. A job leased to
 # another live owner is left alone, so a job claimed into one worker's batch never runs again
@@ -109,8 +110,12 @@ class JobStore:
         return f"{PREFIX}job:{job_id}"
 
     def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str,
-               callback: str = "") -> dict:
-        """Write a new queued job record (callback: a checked webhook URL, or none)."""
+               callback: str = "", priority: int = 0) -> dict:
+        """Write a new queued job record (callback: a checked webhook URL, or none).
+
+        priority (0 first) orders the ready set ahead of age, so a worker filling its batch
+        takes page uploads before API uploads before batch uploads, each oldest first.
+        """
         now = time.time()
         fields = {"id": job_id, "status": "queued", "created_at": now, "filename": filename,
                   "stored": stored, "sha256": sha256, "client": client, "attempts": 0,
@@ -118,7 +123,7 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
-        pipe.zadd(READY, {job_id: now})
+        pipe.zadd(READY, {job_id: now + priority * PRIORITY_SPAN})
         pipe.execute()
         return fields
 

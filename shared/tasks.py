@@ -2,3 +2,15 @@
 
 DETECT = "dfd.detect"
 QUEUE = "dfd"
+
+# Work classes, most urgent first: a person waiting at the page, then API clients, then batches.
+# The number is the Celery message priority (on Redis 0 is served first; one list per step,
+# "dfd", "dfd:3", "dfd:6", "dfd:9") and the job's rank in the ready set workers batch from.
+PRIORITIES = {"page": 0, "api": 3, "batch": 6}
+PRIORITY_STEPS = [0, 3, 6, 9]
+DEFAULT_PRIORITY = 3  # tasks sent without one (webhook deliveries and their retries)
+
+
+def queue_lists(queue: str = QUEUE) -> list[str]:
+    """The Redis lists that hold one queue's messages, one per priority step."""
+    return [queue if step == 0 else f"{queue}:{step}" for step in PRIORITY_STEPS]

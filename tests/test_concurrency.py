@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from shared.jobs import LEASED, READY, JobStore, new_job_id
+from shared.tasks import queue_lists
 from tests.services import consumers_paused
 from tests.test_faults import Stack, batch_jpegs
 
@@ -137,7 +138,7 @@ def test_a_multi_file_upload_is_all_or_nothing_when_a_later_send_fails(live_serv
     assert footprint() == before
     # The task that did go out reaches the worker, which finds no record and writes nothing.
     deadline = time.monotonic() + 10
-    while r.llen("dfd") and time.monotonic() < deadline:
+    while sum(r.llen(q) for q in queue_lists()) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)
     assert JobStore(r).get(sent[0]) is None and footprint() == before

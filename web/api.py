@@ -12,7 +12,7 @@ from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from shared.images import EXTENSIONS, ImageError, inspect_image
 from shared.jobs import iso, new_job_id, public_view
 from shared.schema import FINAL
-from shared.tasks import DETECT, QUEUE
+from shared.tasks import DETECT, PRIORITIES, QUEUE
 from shared.webhooks import WEBHOOK, CallbackError, check_url
 from web.extensions import api_key_entry, client_id, limiter, upload_cost, upload_limit
 from web.idempotency import HEADER, Idempotency, fingerprint
@@ -82,6 +82,7 @@ def submit():
     wait = _wait_arg()
     checked = _checked_files()
     callback = _callback_arg()
+    priority = _priority_arg()
     idem, replayed = None, None
     if request.headers.get(HEADER) is not None:
         idem = Idempotency(ext["redis"], client, request.headers[HEADER],
@@ -91,7 +92,7 @@ def submit():
         jobs = _current(replayed)
     else:
         try:
-            jobs = _queue_all(ext, client, checked, callback)
+            jobs = _queue_all(ext, client, checked, callback, priority)
         except BaseException:
             if idem is not None:
                 idem.abandon()
@@ -133,8 +134,18 @@ def _callback_arg() -> str:
         abort(400, description=str(exc))
 
 
+def _priority_arg() -> int:
+    """Page uploads (no key, tightly limited) first, then API keys, then batches. A client may
+    ask for a lower class with the form field `priority`, never a higher one."""
+    asked = (request.form.get("priority") or "").strip().lower()
+    if asked and asked not in PRIORITIES:
+        abort(400, description=f"priority must be one of {', '.join(PRIORITIES)}")
+    own = PRIORITIES["page" if api_key_entry() is None else "api"]
+    return max(own, PRIORITIES.get(asked, own))
+
+
 def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
-               callback: str = "") -> list[dict]:
+               callback: str = "", priority: int = 0) -> list[dict]:
     """Create every job, then send their tasks; all or nothing.
 
     If any send fails, every job of the request is removed again (records, files) before the
@@ -156,14 +167,14 @@ def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
                 stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
                 made.append((job_id, stored))
                 store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
-                             callback=callback)
+                             callback=callback, priority=priority)
                 to_send.append((DETECT, job_id))
             jobs.append({"id": job_id, "status": "done" if reused is not None else "queued",
                          "filename": name, "location": url_for("api.job", job_id=job_id),
                          "created_at": iso(store.get(job_id)["created_at"]),
                          **({"reused": True} if reused is not None else {})})
         for task, job_id in to_send:
-            ext["celery"].send_task(task, args=[job_id], queue=QUEUE)
+            ext["celery"].send_task(task, args=[job_id], queue=QUEUE, priority=priority)
     except Exception:
         # Nothing half-made survives: no record without a task, no file without a record.
         for _, stored in made:

@@ -7,7 +7,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from shared import metrics
 from shared.jobs import LEASED, READY
-from shared.tasks import QUEUE
+from shared.tasks import QUEUE, queue_lists
 from web.extensions import limiter
 
 bp = Blueprint("metrics", __name__)
@@ -26,8 +26,10 @@ class QueueCollector:
             pipe = r.pipeline()
             pipe.zcard(READY)
             pipe.zcard(LEASED)
-            pipe.llen(QUEUE)
-            waiting, running, messages = pipe.execute()
+            for name in queue_lists(QUEUE):
+                pipe.llen(name)
+            waiting, running, *lengths = pipe.execute()
+            messages = sum(lengths)
             model = self.ext["jobs"].current_model()
         except Exception:  # noqa: BLE001 - a scrape reports an outage, it does not fail
             up.add_metric([], 0)
