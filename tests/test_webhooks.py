@@ -136,6 +136,7 @@ def test_a_receiver_that_keeps_failing_is_given_up_on(live_server, receiver):
     ({"DFD_WEBHOOK_ALLOW_HTTP": "false"}, "http://127.0.0.1:9/h", "must use https"),
     ({"DFD_WEBHOOK_ALLOW_PRIVATE": "false"}, "http://127.0.0.1:9/h", "internal"),
     ({"DFD_WEBHOOK_SECRET": ""}, "https://93.184.216.34/h", "DFD_WEBHOOK_SECRET"),
+    ({}, "  ", "empty"),  # found by the contract test: a blank field was taken as "none"
 ])
 def test_refused_callbacks_are_400_and_queue_nothing(live_server, env, url, words):
     from web import create_app

@@ -120,9 +120,11 @@ def _current(stubs: list[dict]) -> list[dict]:
 
 def _callback_arg() -> str:
     """The form's callback_url, checked (https, a public address) or 400; '' when absent."""
-    url = (request.form.get("callback_url") or "").strip()
-    if not url:
+    if "callback_url" not in request.form:
         return ""
+    url = request.form["callback_url"].strip()
+    if not url:
+        abort(400, description="callback_url is empty: leave the field out for no webhook")
     dfd = current_app.config["DFD"]
     if not dfd["WEBHOOK_SECRET"]:
         abort(400, description="callback_url is not available here: the operator has not "

@@ -106,11 +106,16 @@ def spec() -> dict:
                 "parameters": [
                     {"name": "wait", "in": "query", "required": False,
                      "description": "hold up to this many seconds for every job to be final",
-                     "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
+                     "schema": {"type": "number", "minimum": 0, "maximum": 10}},
+                    {"name": "Idempotency-Key", "in": "header", "required": False,
+                     "description": "a retry with the same key gets the first request's jobs",
+                     "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}}],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
                     "schema": {"type": "object", "required": ["image"], "properties": {
                         "image": {"type": "array", "minItems": 1,
                                   "items": {"type": "string", "format": "binary"}},
+                        "priority": {"type": "string", "enum": ["page", "api", "batch"],
+                                     "description": "lower your own class (never raise it)"},
                         "callback_url": {"type": "string", "format": "uri",
                                          "description": "POSTed the job when final, signed "
                                                         "(X-DFD-Signature); see docs/API.md"}}}}}},
@@ -125,8 +130,10 @@ def spec() -> dict:
                             "links": LINKS},
                     "400": _error("Malformed request or image, or bad wait parameter"),
                     "401": _error("Unknown API key, or none where DFD_REQUIRE_API_KEY is on"),
+                    "409": _error("The same Idempotency-Key is still being answered"),
                     "413": _error("Upload too large"),
                     "415": _error("Not a JPEG or PNG image"),
+                    "422": _error("Idempotency-Key already used for a different request"),
                     "429": _error("Upload limit reached; see Retry-After"),
                     "503": _error("Job store unavailable")}}},
             "/api/v1/jobs/{job_id}": {"get": {
