@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The shipped model: in the source tree, else where the wheel installs it (data files).
+MODEL = next((p for p in (ROOT / "models" / "dfd-mnv2",
+                          Path(sys.prefix) / "share" / "dfd" / "models" / "dfd-mnv2")
+              if p.is_dir()), ROOT / "models" / "dfd-mnv2")
 PREFIX = "DFD_"
 _RATE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.I)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.I)
@@ -102,7 +107,7 @@ SPEC = {
     "MAX_UPLOAD_MB": ("10", lambda n, r: parse_float(n, r, 0.01, 1024)),
     "MAX_FILES": ("20", lambda n, r: parse_int(n, r, 1, 1000)),
     "MAX_PIXELS": ("40000000", lambda n, r: parse_int(n, r, 1, 500_000_000)),
-    "MODEL_PATH": (str(ROOT / "models" / "dfd-mnv2"), lambda n, r: str(Path(r).expanduser())),
+    "MODEL_PATH": (str(MODEL), lambda n, r: str(Path(r).expanduser())),
     "THRESHOLD": ("", lambda n, r: parse_float(n, r, 0.0, 1.0) if r.strip() else None),
     "DEVICE": ("auto", lambda n, r: parse_choice(n, r, ("auto", "cpu", "gpu"))),
     "BATCH_SIZE": ("8", lambda n, r: parse_int(n, r, 1, 256)),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -13,7 +11,6 @@ from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
 
-ROOT = Path(__file__).resolve().parents[1]
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -27,8 +24,8 @@ SECURITY_HEADERS = {
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: settings from DFD_* (or test_config['DFD']), extensions, blueprints."""
-    app = Flask(__name__, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"))
+    # web/templates and web/static: package data, so an installed wheel serves the page too.
+    app = Flask(__name__)
     test_config = dict(test_config or {})
     dfd = settings_mod.load(test_config.pop("ENV", None))
     dfd.update(test_config.pop("DFD", {}))
