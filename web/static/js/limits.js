@@ -14,18 +14,27 @@ export function retryAfterSeconds(body, header) {
   return Math.max(1, Math.ceil(n || 60));
 }
 
-// Counts down on the card's error line. The handle is kept on the item so that clearing the
-// error (retry, a result) or removing the card stops it.
-export function startCountdown(item, seconds) {
+// Counts down on the card's error line, then calls `then` (the page uploads again by itself).
+// The error line is an alert: screen readers hear one sentence when the wait starts; the ticking
+// seconds are shown in an aria-hidden part, so they are not re-announced every second. The
+// handle is kept on the item so that clearing the error (retry, a result) or removal stops it.
+export function startCountdown(item, seconds, then) {
   const until = Date.now() + seconds * 1000;
+  const said = document.createElement("span");
+  said.className = "visually-hidden";
+  said.textContent = "Upload limit reached. This image will be uploaded again by itself in " +
+    "about " + seconds + " seconds.";
+  const shown = document.createElement("span");
+  shown.setAttribute("aria-hidden", "true");
+  item.refs.error.replaceChildren(said, shown);
   function tick() {
     const left = Math.ceil((until - Date.now()) / 1000);
     if (left > 0) {
-      item.refs.error.textContent = "Upload limit reached — try again in " + left + " s";
-    } else {
-      item.refs.error.textContent = "Upload limit reached — you can try again now.";
-      stopCountdown(item);
+      shown.textContent = "Upload limit reached — uploading again in " + left + " s";
+      return;
     }
+    stopCountdown(item);
+    if (then) then();
   }
   tick();
   item.countdown = window.setInterval(tick, 1000);
