@@ -110,6 +110,17 @@ def live_server(service_env, worker, tmp_root) -> LiveServer:
 
 
 @pytest.fixture
+def clean_redis(redis_url) -> redis.Redis:
+    """Database 1 of the session's redis-server, emptied before and after the test: for tests of
+    the job store that need a clean state (the live service and its worker use database 0)."""
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
 def reset_limits(redis_url):
     """Forget rate-limit counters so each limit test starts from a full allowance."""
     r = redis.Redis.from_url(redis_url)

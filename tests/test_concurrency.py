@@ -9,18 +9,14 @@ import pytest
 import redis
 
 from shared.jobs import LEASED, READY, JobStore, new_job_id
-from shared.tasks import queue_lists
-from tests.services import consumers_paused
+from tests.services import consumers_paused, wait_queue_drained
 from tests.test_faults import Stack, batch_jpegs
 
 
 @pytest.fixture
-def store(redis_url):
-    s = JobStore(redis.Redis.from_url(redis_url), ttl=60)
-    # Owner names are reused across these tests (Celery's are unique task ids): start clean.
-    for key in [READY, LEASED, *s.r.scan_iter("dfd:owner:*")]:
-        s.r.delete(key)
-    return s
+def store(clean_redis):
+    # A flushed database: owner names are reused across these tests (Celery's are unique).
+    return JobStore(clean_redis, ttl=60)
 
 
 def _queue(store: JobStore, n: int) -> list[str]:
@@ -137,8 +133,5 @@ def test_a_multi_file_upload_is_all_or_nothing_when_a_later_send_fails(live_serv
     assert len(sent) == 1
     assert footprint() == before
     # The task that did go out reaches the worker, which finds no record and writes nothing.
-    deadline = time.monotonic() + 10
-    while sum(r.llen(q) for q in queue_lists()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)
+    wait_queue_drained(live_server.redis_url)
     assert JobStore(r).get(sent[0]) is None and footprint() == before

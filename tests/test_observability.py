@@ -8,6 +8,7 @@ import re
 import threading
 import time
 
+import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -93,7 +94,7 @@ def test_json_logs(live_server, tmp_path):
         job_id = r.json()["jobs"][0]["id"]
         requests.delete(f"{url}/api/v1/jobs/{job_id}", timeout=10,
                         headers={AUTH_HEADER: f"Bearer {live_server.api_key}"})
-        time.sleep(0.3)
+        services.log_text_when(log, f"job {job_id} deleted")
     finally:
         services.stop(web)
     ours = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
@@ -111,7 +112,9 @@ def test_worker_sends_task_events_for_flower(live_server):
         recv = app.events.Receiver(conn, handlers={"*": seen.append})
         thread = threading.Thread(target=recv.capture, kwargs={"limit": None}, daemon=True)
         thread.start()
-        time.sleep(1.0)  # the receiver's queue is bound before the task is sent
+        # The receiver's queue is bound to the event exchange before the task is sent.
+        r = redis.Redis.from_url(live_server.redis_url)
+        services.wait_for(lambda: r.scard("_kombu.binding.celeryev") > 0, 10, "event receiver")
         r = requests.post(f"{live_server.url}/api/v1/jobs", timeout=30,
                           headers={AUTH_HEADER: f"Bearer {live_server.api_key}"},
                           files=[("image", ("e.jpg", make_jpeg(seed=504), "image/jpeg"))])

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import redis
 
 from detector.analyze import analyze
 from detector.faces import FaceDetector
@@ -64,8 +63,8 @@ def test_analyze_result_names_model_and_image(model_dir, detector, sample_jpeg):
     assert 0 <= res["p_fake"] <= 1 and res["label"] in ("Real", "Fake")
 
 
-def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, redis_url, tmp_path):
-    jobs, storage = JobStore(redis.Redis.from_url(redis_url), 60), Storage(tmp_path)
+def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, clean_redis, tmp_path):
+    jobs, storage = JobStore(clean_redis, 60), Storage(tmp_path)
     model = load_model(model_dir)
     calls = []
     real_predict = model.predict
@@ -91,9 +90,8 @@ def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, redis_url, tmp_
     assert set(again.values()) == {"skipped"}  # final jobs are never redone
 
 
-def test_claim_ready_takes_waiting_jobs_oldest_first(redis_url):
-    jobs = JobStore(redis.Redis.from_url(redis_url), 60)
-    jobs.r.delete("dfd:ready", "dfd:leased")
+def test_claim_ready_takes_waiting_jobs_oldest_first(clean_redis):
+    jobs = JobStore(clean_redis, 60)
     ids = [new_job_id() for _ in range(4)]
     for job_id in ids:
         jobs.create(job_id, filename="x", stored="", sha256="", client="t")

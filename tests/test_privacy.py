@@ -14,7 +14,7 @@ import requests
 from shared.jobs import READY, JobStore
 from shared.settings import SettingsError, load
 from tests.conftest import make_jpeg
-from tests.services import consumers_paused
+from tests.services import consumers_paused, wait_queue_drained
 
 
 def _post(server, blob: bytes, key: str | None = None, name: str = "p.jpg"):
@@ -83,7 +83,7 @@ def test_delete_a_queued_job_removes_its_upload_and_it_never_runs(live_server, r
         assert not stored.exists()
         assert store.r.zscore(READY, job["id"]) is None
     # Its task still reaches the worker, which finds no record and writes nothing back.
-    time.sleep(1.0)
+    wait_queue_drained(live_server.redis_url)
     assert store.get(job["id"]) is None
     assert requests.get(f"{live_server.url}/api/v1/jobs/{job['id']}",
                         timeout=10).status_code == 404

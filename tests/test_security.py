@@ -24,6 +24,7 @@ from PIL import Image
 from shared.jobs import JobStore, new_job_id
 from shared.queue import celery_config, make_celery
 from shared.tasks import DETECT, QUEUE
+from tests import services
 from tests.conftest import make_jpeg
 from tests.services import consumers_paused
 
@@ -301,9 +302,9 @@ def test_logs_name_job_and_client_never_key_or_content(live_server):
                   headers={"Authorization": f"Bearer {wrong_key}"},
                   files=[("image", ("w.jpg", data, "image/jpeg"))])
     live_server.wait_final(job_id)
-    time.sleep(0.5)  # let both processes flush their logs
-    web_log = (live_server.logs / "web.log").read_text(errors="replace")
-    worker_log = (live_server.logs / "worker.log").read_text(errors="replace")
+    # Each process flushes its log when it will: poll for this job's lines.
+    web_log = services.log_text_when(live_server.logs / "web.log", f"job {job_id} queued")
+    worker_log = services.log_text_when(live_server.logs / "worker.log", f"job {job_id} client=")
     for name, text in (("web", web_log), ("worker", worker_log)):
         assert re.search(rf"job {job_id} .*client=key:tests", text), name
         assert key not in text and wrong_key not in text, name
