@@ -9,9 +9,10 @@ import re
 import subprocess
 
 import pytest
+import requests
 
 from tests import services
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, make_jpeg
 
 CONFIG = services.ROOT / "tests" / "schemathesis.toml"
 
@@ -22,12 +23,18 @@ def test_the_live_api_keeps_its_openapi_contract(live_server, tmp_path):
     env = {k: v for k, v in live_server.env.items() if not k.startswith("DFD_WEBHOOK")}
     web, url = services.start_web(env, tmp_path / "web.log")
     try:
+        # A done job with an explanation, for the operations that need one (schemathesis.toml).
+        r = requests.post(f"{url}/api/v1/jobs?wait=10", data={"explain": "1"}, timeout=60,
+                          headers={"Authorization": f"Bearer {API_KEY}"},
+                          files={"image": ("c.jpg", make_jpeg(seed=41), "image/jpeg")})
+        job_id = r.json()["jobs"][0]["id"]
+        assert live_server.wait_final(job_id)["status"] == "done"
         cmd = [str(services.BIN / "schemathesis"), "--config-file", str(CONFIG), "run",
                url + "/api/v1/openapi.json", "--checks", "all",
                "-H", f"Authorization: Bearer {API_KEY}", "--max-examples", "25", "--seed", "7",
                "--suppress-health-check", "all", "--request-timeout", "30"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=420,
-                             env=services.service_env({}))
+                             env=services.service_env({"DFD_CONTRACT_JOB_ID": job_id}))
     finally:
         services.stop(web)
     (tmp_path / "schemathesis.txt").write_text(out.stdout + out.stderr)

@@ -18,6 +18,7 @@ bp = Blueprint("evidence", __name__)
 log = logging.getLogger(__name__)
 MAX_WAIT = 10.0
 EXPORT_MAX = 10_000
+OFFSET_MAX = 10**12  # far past any store; beyond it Redis refuses the range (a 500, not a 400)
 
 
 def _ext():
@@ -112,7 +113,7 @@ def export_feedback():
         offset = int(request.args.get("offset", 0))
     except ValueError:
         abort(400, description="limit and offset must be whole numbers")
-    if not (1 <= limit <= EXPORT_MAX and offset >= 0):
-        abort(400, description=f"limit must be 1 to {EXPORT_MAX}, offset 0 or more")
+    if not (1 <= limit <= EXPORT_MAX and 0 <= offset <= OFFSET_MAX):
+        abort(400, description=f"limit must be 1 to {EXPORT_MAX}, offset 0 to {OFFSET_MAX}")
     store = FeedbackStore(_ext()["redis"])
     return jsonify(total=store.count(), offset=offset, feedback=store.export(limit, offset))

@@ -14,6 +14,10 @@ def _ref(name: str) -> dict:
     return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
 
+# Refused by gunicorn before the app sees it (a request line over 4094 bytes): not JSON.
+TOO_LONG = {"description": "Request line too long (the server's limit)"}
+
+
 def _job_ref() -> dict:
     return {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
 
@@ -25,6 +29,11 @@ LINKS = {"GetFirstJob": {"operationId": "getJob",
                          "parameters": {"job_id": "$response.body#/jobs/0/id"}},
          "DeleteFirstJob": {"operationId": "deleteJob",
                             "parameters": {"job_id": "$response.body#/jobs/0/id"}}}
+# From a job's status to its explanation and feedback (both need a done job).
+JOB_LINKS = {"GetExplanation": {"operationId": "getExplanation",
+                                "parameters": {"job_id": "$response.body#/id"}},
+             "PostFeedback": {"operationId": "postFeedback",
+                              "parameters": {"job_id": "$response.body#/id"}}}
 
 
 def spec() -> dict:
@@ -77,6 +86,7 @@ def spec() -> dict:
                     "401": _error("Unknown API key, or none where DFD_REQUIRE_API_KEY is on"),
                     "409": _error("The same Idempotency-Key is still being answered"),
                     "413": _error("Upload too large"),
+                    "414": TOO_LONG,
                     "415": _error("Not a JPEG or PNG image"),
                     "422": _error("Idempotency-Key already used for a different request"),
                     "429": _error("Upload limit reached; see Retry-After"),
@@ -89,9 +99,11 @@ def spec() -> dict:
                      "schema": {"type": "string"}},
                     {"name": "wait", "in": "query", "required": False,
                      "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
-                "responses": {"200": {"description": "The job", **_job_ref()},
+                "responses": {"200": {"description": "The job", **_job_ref(),
+                                      "links": JOB_LINKS},
                               "400": _error("Bad wait parameter"),
                               "404": _error("Unknown or expired job id"),
+                              "414": TOO_LONG,
                               "429": _error("Status limit reached"),
                               "503": _error("Job store unavailable")}},
                 "delete": {
@@ -114,6 +126,7 @@ def spec() -> dict:
                         "429": _error("Status limit reached"),
                         "503": _error("Job store unavailable")}}},
             "/api/v1/jobs/{job_id}/explanation": {"get": {
+                "operationId": "getExplanation",
                 "summary": "Why this face: an occlusion map per face (uploads sent with "
                            "explain=1)",
                 "description": "Computed by the worker right after the verdict, while it still "
@@ -134,10 +147,12 @@ def spec() -> dict:
                     "409": _error("The job is not done (code job_not_done)"),
                     "410": _error("No explanation: the upload was not sent with explain=1 "
                                   "and is deleted when the job is final (code upload_gone)"),
+                    "414": TOO_LONG,
                     "429": _error("Status limit reached"),
                     "500": _error("The worker could not compute it (code explanation_failed)"),
                     "503": _error("Job store unavailable")}}},
             "/api/v1/jobs/{job_id}/feedback": {"post": {
+                "operationId": "postFeedback",
                 "summary": "Say the verdict is wrong: what the image really is",
                 "security": [{}, {"bearer": []}],
                 "parameters": [{"name": "job_id", "in": "path", "required": True,
@@ -158,7 +173,7 @@ def spec() -> dict:
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
                     {"name": "offset", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 0}}],
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 10**12}}],
                 "responses": {
                     "200": {"description": "total, offset and the entries",
                             "content": {"application/json": {"schema": {
@@ -169,6 +184,7 @@ def spec() -> dict:
                                         "$ref": "#/components/schemas/Feedback"}}}}}}},
                     "400": _error("Bad limit or offset"),
                     "401": _error("No or unknown API key"),
+                    "414": TOO_LONG,
                     "429": _error("Status limit reached")}}},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document",

@@ -100,7 +100,8 @@ SCHEMAS = {
                             "description": "data: URL of a transparent PNG over crop_box"}}}}}},
     "FeedbackIn": {"type": "object", "required": ["label"], "additionalProperties": False,
                    "properties": {"label": {"type": "string", "enum": ["Real", "Fake"]},
-                                  "note": {"type": "string", "maxLength": 500}}},
+                                  "note": {"type": "string", "maxLength": 500,
+                                           "nullable": True}}},
     "Feedback": {"type": "object", "properties": {
         "job_id": {"type": "string"}, "label": {"type": "string", "enum": ["Real", "Fake"]},
         "note": {"type": "string"},
