@@ -6,6 +6,7 @@ import email.utils
 import math
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ import requests
 from batch.rows import make_row, row_from_job
 
 MAX_WAIT_S = 10  # the server holds ?wait= for at most 10 s (docs/API.md)
-RETRYABLE = frozenset({500, 502, 503, 504})
+# 409: the same Idempotency-Key is still being answered (a retry raced the first try).
+RETRYABLE = frozenset({409, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5  # for connection errors and 5xx; a 429 is waited out however often it comes
 
 
@@ -159,8 +161,12 @@ class ApiClient:
         # Bytes rather than an open file, so a retried request sends the whole file again.
         files = {"image": (path.name, path.read_bytes(), mime)}
         params = {"wait": wait} if wait > 0 else None
+        # One key per file, the same on every retry: a retry whose first try did reach the
+        # server gets that try's job back instead of a second job.
+        headers = {"Idempotency-Key": f"dfd-{uuid.uuid4().hex}"}
+        # Batch work yields to people at the page and to interactive API clients.
         body = self.request("POST", "/api/v1/jobs", "upload", timeout=120 + wait, files=files,
-                            params=params)
+                            params=params, headers=headers, data={"priority": "batch"})
         jobs = body.get("jobs") or []
         if not jobs or not jobs[0].get("id"):
             raise ApiError("upload accepted but the response names no job")

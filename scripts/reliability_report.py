@@ -3,8 +3,9 @@
     python scripts/reliability_report.py            # run the tests now, then write the report
     python scripts/reliability_report.py --results DIR   # write it from an earlier run's files
 
-The tests (tests/test_hostile.py, test_faults.py, test_limits.py, test_security.py) run against
-a real redis-server, real worker processes and the real gunicorn server; with
+The tests (TEST_FILES below: hostile uploads, faults, limits, security, concurrency, privacy,
+idempotency, webhooks) run against a real redis-server, real worker processes and the real
+gunicorn server; with
 DFD_RELIABILITY_OUT=DIR set they leave their figures in DIR (hostile.json, fault-*.json), and
 pytest's JUnit XML (junit.xml) says which tests passed. Nothing in the report is typed by hand.
 """
@@ -23,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_FILES = ["tests/test_hostile.py", "tests/test_faults.py", "tests/test_limits.py",
-              "tests/test_security.py"]
+              "tests/test_security.py", "tests/test_concurrency.py", "tests/test_privacy.py",
+              "tests/test_idempotency.py", "tests/test_webhooks.py"]
 OUT = ROOT / "docs" / "RELIABILITY.md"
 
 
@@ -187,7 +189,8 @@ def _faults_section(kill: dict | None, restart: dict | None) -> list[str]:
             f"(`attempts == 2`), all others once. The first kill hits a task on its own job "
             f"(recovered by Celery: `task_acks_late` + `task_reject_on_worker_lost`; turning "
             f"either off leaves that job stuck and fails the test); the others hit jobs claimed "
-            f"into a batch (recovered by their own queued tasks). {kill['seconds']} s.",
+            f"into a batch (leased to the dead task, they are run again by that task when "
+            f"Celery redelivers it: same task id, same owner). {kill['seconds']} s.",
         ]
     if restart:
         out += [
@@ -220,6 +223,23 @@ def _faults_section(kill: dict | None, restart: dict | None) -> list[str]:
         "- **Task cannot be sent** (`test_failed_publish_is_a_503_and_leaves_nothing_behind`, "
         "`test_publishing_to_a_dead_broker_fails_fast`): the upload gets 503 JSON and leaves no "
         "record, ready entry or file; a send to a dead broker gives up in under 3 s.",
+        "- **A later file's task cannot be sent** "
+        "(`test_concurrency.py::test_a_multi_file_upload_is_all_or_nothing_when_a_later_send_"
+        "fails`): all or nothing: every job of the request is removed again (records, files) "
+        "before the 503; the task that did go out finds no record and does nothing.",
+        "- **Two workers, one queue** (`test_concurrency.py::test_two_workers_run_each_of_200_"
+        "jobs_exactly_once`): 200 jobs, two worker processes batching from the same queue: "
+        "every job `attempts == 1`, `finishes == 1`. Claims are one Lua script that marks each "
+        "job running with an owner (the Celery task id) and a lease (`DFD_TASK_TIME_LIMIT` + "
+        "30 s); a job leased to another live owner is left alone when its own task arrives. "
+        "With the old claim the same test failed (1 job of 200 ran twice, no fault injected; "
+        "the issue saw 2 of 48). A lease that lapses (its "
+        "task killed by the hard time limit, never redelivered) is taken over by the next "
+        "claim.",
+        "- **Retried uploads** (`test_idempotency.py`): a request repeated with the same "
+        "`Idempotency-Key` gets the first request's jobs (`Idempotent-Replayed: true`), never "
+        "new ones; `dfd submit` sends one key per file and, behind a proxy that drops the "
+        "first answer, makes exactly one job.",
         "- **Stale jobs** (`test_job_past_the_queue_deadline_is_flagged_stale`): a job still "
         "`queued` or `running` after `DFD_QUEUE_DEADLINE` carries `\"stale\": true` next to "
         "`age_s` in its status.",
@@ -248,6 +268,10 @@ def _faults_section(kill: dict | None, restart: dict | None) -> list[str]:
 LIMITS = [
     "## Not proven here (known limits)",
     "",
+    "- A claim's lease that lapses (its task killed by the hard time limit and, being "
+    "acknowledged,\n  never redelivered) is taken over only by a later claim: with no further "
+    "uploads such a job\n  stays `running` (flagged `stale`). Webhook deliveries are lost if a "
+    "worker dies between\n  recording the result and queueing the delivery.",
     "- A Redis outage longer than the worker's 30 s ride-out leaves the jobs in flight "
     "`running` until their task messages are redelivered after the broker's visibility timeout "
     "(1 h); they are flagged `stale` after `DFD_QUEUE_DEADLINE` meanwhile. The same holds for a "

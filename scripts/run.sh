@@ -30,6 +30,11 @@ else
 fi
 
 "$BIN/python" -m shared.check_settings
+# Metrics: the web's gunicorn processes and the worker's pool children write their samples to one
+# folder, summed by GET /metrics. Stale samples of a previous run are removed (only *.db files).
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -type f -delete
 # Measured (docs/PERFORMANCE.md): one worker process per core, one web process per two cores.
 CORES=$(nproc 2>/dev/null || echo 2)
 HALF=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))

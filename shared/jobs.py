@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -12,9 +13,60 @@ import redis
 from shared.schema import FINAL
 
 PREFIX = "dfd:"
-# Queued job ids by age. Workers claim from it to batch what is waiting; Celery still delivers
-# every job's own task, so a claim lost with a crashed worker only costs a redo, never the job.
+# Queued job ids by age. A worker's task claims its own job plus others waiting, to batch them.
 READY = f"{PREFIX}ready"
+# Claimed (running) job ids by lease expiry. A lease past its time means the claiming worker
+# died without its task coming back; any later claim takes such a job over.
+LEASED = f"{PREFIX}leased"
+PRIORITY_SPAN = 1e10  # seconds: larger than any epoch time, so priority outranks age
+
+# Claiming is one atomic step with an owner (the Celery task id) and a lease. A job leased to
+# another live owner is left alone, so a job claimed into one worker's batch never runs again
+# when its own task reaches another worker. A task redelivered after its worker died (same task
+# id) takes back its whole batch: those jobs, and only those, run twice. (Job keys are built
+# inside the script from the prefix: fine on one Redis, not on a Redis Cluster.)
+_CLAIM = """
+local prefix, owner, own = ARGV[1], ARGV[2], ARGV[3]
+local extra, now, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local claimed, seen = {}, {}
+local function take(id)
+  if seen[id] then return end
+  seen[id] = true
+  local k = prefix .. 'job:' .. id
+  local st = redis.call('HGET', k, 'status')
+  if (not st) or st == 'done' or st == 'failed' then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    return
+  end
+  if st == 'running' then
+    local holder = redis.call('HGET', k, 'owner')
+    local till = tonumber(redis.call('HGET', k, 'lease_until') or '0')
+    if holder ~= owner and till > now then return end
+  end
+  redis.call('HSET', k, 'status', 'running', 'started_at', now, 'owner', owner,
+             'lease_until', now + lease)
+  redis.call('HINCRBY', k, 'attempts', 1)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], now + lease, id)
+  redis.call('SADD', KEYS[3], id)
+  table.insert(claimed, id)
+end
+take(own)
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do take(id) end
+local want = extra - (#claimed - 1)
+if want > 0 then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, want)) do
+    take(id)
+  end
+end
+want = extra - (#claimed - 1)
+if want > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, want - 1)) do take(id) end
+end
+if #claimed > 0 then redis.call('EXPIRE', KEYS[3], math.ceil(lease) + 60) end
+return claimed
+"""
 
 # Finishing is atomic and happens once: a redelivered task that finds the job final does nothing.
 _FINISH = """
@@ -23,9 +75,18 @@ if not status then return -1 end
 if status == 'done' or status == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'finishes', 1)
+redis.call('ZREM', KEYS[3], ARGV[7])
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('EXPIRE', KEYS[2], 120)
-if KEYS[3] then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6]) end
+return 1
+"""
+
+# An explanation is written only into a record that exists (as one step: a DELETE in between
+# must not leave a record holding nothing but the explanation).
+_SET_EXPLANATION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'explanation', ARGV[1])
 return 1
 """
 
@@ -49,21 +110,31 @@ class JobStore:
         self.r = client
         self.ttl = int(ttl)
         self._finish = client.register_script(_FINISH)
+        self._claim = client.register_script(_CLAIM)
+        self._explained = client.register_script(_SET_EXPLANATION)
 
     @staticmethod
     def key(job_id: str) -> str:
         """Redis key of a job record."""
         return f"{PREFIX}job:{job_id}"
 
-    def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str) -> dict:
-        """Write a new queued job record."""
+    def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str,
+               callback: str = "", priority: int = 0, explain: bool = False) -> dict:
+        """Write a new queued job record (callback: a checked webhook URL, or none; explain: the
+        worker caches the job's explanation before the upload is deleted).
+
+        priority (0 first) orders the ready set ahead of age, so a worker filling its batch
+        takes page uploads before API uploads before batch uploads, each oldest first.
+        """
         now = time.time()
         fields = {"id": job_id, "status": "queued", "created_at": now, "filename": filename,
-                  "stored": stored, "sha256": sha256, "client": client, "attempts": 0}
+                  "stored": stored, "sha256": sha256, "client": client, "attempts": 0,
+                  **({"callback": callback} if callback else {}),
+                  **({"explain": 1} if explain else {})}
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
-        pipe.zadd(READY, {job_id: now})
+        pipe.zadd(READY, {job_id: now + priority * PRIORITY_SPAN})
         pipe.execute()
         return fields
 
@@ -72,21 +143,45 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.delete(self.key(job_id))
         pipe.zrem(READY, job_id)
+        pipe.zrem(LEASED, job_id)
         pipe.execute()
 
     def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
-                      result: dict, source: str = "") -> None:
+                      result: dict, callback: str = "", source: str = "") -> None:
         """Write a job that is done at once with an earlier result for the same bytes and model
-        (source: that earlier job, whose upload and explanation this one shares)."""
+        (source: that earlier job, whose explanation this one shares)."""
         now = time.time()
         fields = {"id": job_id, "status": "done", "created_at": now, "started_at": now,
                   "finished_at": now, "filename": filename, "stored": "", "sha256": sha256,
                   "client": client, "attempts": 0, "finishes": 1, "reused": 1,
-                  "result": json.dumps(result), "source": source}
+                  "result": json.dumps(result), "source": source,
+                  **({"callback": callback} if callback else {})}
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
         pipe.execute()
+
+    def delete(self, job_id: str) -> dict | None:
+        """Remove a job's record, result, ready entry and reuse index; the record it had, or None.
+
+        The caller deletes the stored upload; a worker that is on the job finds no record when it
+        finishes and writes nothing back (the finish script refuses an unknown job).
+        """
+        rec = self.get(job_id)
+        if rec is None:
+            return None
+        pipe = self.r.pipeline()
+        pipe.delete(self.key(job_id), f"{PREFIX}done:{job_id}")
+        pipe.zrem(READY, job_id)
+        pipe.zrem(LEASED, job_id)
+        if rec["result"] and not rec["reused"]:
+            sha_key = self._sha_key(rec["result"]["model"]["version"], rec["client"],
+                                    rec["sha256"])
+            pipe.get(sha_key)
+        got = pipe.execute()
+        if len(got) == 4 and got[3] is not None and got[3].decode() == job_id:
+            self.r.delete(sha_key)
+        return rec
 
     def get(self, job_id: str) -> dict | None:
         """The raw record with decoded fields, or None for an unknown or expired id."""
@@ -101,67 +196,40 @@ class JobStore:
         rec["result"] = json.loads(rec["result"]) if rec.get("result") else None
         return rec
 
-    def mark_running(self, job_id: str) -> dict | None:
-        """Flag a job running (again, on redelivery); None when it is unknown or already final."""
-        rec = self.get(job_id)
-        if rec is None or rec["status"] in FINAL:
-            return None
-        pipe = self.r.pipeline()
-        pipe.hset(self.key(job_id), mapping={"status": "running", "started_at": time.time()})
-        pipe.hincrby(self.key(job_id), "attempts", 1)
-        pipe.execute()
-        return rec
+    def claim_ready(self, job_id: str, extra: int, owner: str | None = None,
+                    lease: float = 300) -> list[str]:
+        """Claim job_id plus up to `extra` others for `owner`, atomically; the ids now running.
 
-    def claim_ready(self, job_id: str, extra: int) -> list[str]:
-        """job_id plus up to `extra` other queued ids, oldest first, removed from the ready set."""
-        pipe = self.r.pipeline()
-        pipe.zrem(READY, job_id)
-        if extra > 0:
-            pipe.zpopmin(READY, extra)
-        got = pipe.execute()
-        others = [m.decode() for m, _ in got[1]] if extra > 0 else []
-        return [job_id, *others]
+        Each claimed job is marked running with attempts + 1 and leased to owner for `lease`
+        seconds. job_id is left out when it is final, unknown, or leased to another owner whose
+        lease is still good. Others come from lapsed leases first, then the queue, oldest first.
+        """
+        owner = owner or new_job_id()
+        got = self._claim(keys=[READY, LEASED, f"{PREFIX}owner:{owner}"],
+                          args=[PREFIX, owner, job_id, max(extra, 0), time.time(), lease])
+        return [g.decode() for g in got]
 
     def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None,
-               sha256: str | None = None) -> bool:
+               sha256: str | None = None, client: str = "") -> bool:
         """Record the final state once; False if the job was already final or is unknown.
 
-        With sha256, a done result is indexed for reuse in the same atomic step, so a client
-        that sees "done" and re-sends the same bytes always finds it.
+        With sha256, a done result is indexed for reuse by the same client in the same atomic
+        step, so a client that sees "done" and re-sends the same bytes always finds it.
         """
         if (result is None) == (error is None):
             raise ValueError("finish takes exactly one of result or error")
         status, field, value = (("done", "result", json.dumps(result)) if result is not None
                                 else ("failed", "error", error))
-        keys = [self.key(job_id), f"{PREFIX}done:{job_id}"]
-        args = [status, field, value, time.time()]
+        keys = [self.key(job_id), f"{PREFIX}done:{job_id}", LEASED]
+        args = [status, field, value, time.time(), job_id, self.ttl, job_id]
         if result is not None and sha256:
-            keys.append(self._sha_key(result["model"]["version"], sha256))
-            args += [job_id, self.ttl]
+            keys.append(self._sha_key(result["model"]["version"], client, sha256))
         return self._finish(keys=keys, args=args) == 1
 
     def set_explanation(self, job_id: str, explanation: dict) -> bool:
-        """Cache a job's explanation in its record (never creating one) and wake waiters."""
-        key = self.key(job_id)
-        if not self.r.exists(key):
-            return False  # expired meanwhile: writing would make a record without a status
-        pipe = self.r.pipeline()
-        pipe.hset(key, "explanation", json.dumps(explanation))
-        pipe.rpush(f"{PREFIX}explained:{job_id}", "1")
-        pipe.expire(f"{PREFIX}explained:{job_id}", 120)
-        pipe.delete(f"{PREFIX}explaining:{job_id}")
-        pipe.execute()
-        return True
-
-    def claim_explain(self, job_id: str, ttl: int = 60) -> bool:
-        """True for the one caller that should send the explain task (none in flight)."""
-        return bool(self.r.set(f"{PREFIX}explaining:{job_id}", 1, nx=True, ex=ttl))
-
-    def wait_explained(self, job_id: str, timeout: float) -> None:
-        """Block up to timeout seconds for an explanation to be cached."""
-        key = f"{PREFIX}explained:{job_id}"
-        if self.r.blpop([key], timeout=max(timeout, 0.01)):
-            self.r.rpush(key, "1")  # other waiters on the same job wake up too
+        """Cache a job's explanation in its record; never creating one (a job deleted or
+        expired meanwhile stays gone). False when there is no record."""
+        return self._explained(keys=[self.key(job_id)], args=[json.dumps(explanation)]) == 1
 
     def wait(self, job_id: str, timeout: float) -> None:
         """Block up to timeout seconds for a job to finish (returns early when it does)."""
@@ -172,20 +240,23 @@ class JobStore:
             self.r.rpush(key, "1")
 
     @staticmethod
-    def _sha_key(version: str, sha256: str) -> str:
-        return f"{PREFIX}sha:{version}:{sha256}"
+    def _sha_key(version: str, client: str, sha256: str) -> str:
+        # Scoped to the client: another client never learns that these bytes were sent before.
+        who = hashlib.sha256(client.encode()).hexdigest()[:32]
+        return f"{PREFIX}sha:{version}:{who}:{sha256}"
 
-    def reusable_job(self, version: str | None, sha256: str) -> dict | None:
-        """The earlier done record for the same bytes and model version, if still stored."""
+    def reusable_job(self, version: str | None, client: str, sha256: str) -> dict | None:
+        """The same client's earlier done record for the same bytes and model version, if
+        still stored."""
         if not version:
             return None
-        job_id = self.r.get(self._sha_key(version, sha256))
+        job_id = self.r.get(self._sha_key(version, client, sha256))
         rec = self.get(job_id.decode()) if job_id else None
         return rec if rec and rec["status"] == "done" else None
 
-    def reusable_result(self, version: str | None, sha256: str) -> dict | None:
-        """An earlier result for the same bytes and model version, if still stored."""
-        rec = self.reusable_job(version, sha256)
+    def reusable_result(self, version: str | None, client: str, sha256: str) -> dict | None:
+        """The same client's earlier result for the same bytes and model version, if stored."""
+        rec = self.reusable_job(version, client, sha256)
         return rec["result"] if rec else None
 
     def set_model(self, info: dict) -> None:

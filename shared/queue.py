@@ -7,7 +7,7 @@ from celery import Celery
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from shared.tasks import QUEUE
+from shared.tasks import DEFAULT_PRIORITY, PRIORITY_STEPS, QUEUE
 
 
 def redis_client(settings: dict, ride_out: float = 0) -> redis.Redis:
@@ -40,8 +40,12 @@ def celery_config(settings: dict) -> dict:
         "broker_connection_retry_on_startup": True,
         # A task's hard limit stays well under the visibility timeout, so a slow task is never
         # handed to a second worker while the first is still on it.
+        # Priorities (shared.tasks.PRIORITIES): one Redis list per step, served in order.
         "broker_transport_options": {"visibility_timeout": max(3600, 4 * limit),
-                                     "socket_connect_timeout": 2, "socket_timeout": 10},
+                                     "socket_connect_timeout": 2, "socket_timeout": 10,
+                                     "priority_steps": PRIORITY_STEPS, "sep": ":",
+                                     "queue_order_strategy": "priority"},
+        "task_default_priority": DEFAULT_PRIORITY,
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",
@@ -54,7 +58,9 @@ def celery_config(settings: dict) -> dict:
         "task_time_limit": limit,
         "task_soft_time_limit": max(limit - 5, 1),
         "task_default_queue": QUEUE,
-        "worker_send_task_events": False,
+        # Task events for Flower and `celery events` (docs/OPERATIONS.md).
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
     }
 

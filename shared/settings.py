@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The shipped model: in the source tree, else where the wheel installs it (data files).
+MODEL = next((p for p in (ROOT / "models" / "dfd-mnv2",
+                          Path(sys.prefix) / "share" / "dfd" / "models" / "dfd-mnv2")
+              if p.is_dir()), ROOT / "models" / "dfd-mnv2")
 PREFIX = "DFD_"
 _RATE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.I)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.I)
@@ -77,6 +82,16 @@ def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def parse_bool(name: str, raw: str) -> bool:
+    """true/false, yes/no, on/off or 1/0."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{PREFIX}{name}={raw!r}: expected true or false")
+
+
 # name -> (default, parser). Defaults are strings so that they go through the same parser.
 SPEC = {
     "REDIS_URL": ("redis://127.0.0.1:6379/0", lambda n, r: r.strip()),
@@ -87,15 +102,23 @@ SPEC = {
     "UPLOAD_LIMIT": ("5/minute", parse_rate),
     "STATUS_LIMIT": ("1200/minute", parse_rate),
     "API_KEYS": ("", parse_api_keys),
+    "REQUIRE_API_KEY": ("false", parse_bool),
     "TRUSTED_PROXIES": ("0", lambda n, r: parse_int(n, r, 0, 10)),
     "MAX_UPLOAD_MB": ("10", lambda n, r: parse_float(n, r, 0.01, 1024)),
     "MAX_FILES": ("20", lambda n, r: parse_int(n, r, 1, 1000)),
     "MAX_PIXELS": ("40000000", lambda n, r: parse_int(n, r, 1, 500_000_000)),
-    "MODEL_PATH": (str(ROOT / "models" / "dfd-mnv2"), lambda n, r: str(Path(r).expanduser())),
+    "MODEL_PATH": (str(MODEL), lambda n, r: str(Path(r).expanduser())),
     "THRESHOLD": ("", lambda n, r: parse_float(n, r, 0.0, 1.0) if r.strip() else None),
     "DEVICE": ("auto", lambda n, r: parse_choice(n, r, ("auto", "cpu", "gpu"))),
     "BATCH_SIZE": ("8", lambda n, r: parse_int(n, r, 1, 256)),
     "PORT": ("5000", lambda n, r: parse_int(n, r, 1, 65535)),
+    "LOG_FORMAT": ("text", lambda n, r: parse_choice(n, r, ("text", "json"))),
+    "METRICS_PORT": ("0", lambda n, r: parse_int(n, r, 0, 65535)),
+    "WEBHOOK_SECRET": ("", lambda n, r: r.strip()),
+    "WEBHOOK_ALLOW_HTTP": ("false", parse_bool),
+    "WEBHOOK_ALLOW_PRIVATE": ("false", parse_bool),
+    "WEBHOOK_RETRIES": ("6", lambda n, r: parse_int(n, r, 0, 20)),
+    "WEBHOOK_BACKOFF": ("5s", parse_duration),
     "TASK_TIME_LIMIT": ("120", lambda n, r: parse_int(n, r, 5, 3000)),
 }
 
@@ -103,5 +126,11 @@ SPEC = {
 def load(env: Mapping[str, str] | None = None) -> dict:
     """All settings, parsed, from env (default os.environ); raises SettingsError on a bad value."""
     env = os.environ if env is None else env
-    return {name: parser(name, env.get(PREFIX + name, default))
-            for name, (default, parser) in SPEC.items()}
+    out = {name: parser(name, env.get(PREFIX + name, default))
+           for name, (default, parser) in SPEC.items()}
+    if out["REQUIRE_API_KEY"] and not out["API_KEYS"]:
+        raise SettingsError(f"{PREFIX}REQUIRE_API_KEY is on but {PREFIX}API_KEYS is empty: "
+                            "nobody could upload; set keys or turn it off")
+    if out["WEBHOOK_SECRET"] and len(out["WEBHOOK_SECRET"]) < 16:
+        raise SettingsError(f"{PREFIX}WEBHOOK_SECRET: use 16 or more characters")
+    return out

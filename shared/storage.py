@@ -1,11 +1,18 @@
-"""Upload storage: generated names under one folder, never the client's name, swept by age."""
+"""Upload storage: generated names under one folder, never the client's name; deleted when
+the job is final, and swept by age as a safety net."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from pathlib import Path
+
+# The only names the service writes: 32 hex characters and our suffix, or the temporary file
+# that becomes one. The sweep touches nothing else, so a shared folder is never emptied.
+NAME = re.compile(r"[0-9a-f]{32}\.(jpg|png)")
+PART = re.compile(r"\.[0-9a-f]{32}\.(jpg|png)\.part")
 
 
 class Storage:
@@ -27,9 +34,7 @@ class Storage:
 
     def path(self, name: str) -> Path:
         """The path of a stored name; refuses anything that is not one of our generated names."""
-        stem, _, ext = name.partition(".")
-        if len(stem) != 32 or not all(c in "0123456789abcdef" for c in stem) or ext not in (
-                "jpg", "png"):
+        if not NAME.fullmatch(name):
             raise ValueError(f"not a stored upload name: {name!r}")
         return self.root / name
 
@@ -42,14 +47,19 @@ class Storage:
         self.path(name).unlink(missing_ok=True)
 
     def sweep(self, older_than: float, now: float | None = None) -> int:
-        """Delete uploads older than older_than seconds; returns how many were removed."""
+        """Delete uploads older than older_than seconds; returns how many were removed.
+
+        A safety net: each upload is deleted when its job is final. Only names this service
+        generated are removed; any other file in the folder is left alone.
+        """
         if not self.root.is_dir():
             return 0
         cutoff = (time.time() if now is None else now) - older_than
         removed = 0
         for entry in os.scandir(self.root):
             try:
-                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                ours = NAME.fullmatch(entry.name) or PART.fullmatch(entry.name)
+                if ours and entry.is_file() and entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
                     removed += 1
             except FileNotFoundError:

@@ -1,6 +1,16 @@
 """Celery task names and queue, shared so the web can send tasks by name without worker code."""
 
 DETECT = "dfd.detect"
-# On request: the occlusion map of a done job's faces (GET /api/v1/jobs/<id>/explanation).
-EXPLAIN = "dfd.explain"
 QUEUE = "dfd"
+
+# Work classes, most urgent first: a person waiting at the page, then API clients, then batches.
+# The number is the Celery message priority (on Redis 0 is served first; one list per step,
+# "dfd", "dfd:3", "dfd:6", "dfd:9") and the job's rank in the ready set workers batch from.
+PRIORITIES = {"page": 0, "api": 3, "batch": 6}
+PRIORITY_STEPS = [0, 3, 6, 9]
+DEFAULT_PRIORITY = 3  # tasks sent without one (webhook deliveries and their retries)
+
+
+def queue_lists(queue: str = QUEUE) -> list[str]:
+    """The Redis lists that hold one queue's messages, one per priority step."""
+    return [queue if step == 0 else f"{queue}:{step}" for step in PRIORITY_STEPS]

@@ -18,6 +18,7 @@ from tests import services
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 API_KEY = "test-key-0123456789abcdef"
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -72,9 +73,17 @@ def model_dir(tmp_root) -> Path:
 
 @pytest.fixture(scope="session")
 def service_env(redis_url, model_dir, tmp_root) -> dict:
+    # As scripts/run.sh does: one empty folder for the web's and the workers' metric samples.
+    metrics = tmp_root / "metrics"
+    metrics.mkdir(exist_ok=True)
     return {"DFD_REDIS_URL": redis_url, "DFD_MODEL_PATH": str(model_dir),
             "DFD_UPLOAD_DIR": str(tmp_root / "uploads"),
-            "DFD_API_KEYS": f"tests:{API_KEY}:10000/minute"}
+            "DFD_API_KEYS": f"tests:{API_KEY}:10000/minute",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+            # Webhooks to a receiver on this machine (plain http on loopback), retried quickly.
+            "DFD_WEBHOOK_SECRET": WEBHOOK_SECRET, "DFD_WEBHOOK_ALLOW_HTTP": "true",
+            "DFD_WEBHOOK_ALLOW_PRIVATE": "true", "DFD_WEBHOOK_RETRIES": "3",
+            "DFD_WEBHOOK_BACKOFF": "0.2"}
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +107,17 @@ def live_server(service_env, worker, tmp_root) -> LiveServer:
     yield LiveServer(url, API_KEY, service_env["DFD_REDIS_URL"], tmp_root / "uploads",
                      service_env, tmp_root)
     services.stop(proc)
+
+
+@pytest.fixture
+def clean_redis(redis_url) -> redis.Redis:
+    """Database 1 of the session's redis-server, emptied before and after the test: for tests of
+    the job store that need a clean state (the live service and its worker use database 0)."""
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture

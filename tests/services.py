@@ -141,3 +141,28 @@ def consumers_paused(redis_url: str):
         yield
     finally:
         app.control.add_consumer(QUEUE, reply=True, timeout=2, limit=workers)
+
+
+def log_text_when(path: Path, needle: str, timeout: float = 10) -> str:
+    """The log's text once `needle` appears in it (polled: a process flushes when it will)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if needle in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
+
+
+def wait_queue_drained(redis_url: str, timeout: float = 15) -> None:
+    """Until no task message waits in any priority list and none is unacknowledged (the worker
+    acknowledges after running a task): every task sent so far has run."""
+    import redis
+
+    from shared.tasks import queue_lists
+
+    r = redis.Redis.from_url(redis_url)
+
+    def drained() -> bool:
+        return not any(r.llen(q) for q in queue_lists()) and not r.hlen("unacked")
+
+    wait_for(drained, timeout, "the task queue to drain")

@@ -1,4 +1,4 @@
-"""The upload page (templates/index.html, static/js/*.js) driven in headless Debian chromium.
+"""The upload page (web/templates/index.html, web/static/js/*.js) in headless Debian chromium.
 
 Real-server tests upload through the real gunicorn + Celery worker + redis behind `live_server`,
 as an anonymous visitor would (rate-limit counters are reset first). Tests of error words and of
@@ -294,7 +294,7 @@ def test_jpeg_gets_a_verdict(tab, live_server, face_jpeg, fresh_limits):
         "Likely real", "Can't tell", "Likely fake", "Not a face photo we can judge")
     assert card.locator("[data-testid=stability]").inner_text().startswith(("Stable", "Unstable"))
     assert PERCENT.match(card.locator("[data-testid=confidence]").inner_text()), describe(card)
-    assert card.locator("[data-testid=status]").inner_text() == "Done"
+    assert card.locator("[data-testid=status]").inner_text().startswith("Done — ")
     assert card.locator("[data-testid=error]").is_hidden()
     assert card.locator("[data-testid=progress]").is_hidden()
     faces_text = card.locator(".verdict__faces").inner_text()
@@ -376,7 +376,7 @@ def test_upload_limit_reached_on_the_real_server(tab, live_server, fresh_limits)
     states = [wait_settled(cards(tab).nth(i), live_server=live_server) for i in range(6)]
     limited = [describe(cards(tab).nth(i)) for i, s in enumerate(states) if s == "error"]
     assert len(limited) == 1, [describe(cards(tab).nth(i)) for i in range(6)]
-    assert re.search(r"Upload limit reached — try again in \d+ s", limited[0]), limited[0]
+    assert re.search(r"Upload limit reached — uploading again in \d+ s", limited[0]), limited[0]
     assert states.count("done") == 5, states
 
 
@@ -482,10 +482,10 @@ def test_assessment_comes_first_in_plain_words(tab, live_server, assessment, rea
      r"^Not accepted — photo.jpg: the image is truncated$", False),
     (json_response(429, error_body("rate_limited", "upload limit reached", retry_after=42),
                    {"Retry-After": "42"}),
-     r"^Upload limit reached — try again in (42|41|40) s$", True),
+     r"Upload limit reached — uploading again in (42|41|40) s$", True),
     (json_response(429, error_body("rate_limited", "upload limit reached"),
                    {"Retry-After": "17"}),
-     r"^Upload limit reached — try again in (17|16|15) s$", True),
+     r"Upload limit reached — uploading again in (17|16|15) s$", True),
     (json_response(503, error_body("unavailable", "the job store is unreachable"),
                    {"Retry-After": "5"}),
      r"^Server unavailable — the job store is unreachable$", True),

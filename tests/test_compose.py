@@ -44,3 +44,31 @@ def test_worker_scales_and_shares_uploads_with_web():
 
     assert "/data/uploads" in mounts(worker) & mounts(web)
     assert web["environment"]["DFD_UPLOAD_DIR"] == worker["environment"]["DFD_UPLOAD_DIR"]
+
+
+def test_compose_is_deployable():
+    """Restart policies, a grace period longer than the task limit, the web on localhost unless
+    DFD_BIND says otherwise, worker concurrency from the env, settings from dfd.env."""
+    from shared.settings import SPEC
+
+    services = _config()["services"]
+    assert all(s.get("restart") == "unless-stopped" for s in services.values())
+    worker, web = services["worker"], services["web"]
+    grace = worker["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > int(SPEC["TASK_TIME_LIMIT"][0]), grace
+    ports = web["ports"][0]
+    published = ports if isinstance(ports, str) else f"{ports['host_ip']}:{ports['published']}"
+    assert published.startswith("127.0.0.1:"), ports
+    assert "DFD_WORKERS" in " ".join(worker["command"])
+    # Every setting is in the env file, with the default it has in shared/settings.py.
+    env_file = (ROOT / "dfd.env").read_text().splitlines()
+    listed = {line.lstrip("# ").split("=", 1)[0] for line in env_file if "=" in line}
+    assert {f"DFD_{name}" for name in SPEC} <= listed, {f"DFD_{n}" for n in SPEC} - listed
+    for name, (default, _) in SPEC.items():
+        if name not in ("REDIS_URL", "UPLOAD_DIR", "MODEL_PATH"):
+            assert f"DFD_{name}={default}" in [line.lstrip("# ") for line in env_file], name
+
+
+def test_dockerignore_keeps_the_context_clean():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "var", "tests"} <= set(ignored)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 
 import pytest
 import redis
@@ -18,11 +19,13 @@ from tests.provenance_files import png_with_text, signed_jpeg, xmp_packet
 pytestmark = pytest.mark.slow
 
 
-def _submit(live_server, data: bytes, name: str = "x.jpg", headers=None) -> dict:
+def _submit(live_server, data: bytes, name: str = "x.jpg", headers=None,
+            explain: str | None = None) -> dict:
     kind = "image/png" if name.endswith(".png") else "image/jpeg"
     r = requests.post(f"{live_server.url}/api/v1/jobs?wait=10", timeout=60,
                       headers=headers or {"Authorization": f"Bearer {live_server.api_key}"},
-                      files={"image": (name, data, kind)})
+                      files={"image": (name, data, kind)},
+                      data={"explain": explain} if explain is not None else None)
     assert r.status_code in (200, 202), r.text
     job = r.json()["jobs"][0]
     return live_server.wait_final(job["id"]) if job["status"] != "done" else job
@@ -65,10 +68,26 @@ def test_hostile_metadata_still_finishes_the_job(live_server, reset_limits):
             m["kind"] == "unreadable" for m in prov["markers"]), prov
 
 
+def _stored(live_server, job_id: str):
+    name = redis.Redis.from_url(live_server.redis_url).hget(f"dfd:job:{job_id}", "stored")
+    return live_server.upload_dir / name.decode()
+
+
+def _deleted(path, timeout: float = 5) -> bool:
+    """The worker deletes the upload just after recording the final state: poll briefly."""
+    deadline = time.monotonic() + timeout
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not path.exists()
+
+
 def test_explanation_through_the_worker(live_server, reset_limits, sample_jpeg):
-    job = _submit(live_server, sample_jpeg)
+    # explain=1: the worker makes the map with the verdict, while it still has the image.
+    job = _submit(live_server, sample_jpeg, explain="1")
     url = f"{live_server.url}/api/v1/jobs/{job['id']}/explanation"
-    r = requests.get(url, timeout=30)
+    # Cached before the job was done, and the upload is deleted all the same.
+    assert _deleted(_stored(live_server, job["id"]))
+    r = requests.get(url, params={"wait": 0}, timeout=30)
     assert r.status_code == 200, r.text
     got = r.json()
     faces = job["result"]["faces"]
@@ -78,25 +97,53 @@ def test_explanation_through_the_worker(live_server, reset_limits, sample_jpeg):
     assert got["method"]["name"] == "occlusion" and got["model"] == job["result"]["model"]
     png = Image.open(io.BytesIO(base64.b64decode(first["overlay_png"].split(",", 1)[1])))
     assert png.format == "PNG" and png.mode == "RGBA"
-    # Cached in the job record: the second answer is the same document, with no worker call.
-    assert requests.get(url, params={"wait": 0}, timeout=30).json() == got
+    # Cached in the job record: the second answer is the same document.
+    assert requests.get(url, timeout=30).json() == got
     r = redis.Redis.from_url(live_server.redis_url)
     assert json.loads(r.hget(f"dfd:job:{job['id']}", "explanation"))["faces"] == got["faces"]
     # The same bytes again reuse the verdict, and the explanation of the job that made it.
-    again = _submit(live_server, sample_jpeg)
+    again = _submit(live_server, sample_jpeg, explain="1")
     assert again.get("reused") and again["id"] != job["id"]
     reply = requests.get(f"{live_server.url}/api/v1/jobs/{again['id']}/explanation", timeout=30)
     assert reply.status_code == 200 and reply.json()["faces"] == got["faces"]
 
 
+def test_explain_asked_of_an_earlier_result_without_one_runs_again(live_server, reset_limits):
+    data = make_jpeg(seed=14)
+    plain = _submit(live_server, data)
+    assert requests.get(f"{live_server.url}/api/v1/jobs/{plain['id']}/explanation",
+                        timeout=10).status_code == 410
+    # Without explain=1 the repeat reuses the result (and has no explanation either) ...
+    reused = _submit(live_server, data, explain="0")
+    assert reused.get("reused") and reused["id"] != plain["id"]
+    _error(requests.get(f"{live_server.url}/api/v1/jobs/{reused['id']}/explanation",
+                        timeout=10), 410, "upload_gone")
+    # ... with it, the bytes are analysed again, so the map can be made.
+    fresh = _submit(live_server, data, explain="1")
+    assert "reused" not in fresh and fresh["status"] == "done", fresh
+    r = requests.get(f"{live_server.url}/api/v1/jobs/{fresh['id']}/explanation", timeout=10)
+    assert r.status_code == 200, r.text
+    # And from then on a repeat with explain=1 reuses that job and its explanation.
+    last = _submit(live_server, data, explain="1")
+    assert last.get("reused")
+    r2 = requests.get(f"{live_server.url}/api/v1/jobs/{last['id']}/explanation", timeout=10)
+    assert r2.status_code == 200 and r2.json()["faces"] == r.json()["faces"]
+
+
 def test_explanation_errors(live_server, reset_limits):
     base = f"{live_server.url}/api/v1/jobs"
     _error(requests.get(f"{base}/{'0' * 32}/explanation", timeout=10), 404, "not_found")
-    job = _submit(live_server, make_jpeg(seed=11))
+    job = _submit(live_server, make_jpeg(seed=11))  # without explain=1
     r = redis.Redis.from_url(live_server.redis_url)
-    stored = r.hget(f"dfd:job:{job['id']}", "stored").decode()
-    (live_server.upload_dir / stored).unlink()  # as the retention sweep would
-    _error(requests.get(f"{base}/{job['id']}/explanation", timeout=10), 410, "upload_gone")
+    body = _error(requests.get(f"{base}/{job['id']}/explanation", timeout=10), 410,
+                  "upload_gone")
+    message = body["error"]["message"]
+    assert "deleted as soon as the job finishes" in message and "explain=1" in message, message
+    bad = requests.post(f"{base}?wait=0", files={"image": ("e.jpg", make_jpeg(seed=11),
+                                                           "image/jpeg")},
+                        data={"explain": "yes"},
+                        headers={"Authorization": f"Bearer {live_server.api_key}"}, timeout=10)
+    assert _error(bad, 400, "bad_request")["error"]["message"].startswith("explain must be")
     _error(requests.get(f"{base}/{job['id']}/explanation?wait=x", timeout=10), 400,
            "bad_request")
     r.hset(f"dfd:job:{job['id']}", "status", "running")
@@ -116,9 +163,8 @@ def test_feedback_once_per_client_and_export(live_server, reset_limits):
     _error(requests.post(f"{live_server.url}/api/v1/jobs/{'0' * 32}/feedback",
                          json={"label": "Real"}, timeout=10), 404, "not_found")
     other = "Real" if job["result"]["label"] == "Fake" else "Fake"
-    stored = live_server.upload_dir / redis.Redis.from_url(live_server.redis_url).hget(
-        f"dfd:job:{job['id']}", "stored").decode()
-    before = stored.stat().st_mtime
+    stored = _stored(live_server, job["id"])
+    assert _deleted(stored)  # the job is final: its upload is gone before any feedback
     r = requests.post(url, json={"label": other, "note": "my own photo"}, timeout=10)
     assert r.status_code == 201, r.text
     entry = r.json()
@@ -131,12 +177,15 @@ def test_feedback_once_per_client_and_export(live_server, reset_limits):
     export = f"{live_server.url}/api/v1/feedback"
     _error(requests.get(export, timeout=10), 401, "unauthorized")
     got = requests.get(export, headers=auth, timeout=10).json()
+    # An offset past what Redis takes is a 400, not a 500 (found by the contract test).
+    _error(requests.get(export, headers=auth, params={"offset": 10**30}, timeout=10), 400,
+           "bad_request")
     mine = [e for e in got["feedback"] if e["job_id"] == job["id"]]
     assert len(mine) == 2 and len({e["client"] for e in mine}) == 2
     assert {e["note"] for e in mine} == {"my own photo", ""}
-    # Feedback never keeps the upload longer: the sweep goes by the file's age, which feedback
-    # leaves alone, and nothing about feedback is written into the job record.
-    assert stored.stat().st_mtime == before
+    # Feedback never brings the upload back, and nothing about feedback is written into the
+    # job record.
+    assert not stored.exists()
     rec = redis.Redis.from_url(live_server.redis_url).hgetall(f"dfd:job:{job['id']}")
     assert not any(b"feedback" in k for k in rec)
 

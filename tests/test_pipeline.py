@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import redis
 
 from detector.analyze import analyze
 from detector.faces import FaceDetector
@@ -68,8 +67,8 @@ def test_analyze_result_names_model_and_image(model_dir, detector, sample_jpeg):
     assert 0 <= res["p_fake"] <= 1 and res["label"] in ("Real", "Fake")
 
 
-def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, redis_url, tmp_path):
-    jobs, storage = JobStore(redis.Redis.from_url(redis_url), 60), Storage(tmp_path)
+def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, clean_redis, tmp_path):
+    jobs, storage = JobStore(clean_redis, 60), Storage(tmp_path)
     model = load_model(model_dir)
     calls = []
     real_predict = model.predict
@@ -95,9 +94,8 @@ def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, redis_url, tmp_
     assert set(again.values()) == {"skipped"}  # final jobs are never redone
 
 
-def test_claim_ready_takes_waiting_jobs_oldest_first(redis_url):
-    jobs = JobStore(redis.Redis.from_url(redis_url), 60)
-    jobs.r.delete("dfd:ready")
+def test_claim_ready_takes_waiting_jobs_oldest_first(clean_redis):
+    jobs = JobStore(clean_redis, 60)
     ids = [new_job_id() for _ in range(4)]
     for job_id in ids:
         jobs.create(job_id, filename="x", stored="", sha256="", client="t")
@@ -115,3 +113,52 @@ def test_runtime_follows_device(monkeypatch):
     monkeypatch.setattr(model_mod, "gpu_available", lambda: True)
     assert model_mod.choose_runtime("auto", has_tflite=True) == "keras"
     assert model_mod.choose_runtime("cpu", has_tflite=True) == "tflite"
+
+
+def test_explain_is_cached_before_the_job_is_final_then_the_upload_goes(
+        model_dir, detector, clean_redis, tmp_path, monkeypatch):
+    jobs, storage = JobStore(clean_redis, 60), Storage(tmp_path)
+    model = load_model(model_dir)
+    asked, plain = new_job_id(), new_job_id()
+    for job_id, explain, seed in ((asked, True, 21), (plain, False, 22)):
+        jobs.create(job_id, filename="x.jpg", stored=storage.save(make_jpeg(seed=seed), ".jpg"),
+                    sha256=str(seed), client="t", explain=explain)
+    seen = {}
+    real_finish = jobs.finish
+
+    def finish(job_id, **final):
+        # What the record holds at the moment it becomes final (and the upload is still there).
+        rec = jobs.get(job_id)
+        seen[job_id] = (rec.get("explanation"), storage.path(rec["stored"]).is_file())
+        return real_finish(job_id, **final)
+
+    monkeypatch.setattr(jobs, "finish", finish)
+    assert run_jobs([asked, plain], jobs, storage, detector, model,
+                    max_pixels=10**7) == {asked: "done", plain: "done"}
+    assert list(seen) == [plain, asked]  # the one without an explanation is not held up
+    assert seen[plain] == (None, True)
+    explanation, kept = seen[asked]
+    assert kept and json.loads(explanation)["method"]["name"] == "occlusion"
+    assert json.loads(jobs.get(asked)["explanation"])["faces"]
+    assert "explanation" not in jobs.get(plain)
+    assert not any(tmp_path.iterdir())  # both uploads deleted once final
+
+
+def test_a_failed_explanation_never_fails_the_job(model_dir, detector, clean_redis, tmp_path,
+                                                  monkeypatch):
+    import worker.explain
+
+    jobs, storage = JobStore(clean_redis, 60), Storage(tmp_path)
+    job_id = new_job_id()
+    jobs.create(job_id, filename="x.jpg", stored=storage.save(make_jpeg(seed=23), ".jpg"),
+                sha256="23", client="t", explain=True)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(worker.explain, "explain_image", broken)
+    outcomes = run_jobs([job_id], jobs, storage, detector, load_model(model_dir),
+                        max_pixels=10**7)
+    assert outcomes == {job_id: "done"} and jobs.get(job_id)["result"]["label"]
+    assert json.loads(jobs.get(job_id)["explanation"]) == {"error": "failed"}
+    assert not any(tmp_path.iterdir())

@@ -24,7 +24,9 @@ from PIL import Image
 from shared.jobs import JobStore, new_job_id
 from shared.queue import celery_config, make_celery
 from shared.tasks import DETECT, QUEUE
+from tests import services
 from tests.conftest import make_jpeg
+from tests.services import consumers_paused
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_CODE = ["web", "worker", "shared", "training", "batch"]
@@ -97,29 +99,33 @@ def test_uploads_are_never_served(live_server):
     # the feedback export returns what users typed.
     assert get_routes == ["/", "/api/v1/feedback", "/api/v1/jobs/<job_id>",
                           "/api/v1/jobs/<job_id>/explanation", "/api/v1/openapi.json",
-                          "/healthz", "/readyz", "/static/<path:filename>"], get_routes
+                          "/healthz", "/metrics", "/readyz", "/static/<path:filename>"], get_routes
     static = Path(app.static_folder).resolve()
     uploads = Path(live_server.upload_dir).resolve()
     assert static not in uploads.parents and uploads != static and uploads not in static.parents
-    # A real stored upload, asked for by every path that might lead to it.
-    r = requests.post(f"{live_server.url}/api/v1/jobs", timeout=10,
-                      headers={"Authorization": f"Bearer {live_server.api_key}"},
-                      files=[("image", ("s.png", _png(seed=72), "image/png"))])
-    job_id = r.json()["jobs"][0]["id"]
+    # A real stored upload, asked for by every path that might lead to it while it is queued
+    # (once the job is final the upload is deleted: tests/test_privacy.py).
+    with consumers_paused(live_server.redis_url):
+        r = requests.post(f"{live_server.url}/api/v1/jobs", timeout=10,
+                          headers={"Authorization": f"Bearer {live_server.api_key}"},
+                          files=[("image", ("s.png", _png(seed=72), "image/png"))])
+        job_id = r.json()["jobs"][0]["id"]
+        stored = JobStore(redis.Redis.from_url(live_server.redis_url)).get(job_id)["stored"]
+        assert (uploads / stored).is_file()
+        head = (uploads / stored).read_bytes()[:64]
+        rel = Path("..") / uploads.relative_to(Path("/"))
+        for path in [f"/{stored}", f"/uploads/{stored}", f"/static/{stored}",
+                     f"/var/uploads/{stored}", f"/static/../var/uploads/{stored}",
+                     f"/static/%2e%2e/var/uploads/{stored}",
+                     f"/static/..%2fvar%2fuploads%2f{stored}",
+                     "/static/" + "../" * 12 + str(rel.relative_to("..")) + f"/{stored}",
+                     f"/api/v1/jobs/{job_id}/image", f"/api/v1/jobs/{stored}"]:
+            status, body = raw_get(live_server.url, path)
+            assert status in (400, 404, 405), (path, status)
+            assert head not in body, path
     final = live_server.wait_final(job_id)
     assert set(final) <= {"id", "status", "created_at", "started_at", "finished_at", "age_s",
                           "result", "error", "reused", "stale"}
-    stored = JobStore(redis.Redis.from_url(live_server.redis_url)).get(job_id)["stored"]
-    assert (uploads / stored).is_file()
-    rel = Path("..") / uploads.relative_to(Path("/"))
-    for path in [f"/{stored}", f"/uploads/{stored}", f"/static/{stored}",
-                 f"/var/uploads/{stored}", f"/static/../var/uploads/{stored}",
-                 f"/static/%2e%2e/var/uploads/{stored}", f"/static/..%2fvar%2fuploads%2f{stored}",
-                 "/static/" + "../" * 12 + str(rel.relative_to("..")) + f"/{stored}",
-                 f"/api/v1/jobs/{job_id}/image", f"/api/v1/jobs/{stored}"]:
-        status, body = raw_get(live_server.url, path)
-        assert status in (400, 404, 405), (path, status)
-        assert (uploads / stored).read_bytes()[:64] not in body, path
 
 
 def _png(seed: int) -> bytes:
@@ -299,9 +305,9 @@ def test_logs_name_job_and_client_never_key_or_content(live_server):
                   headers={"Authorization": f"Bearer {wrong_key}"},
                   files=[("image", ("w.jpg", data, "image/jpeg"))])
     live_server.wait_final(job_id)
-    time.sleep(0.5)  # let both processes flush their logs
-    web_log = (live_server.logs / "web.log").read_text(errors="replace")
-    worker_log = (live_server.logs / "worker.log").read_text(errors="replace")
+    # Each process flushes its log when it will: poll for this job's lines.
+    web_log = services.log_text_when(live_server.logs / "web.log", f"job {job_id} queued")
+    worker_log = services.log_text_when(live_server.logs / "worker.log", f"job {job_id} client=")
     for name, text in (("web", web_log), ("worker", worker_log)):
         assert re.search(rf"job {job_id} .*client=key:tests", text), name
         assert key not in text and wrong_key not in text, name

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared import logs
 from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
 
-ROOT = Path(__file__).resolve().parents[1]
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -27,8 +24,8 @@ SECURITY_HEADERS = {
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: settings from DFD_* (or test_config['DFD']), extensions, blueprints."""
-    app = Flask(__name__, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"))
+    # web/templates and web/static: package data, so an installed wheel serves the page too.
+    app = Flask(__name__)
     test_config = dict(test_config or {})
     dfd = settings_mod.load(test_config.pop("ENV", None))
     dfd.update(test_config.pop("DFD", {}))
@@ -52,8 +49,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         # Only then is X-Forwarded-For believed, and only for that many hops.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=dfd["TRUSTED_PROXIES"])
     app.after_request(_security_headers)
-    logging.basicConfig(level=logging.INFO)
+    app.before_request(_job_in_logs)
+    logs.configure(dfd["LOG_FORMAT"])
     return app
+
+
+def _job_in_logs():
+    # Every log line of a request about one job carries its id (shared.logs).
+    logs.JOB_ID.set((request.view_args or {}).get("job_id", "-")[:64])
 
 
 def register_extensions(app: Flask) -> None:
@@ -78,9 +81,11 @@ def register_blueprints(app: Flask) -> None:
     """Pages at /, the API at /api/v1, health at /healthz and /readyz."""
     from web.api import bp as api_bp
     from web.evidence import bp as evidence_bp
+    from web.metrics import bp as metrics_bp
     from web.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
+    app.register_blueprint(metrics_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(evidence_bp, url_prefix="/api/v1")
 

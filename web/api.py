@@ -12,8 +12,10 @@ from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from shared.images import EXTENSIONS, ImageError, inspect_image
 from shared.jobs import iso, new_job_id, public_view
 from shared.schema import FINAL
-from shared.tasks import DETECT, QUEUE
-from web.extensions import client_id, limiter, upload_cost, upload_limit
+from shared.tasks import DETECT, PRIORITIES, QUEUE
+from shared.webhooks import WEBHOOK, CallbackError, check_url
+from web.extensions import api_key_entry, client_id, limiter, upload_cost, upload_limit
+from web.idempotency import HEADER, Idempotency, fingerprint
 from web.openapi import spec
 
 bp = Blueprint("api", __name__)
@@ -74,42 +76,142 @@ def submit():
     """Queue one job per uploaded image; 202 with the job ids (?wait=S: 200 with the results
     when every job is final within S seconds)."""
     ext, client = _ext(), client_id()
+    if current_app.config["DFD"]["REQUIRE_API_KEY"] and api_key_entry() is None:
+        abort(401, description="this service requires an API key: send "
+                               "'Authorization: Bearer <api key>'")
     wait = _wait_arg()
     checked = _checked_files()
-    model = ext["jobs"].current_model()
-    jobs = []
-    for name, data, info in checked:
-        job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
-        earlier = ext["jobs"].reusable_job(model and model["version"], sha)
-        reused = earlier and earlier["result"]
-        if reused is not None:
-            ext["jobs"].create_reused(job_id, filename=name, sha256=sha, client=client,
-                                      result=reused, source=earlier["id"])
-            status = "done"
-        else:
-            stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
-            rec = ext["jobs"].create(job_id, filename=name, stored=stored, sha256=sha,
-                                     client=client)
-            try:
-                ext["celery"].send_task(DETECT, args=[job_id], queue=QUEUE)
-            except Exception:
-                # Nothing half-made survives: no record without a task, no file without a record.
-                ext["storage"].delete(stored)  # first: the disk works even if Redis does not
-                ext["jobs"].discard(job_id)
-                raise
-            status = rec["status"]
-        log.info("job %s queued client=%s bytes=%d reused=%s", job_id, client, len(data),
-                 reused is not None)
-        jobs.append({"id": job_id, "status": status, "filename": name,
-                     "location": url_for("api.job", job_id=job_id),
-                     "created_at": iso(ext["jobs"].get(job_id)["created_at"]),
-                     **({"reused": True} if reused is not None else {})})
+    callback = _callback_arg()
+    priority = _priority_arg()
+    explain = _explain_arg()
+    idem, replayed = None, None
+    if request.headers.get(HEADER) is not None:
+        idem = Idempotency(ext["redis"], client, request.headers[HEADER],
+                           fingerprint(checked, callback), current_app.config["DFD"]["JOB_TTL"])
+        replayed = idem.begin()
+    if replayed is not None:
+        jobs = _current(replayed)
+    else:
+        try:
+            jobs = _queue_all(ext, client, checked, callback, priority, explain)
+        except BaseException:
+            if idem is not None:
+                idem.abandon()
+            raise
+        if idem is not None:
+            idem.done(jobs)
     final = _wait_all(jobs, wait) if wait else False
     response = jsonify(jobs=jobs)
     response.status_code = 200 if final else 202
     if len(jobs) == 1:
         response.headers["Location"] = jobs[0]["location"]
+    if replayed is not None:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _current(stubs: list[dict]) -> list[dict]:
+    """The jobs of a replayed request, each with its status now (as it was, if gone since)."""
+    store, out = _ext()["jobs"], []
+    for stub in stubs:
+        rec = store.get(stub["id"])
+        out.append({**stub, "status": rec["status"] if rec else "deleted"})
+    return out
+
+
+def _callback_arg() -> str:
+    """The form's callback_url, checked (https, a public address) or 400; '' when absent."""
+    if "callback_url" not in request.form:
+        return ""
+    url = request.form["callback_url"].strip()
+    if not url:
+        abort(400, description="callback_url is empty: leave the field out for no webhook")
+    dfd = current_app.config["DFD"]
+    if not dfd["WEBHOOK_SECRET"]:
+        abort(400, description="callback_url is not available here: the operator has not "
+                               "set DFD_WEBHOOK_SECRET")
+    try:
+        return check_url(url, allow_http=dfd["WEBHOOK_ALLOW_HTTP"],
+                         allow_private=dfd["WEBHOOK_ALLOW_PRIVATE"])
+    except CallbackError as exc:
+        abort(400, description=str(exc))
+
+
+def _priority_arg() -> int:
+    """Page uploads (no key, tightly limited) first, then API keys, then batches. A client may
+    ask for a lower class with the form field `priority`, never a higher one."""
+    asked = (request.form.get("priority") or "").strip().lower()
+    if asked and asked not in PRIORITIES:
+        abort(400, description=f"priority must be one of {', '.join(PRIORITIES)}")
+    own = PRIORITIES["page" if api_key_entry() is None else "api"]
+    return max(own, PRIORITIES.get(asked, own))
+
+
+def _explain_arg() -> bool:
+    """The form's explain flag: compute the "Why?" map while the upload is still at hand."""
+    if "explain" not in request.form:
+        return False
+    asked = request.form["explain"]
+    if asked not in ("0", "1", "true", "false"):
+        abort(400, description="explain must be 1 (or true) to ask for the explanation, "
+                               "0 (or false) not to")
+    return asked in ("1", "true")
+
+
+def _reusable(store, version: str | None, client: str, sha: str, explain: bool) -> dict | None:
+    """The client's earlier done job for these bytes and model, if its result may be reused: a
+    request for an explanation reuses only a job that has one (else the bytes are run again)."""
+    earlier = store.reusable_job(version, client, sha)
+    if earlier is not None and explain and not earlier.get("explanation"):
+        return None
+    return earlier
+
+
+def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
+               callback: str = "", priority: int = 0, explain: bool = False) -> list[dict]:
+    """Create every job, then send their tasks; all or nothing.
+
+    If any send fails, every job of the request is removed again (records, files) before the
+    error answers 503: a task already sent finds no record and does nothing.
+    """
+    store, model = ext["jobs"], ext["jobs"].current_model()
+    jobs, made, to_send = [], [], []
+    try:
+        for name, data, info in checked:
+            job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
+            earlier = _reusable(store, model and model["version"], client, sha, explain)
+            reused = earlier and earlier["result"]
+            if reused is not None:
+                made.append((job_id, ""))
+                # source: the job that made the result, whose explanation this one shares.
+                store.create_reused(job_id, filename=name, sha256=sha, client=client,
+                                    result=reused, callback=callback, source=earlier["id"])
+                if callback:
+                    to_send.append((WEBHOOK, job_id))
+            else:
+                stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
+                made.append((job_id, stored))
+                store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
+                             callback=callback, priority=priority, explain=explain)
+                to_send.append((DETECT, job_id))
+            jobs.append({"id": job_id, "status": "done" if reused is not None else "queued",
+                         "filename": name, "location": url_for("api.job", job_id=job_id),
+                         "created_at": iso(store.get(job_id)["created_at"]),
+                         **({"reused": True} if reused is not None else {})})
+        for task, job_id in to_send:
+            ext["celery"].send_task(task, args=[job_id], queue=QUEUE, priority=priority)
+    except Exception:
+        # Nothing half-made survives: no record without a task, no file without a record.
+        for _, stored in made:
+            if stored:
+                ext["storage"].delete(stored)  # first: the disk works even if Redis does not
+        for job_id, _ in made:
+            store.discard(job_id)
+        raise
+    for job in jobs:
+        log.info("job %s queued client=%s reused=%s", job["id"], client, "reused" in job,
+                 extra={"job_id": job["id"]})
+    return jobs
 
 
 def _wait_all(jobs: list[dict], wait: float) -> bool:
@@ -120,12 +222,12 @@ def _wait_all(jobs: list[dict], wait: float) -> bool:
     limit = current_app.config["DFD"]["QUEUE_DEADLINE"]
     for item in jobs:
         left = deadline - time.monotonic()
-        if item["status"] not in FINAL and left >= 0.01:  # BLPOP's shortest timeout
+        if item["status"] not in (*FINAL, "deleted") and left >= 0.01:  # BLPOP's shortest timeout
             store.wait(item["id"], left)
         rec = store.get(item["id"])  # also for a reused result, which is final already
         if rec is not None:
             item.update(public_view(rec, deadline=limit))
-    return all(item["status"] in FINAL for item in jobs)
+    return all(item["status"] in (*FINAL, "deleted") for item in jobs)
 
 
 @bp.get("/jobs/<job_id>")
@@ -141,6 +243,24 @@ def job(job_id: str):
         jobs.wait(job_id, wait)
         rec = jobs.get(job_id) or rec
     return jsonify(public_view(rec, deadline=current_app.config["DFD"]["QUEUE_DEADLINE"]))
+
+
+@bp.delete("/jobs/<job_id>")
+@limiter.limit(_status_limit, scope="status")
+def delete_job(job_id: str):
+    """Delete a job: its record, result and any stored upload; only its own client may."""
+    ext = _ext()
+    rec = ext["jobs"].get(job_id) if len(job_id) == 32 else None
+    if rec is None:
+        abort(404, description=f"no job {job_id[:64]!r} (unknown, expired or deleted)")
+    if rec["client"] != client_id():
+        abort(403, description="only the client that created a job may delete it (the same "
+                               "API key, or the same address without one)")
+    ext["jobs"].delete(job_id)
+    if rec["stored"]:
+        ext["storage"].delete(rec["stored"])
+    log.info("job %s deleted client=%s", job_id, rec["client"])
+    return jsonify(id=job_id, status="deleted")
 
 
 @bp.get("/openapi.json")

@@ -15,9 +15,10 @@ from shared.images import ImageError
 from web.extensions import limiter
 
 log = logging.getLogger(__name__)
-CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-         409: "conflict", 410: "gone", 413: "too_large", 415: "unsupported_type",
-         429: "rate_limited", 503: "unavailable"}
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+         405: "method_not_allowed", 409: "conflict", 410: "gone", 413: "too_large",
+         415: "unsupported_type", 422: "idempotency_key_reused", 429: "rate_limited",
+         503: "unavailable"}
 
 
 def error_response(status: int, code: str, message: str, **extra):

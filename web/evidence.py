@@ -1,5 +1,6 @@
-"""Evidence beside a verdict: the per-face explanation (computed by a worker on request), and
-feedback on a verdict with its export for key holders."""
+"""Evidence beside a verdict: the per-face explanation (computed by the worker for uploads sent
+with explain=1, before the upload is deleted), and feedback on a verdict with its export for key
+holders."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from flask import Blueprint, abort, current_app, jsonify, request
 
 from shared.feedback import NOTE_MAX, FeedbackStore
 from shared.schema import LABELS
-from shared.tasks import EXPLAIN, QUEUE
 from web.errors import abort_with, error_response
 from web.extensions import api_key_entry, client_id, limiter
 
@@ -18,6 +18,7 @@ bp = Blueprint("evidence", __name__)
 log = logging.getLogger(__name__)
 MAX_WAIT = 10.0
 EXPORT_MAX = 10_000
+OFFSET_MAX = 10**12  # far past any store; beyond it Redis refuses the range (a 500, not a 400)
 
 
 def _ext():
@@ -40,42 +41,32 @@ def _done_job(job_id: str) -> dict:
 
 
 def _gone(job_id: str):
-    return error_response(410, "upload_gone", f"the upload of job {job_id} is no longer kept "
-                          "(deleted after DFD_RETENTION, or the result was reused from an "
-                          "earlier upload), so its faces cannot be explained")
+    return error_response(410, "upload_gone", f"job {job_id} has no explanation: its upload is "
+                          "deleted as soon as the job finishes, so its faces can only be "
+                          "explained when the upload asks for it: send explain=1 with the "
+                          "image (POST /api/v1/jobs)")
 
 
 @bp.get("/jobs/<job_id>/explanation")
 @limiter.limit(_status_limit, scope="status")
 def explanation(job_id: str):
-    """Occlusion map per face; the worker computes it once while the upload is kept."""
+    """Occlusion map per face, cached in the job record by the worker when the upload came with
+    explain=1 (computed from the image before it is deleted); 410 without it."""
     try:
         wait = float(request.args.get("wait", MAX_WAIT))
     except ValueError:
         abort(400, description="wait must be a number of seconds")
-    if not 0 <= wait <= MAX_WAIT:
+    if not 0 <= wait <= MAX_WAIT:  # accepted for older clients: the answer never waits now
         abort(400, description=f"wait must be between 0 and {MAX_WAIT:g} seconds")
-    ext = _ext()
     rec = _done_job(job_id)
     if rec.get("reused") and rec.get("source"):
-        # A reused result is the earlier job's verdict on the same bytes: explain that job,
-        # from its upload while it is kept.
-        rec = ext["jobs"].get(rec["source"]) or rec
+        # A reused result is the earlier job's verdict on the same bytes: its explanation, if
+        # that job has one.
+        rec = _ext()["jobs"].get(rec["source"]) or rec
     if not rec.get("explanation"):
-        if not rec.get("stored") or not ext["storage"].path(rec["stored"]).is_file():
-            return _gone(job_id)
-        if ext["jobs"].claim_explain(rec["id"]):
-            ext["celery"].send_task(EXPLAIN, args=[rec["id"]], queue=QUEUE)
-        if wait:
-            ext["jobs"].wait_explained(rec["id"], wait)
-        rec = ext["jobs"].get(rec["id"]) or rec
-    if not rec.get("explanation"):
-        response = jsonify(id=job_id, status="pending")
-        response.status_code, response.headers["Retry-After"] = 202, "1"
-        return response
-    got = json.loads(rec["explanation"])
-    if got.get("error") == "upload_gone":
+        # Cached before the job became done, so a done job without one never asked for it.
         return _gone(job_id)
+    got = json.loads(rec["explanation"])
     if got.get("error"):
         return error_response(500, "explanation_failed", "the worker could not compute the "
                               "explanation of this job")
@@ -122,7 +113,7 @@ def export_feedback():
         offset = int(request.args.get("offset", 0))
     except ValueError:
         abort(400, description="limit and offset must be whole numbers")
-    if not (1 <= limit <= EXPORT_MAX and offset >= 0):
-        abort(400, description=f"limit must be 1 to {EXPORT_MAX}, offset 0 or more")
+    if not (1 <= limit <= EXPORT_MAX and 0 <= offset <= OFFSET_MAX):
+        abort(400, description=f"limit must be 1 to {EXPORT_MAX}, offset 0 to {OFFSET_MAX}")
     store = FeedbackStore(_ext()["redis"])
     return jsonify(total=store.count(), offset=offset, feedback=store.export(limit, offset))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.schema import ASSESSMENTS, REASONS
+from web.openapi_schemas import SCHEMAS
 
 
 def _error(description: str) -> dict:
@@ -14,138 +14,26 @@ def _ref(name: str) -> dict:
     return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
 
+# Refused by gunicorn before the app sees it (a request line over 4094 bytes): not JSON.
+TOO_LONG = {"description": "Request line too long (the server's limit)"}
+
+
 def _job_ref() -> dict:
     return {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
 
 
-SCHEMAS = {
-    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-        "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                       "retry_after": {"type": "integer"}}}}},
-    "Stability": {"type": "object",
-                  "required": ["checked", "variants", "p_fake_min", "p_fake_max", "spread",
-                               "unstable"],
-                  "description": "P(fake) over the crop and its benign variants (JPEG re-save, "
-                                 "mirror, half-size and back, a shifted crop)",
-                  "properties": {"checked": {"type": "boolean", "description": "false: the "
-                                             "score is so far from the threshold that the "
-                                             "variants were not scored (see docs/API.md)"},
-                                 "variants": {"type": "integer", "minimum": 1},
-                                 "p_fake_min": {"type": "number"},
-                                 "p_fake_max": {"type": "number"},
-                                 "spread": {"type": "number", "minimum": 0},
-                                 "unstable": {"type": "boolean", "description": "the variants "
-                                              "fall on both sides of the threshold"}}},
-    "Face": {"type": "object", "required": ["box", "p_fake", "stability"], "properties": {
-        "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
-        "score": {"type": "number"}, "p_fake": {"type": "number"},
-        "stability": {"$ref": "#/components/schemas/Stability"}}},
-    "Provenance": {
-        "type": "object", "required": ["c2pa", "markers", "summary"],
-        "description": "What the file says about where it came from, read from the original "
-                       "bytes. Beside the verdict, never folded into p_fake; a missing "
-                       "credential proves nothing.",
-        "properties": {
-            "c2pa": {"type": "object", "required": ["present", "state"], "properties": {
-                "present": {"type": "boolean"},
-                "state": {"type": "string", "enum": ["absent", "trusted", "valid", "invalid",
-                                                     "unreadable", "not_checked"]},
-                "claim_generator": {"type": "string", "nullable": True},
-                "signer": {"type": "object", "properties": {
-                    "issuer": {"type": "string", "nullable": True},
-                    "common_name": {"type": "string", "nullable": True}}},
-                "signer_trusted": {"type": "boolean"},
-                "signature_valid": {"type": "boolean"},
-                "hash_valid": {"type": "boolean", "nullable": True},
-                "failures": {"type": "array", "items": {"type": "string"}},
-                "actions": {"type": "array", "items": {"type": "object", "properties": {
-                    "action": {"type": "string"},
-                    "digital_source_type": {"type": "string", "nullable": True},
-                    "software_agent": {"type": "string", "nullable": True}}}},
-                "digital_source_type": {"type": "string", "nullable": True},
-                "ai_generated": {"type": "boolean"},
-                "detail": {"type": "string"}}},
-            "markers": {"type": "array", "items": {"type": "object", "properties": {
-                "source": {"type": "string", "enum": ["png_text", "xmp", "exif", "jpeg"]},
-                "field": {"type": "string"},
-                "kind": {"type": "string", "enum": ["generator", "editor", "ai_generated",
-                                                    "ai_composite", "capture", "unreadable"]},
-                "name": {"type": "string", "nullable": True},
-                "value": {"type": "string"}}}},
-            "summary": {"type": "string"}}},
-    "Result": {"type": "object",
-               "required": ["label", "confidence", "p_fake", "threshold", "faces", "model",
-                            "assessment", "reasons", "reason_text", "stability"],
-               "properties": {
-                   "assessment": {"type": "string", "enum": list(ASSESSMENTS),
-                                  "description": "what to take from the score; see docs/API.md"},
-                   "reasons": {"type": "array",
-                               "items": {"type": "string", "enum": list(REASONS)}},
-                   "reason_text": {"type": "string"},
-                   "stability": {"$ref": "#/components/schemas/Stability"},
-                   "label": {"type": "string", "enum": ["Real", "Fake"]},
-                   "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                   "p_fake": {"type": "number", "minimum": 0, "maximum": 1},
-                   "threshold": {"type": "number"},
-                   "face_found": {"type": "boolean"},
-                   "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
-                   "image": {"type": "object", "properties": {"width": {"type": "integer"},
-                                                              "height": {"type": "integer"}}},
-                   "model": {"type": "object", "properties": {"name": {"type": "string"},
-                                                              "version": {"type": "string"}}},
-                   "provenance": {"$ref": "#/components/schemas/Provenance"}}},
-    "Explanation": {"type": "object", "required": ["id", "status"], "properties": {
-        "id": {"type": "string"}, "status": {"type": "string", "enum": ["done", "pending"]},
-        "method": {"type": "object", "description": "how the map was made (occlusion grid)"},
-        "model": {"type": "object"},
-        "faces": {"type": "array", "items": {"type": "object", "properties": {
-            "face": {"type": "integer", "nullable": True,
-                     "description": "index into result.faces; null: the centre square"},
-            "box": {"type": "array", "items": {"type": "number"}, "nullable": True},
-            "crop_box": {"type": "array", "items": {"type": "integer"},
-                         "description": "the square the model saw, in image pixels"},
-            "p_fake": {"type": "number"},
-            "delta": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
-                      "description": "rows of P(fake) minus P(fake) with that cell covered: "
-                                     "where covering changed the score, not where a fake is"},
-            "overlay_png": {"type": "string",
-                            "description": "data: URL of a transparent PNG over crop_box"}}}}}},
-    "FeedbackIn": {"type": "object", "required": ["label"], "additionalProperties": False,
-                   "properties": {"label": {"type": "string", "enum": ["Real", "Fake"]},
-                                  "note": {"type": "string", "maxLength": 500}}},
-    "Feedback": {"type": "object", "properties": {
-        "job_id": {"type": "string"}, "label": {"type": "string", "enum": ["Real", "Fake"]},
-        "note": {"type": "string"},
-        "verdict": {"type": "object", "properties": {
-            "label": {"type": "string"}, "p_fake": {"type": "number"},
-            "assessment": {"type": "string"}}},
-        "model": {"type": "object", "properties": {"name": {"type": "string"},
-                                                   "version": {"type": "string"}}},
-        "client": {"type": "string", "description": "pseudonym (export only)"},
-        "created_at": {"type": "number"}}},
-    "Job": {"type": "object", "required": ["id", "status", "created_at"], "properties": {
-        "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
-        "created_at": {"type": "string", "format": "date-time"},
-        "started_at": {"type": "string", "format": "date-time", "nullable": True},
-        "finished_at": {"type": "string", "format": "date-time", "nullable": True},
-        "age_s": {"type": "number"},
-        "stale": {"type": "boolean"},
-        "reused": {"type": "boolean"},
-        "result": {"$ref": "#/components/schemas/Result"},
-        "error": {"type": "string"}}},
-    "Accepted": {"type": "object", "required": ["jobs"], "properties": {"jobs": {
-        "type": "array", "items": {"type": "object", "properties": {
-            "id": {"type": "string"}, "status": {"type": "string"},
-            "filename": {"type": "string"}, "location": {"type": "string"},
-            "created_at": {"type": "string"}}}}}},
-    "Answered": {"type": "object", "required": ["jobs"], "properties": {"jobs": {
-        "type": "array", "items": {"allOf": [
-            {"$ref": "#/components/schemas/Job"},
-            {"type": "object", "properties": {"filename": {"type": "string"},
-                                              "location": {"type": "string"}}}]}}}},
-}
+
+
+# From the upload's answer to its first job's status, so stateful API testing can follow it.
+LINKS = {"GetFirstJob": {"operationId": "getJob",
+                         "parameters": {"job_id": "$response.body#/jobs/0/id"}},
+         "DeleteFirstJob": {"operationId": "deleteJob",
+                            "parameters": {"job_id": "$response.body#/jobs/0/id"}}}
+# From a job's status to its explanation and feedback (both need a done job).
+JOB_LINKS = {"GetExplanation": {"operationId": "getExplanation",
+                                "parameters": {"job_id": "$response.body#/id"}},
+             "PostFeedback": {"operationId": "postFeedback",
+                              "parameters": {"job_id": "$response.body#/id"}}}
 
 
 def spec() -> dict:
@@ -160,61 +48,111 @@ def spec() -> dict:
         },
         "paths": {
             "/api/v1/jobs": {"post": {
+                "operationId": "submitJobs",
                 "summary": "Submit one or more images for detection",
                 "security": [{}, {"bearer": []}],
                 "parameters": [
                     {"name": "wait", "in": "query", "required": False,
                      "description": "hold up to this many seconds for every job to be final",
-                     "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
+                     "schema": {"type": "number", "minimum": 0, "maximum": 10}},
+                    {"name": "Idempotency-Key", "in": "header", "required": False,
+                     "description": "a retry with the same key gets the first request's jobs",
+                     "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}}],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
                     "schema": {"type": "object", "required": ["image"], "properties": {
-                        "image": {"type": "array",
-                                  "items": {"type": "string", "format": "binary"}}}}}}},
+                        "image": {"type": "array", "minItems": 1,
+                                  "items": {"type": "string", "format": "binary"}},
+                        "priority": {"type": "string", "enum": ["page", "api", "batch"],
+                                     "description": "lower your own class (never raise it)"},
+                        "explain": {"type": "string", "enum": ["0", "1", "true", "false"],
+                                    "description": "1: the worker also computes the \"Why?\" "
+                                                   "map of each face while it has the image "
+                                                   "(GET .../explanation); without it the "
+                                                   "upload is deleted with nothing to explain "
+                                                   "later"},
+                        "callback_url": {"type": "string", "format": "uri",
+                                         "description": "POSTed the job when final, signed "
+                                                        "(X-DFD-Signature); see docs/API.md"}}}}}},
                 "responses": {
                     "200": {"description": "With ?wait=: every job final, results included",
                             "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Answered"}}}},
+                                "schema": {"$ref": "#/components/schemas/Answered"}}},
+                            "links": LINKS},
                     "202": {"description": "Queued (with ?wait=: not all final in time)",
                             "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                                "schema": {"$ref": "#/components/schemas/Accepted"}}},
+                            "links": LINKS},
                     "400": _error("Malformed request or image, or bad wait parameter"),
-                    "401": _error("Unknown API key"),
+                    "401": _error("Unknown API key, or none where DFD_REQUIRE_API_KEY is on"),
+                    "409": _error("The same Idempotency-Key is still being answered"),
                     "413": _error("Upload too large"),
+                    "414": TOO_LONG,
                     "415": _error("Not a JPEG or PNG image"),
+                    "422": _error("Idempotency-Key already used for a different request"),
                     "429": _error("Upload limit reached; see Retry-After"),
                     "503": _error("Job store unavailable")}}},
             "/api/v1/jobs/{job_id}": {"get": {
+                "operationId": "getJob",
                 "summary": "A job's status and result",
                 "parameters": [
                     {"name": "job_id", "in": "path", "required": True,
                      "schema": {"type": "string"}},
                     {"name": "wait", "in": "query", "required": False,
                      "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
-                "responses": {"200": {"description": "The job", **_job_ref()},
+                "responses": {"200": {"description": "The job", **_job_ref(),
+                                      "links": JOB_LINKS},
                               "400": _error("Bad wait parameter"),
                               "404": _error("Unknown or expired job id"),
+                              "414": TOO_LONG,
                               "429": _error("Status limit reached"),
-                              "503": _error("Job store unavailable")}}},
+                              "503": _error("Job store unavailable")}},
+                "delete": {
+                    "operationId": "deleteJob",
+                    "summary": "Delete a job: record, result and any stored upload",
+                    "description": "Only the client that created the job: the same API key, "
+                                   "or the same address when it was sent without one.",
+                    "security": [{}, {"bearer": []}],
+                    "parameters": [{"name": "job_id", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {"description": "Deleted; a GET now answers 404",
+                                "content": {"application/json": {"schema": {
+                                    "type": "object", "required": ["id", "status"],
+                                    "properties": {"id": {"type": "string"},
+                                                   "status": {"enum": ["deleted"]}}}}}},
+                        "401": _error("Unknown API key"),
+                        "403": _error("Not the client that created the job"),
+                        "404": _error("Unknown, expired or deleted job id"),
+                        "429": _error("Status limit reached"),
+                        "503": _error("Job store unavailable")}}},
             "/api/v1/jobs/{job_id}/explanation": {"get": {
-                "summary": "Why this face: an occlusion map per face, computed on request",
+                "operationId": "getExplanation",
+                "summary": "Why this face: an occlusion map per face (uploads sent with "
+                           "explain=1)",
+                "description": "Computed by the worker right after the verdict, while it still "
+                               "has the image, and cached in the job record; the upload itself "
+                               "is deleted when the job is final, so a job sent without "
+                               "explain=1 has none (410 upload_gone). A reused result answers "
+                               "with the explanation of the job that made it, if it has one.",
                 "parameters": [
                     {"name": "job_id", "in": "path", "required": True,
                      "schema": {"type": "string"}},
                     {"name": "wait", "in": "query", "required": False,
-                     "description": "hold up to this many seconds for the worker (default 10)",
+                     "description": "accepted for older clients; the answer never waits",
                      "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
                 "responses": {
-                    "200": {"description": "The explanation (cached after the first request)",
-                            **_ref("Explanation")},
-                    "202": {"description": "Still being computed; ask again (Retry-After)",
-                            **_ref("Explanation")},
+                    "200": {"description": "The explanation", **_ref("Explanation")},
                     "400": _error("Bad wait parameter"),
                     "404": _error("Unknown or expired job id"),
                     "409": _error("The job is not done (code job_not_done)"),
-                    "410": _error("The upload is no longer kept (code upload_gone)"),
+                    "410": _error("No explanation: the upload was not sent with explain=1 "
+                                  "and is deleted when the job is final (code upload_gone)"),
+                    "414": TOO_LONG,
                     "429": _error("Status limit reached"),
+                    "500": _error("The worker could not compute it (code explanation_failed)"),
                     "503": _error("Job store unavailable")}}},
             "/api/v1/jobs/{job_id}/feedback": {"post": {
+                "operationId": "postFeedback",
                 "summary": "Say the verdict is wrong: what the image really is",
                 "security": [{}, {"bearer": []}],
                 "parameters": [{"name": "job_id", "in": "path", "required": True,
@@ -235,7 +173,7 @@ def spec() -> dict:
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
                     {"name": "offset", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 0}}],
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 10**12}}],
                 "responses": {
                     "200": {"description": "total, offset and the entries",
                             "content": {"application/json": {"schema": {
@@ -246,10 +184,16 @@ def spec() -> dict:
                                         "$ref": "#/components/schemas/Feedback"}}}}}}},
                     "400": _error("Bad limit or offset"),
                     "401": _error("No or unknown API key"),
+                    "414": TOO_LONG,
                     "429": _error("Status limit reached")}}},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document"}}}},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics (text format); see docs/OPERATIONS.md",
+                "responses": {"200": {"description": "Prometheus text exposition format",
+                                      "content": {"text/plain": {
+                                          "schema": {"type": "string"}}}}}}},
             "/healthz": {"get": {"summary": "Liveness",
                                  "responses": {"200": {"description": "Process up"}}}},
             "/readyz": {"get": {"summary": "Readiness: Redis and at least one worker",

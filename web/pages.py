@@ -15,7 +15,18 @@ def index():
     """The upload page."""
     dfd = current_app.config["DFD"]
     return render_template("index.html", upload_limit=dfd["UPLOAD_LIMIT"],
-                           max_upload_mb=dfd["MAX_UPLOAD_MB"])
+                           max_upload_mb=dfd["MAX_UPLOAD_MB"],
+                           job_ttl=duration_text(dfd["JOB_TTL"]))
+
+
+def duration_text(seconds: float) -> str:
+    """'24 hours', '15 minutes', '90 seconds', '7 days': the largest whole unit (days from 2)."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= max(size, 2 * 86400 if unit == "day" else 0) and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    n = round(seconds)
+    return f"{n} second{'s' if n != 1 else ''}"
 
 
 @bp.get("/healthz")

@@ -9,11 +9,13 @@ import time
 from celery import signals
 
 from detector.model import check_model
+from shared import logs, metrics
 from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
-from shared.tasks import DETECT, EXPLAIN
+from shared.tasks import DETECT
+from shared.webhooks import WEBHOOK
 
 log = logging.getLogger("worker")
 SETTINGS = settings_mod.load()
@@ -21,15 +23,28 @@ celery = make_celery(SETTINGS, "dfd-worker")
 _state: dict = {}
 # Seconds a job in flight keeps retrying Redis during an outage (well inside the time limit).
 REDIS_RIDE_OUT = min(30.0, SETTINGS["TASK_TIME_LIMIT"] / 4)
+# A claim outlives the task's hard time limit: past it, the claiming process is surely gone.
+LEASE_S = SETTINGS["TASK_TIME_LIMIT"] + 30
+
+
+@signals.setup_logging.connect
+def _logging(**_):
+    """Our logging, configured once (Celery then leaves logging alone)."""
+    logs.configure(SETTINGS["LOG_FORMAT"])
 
 
 @signals.worker_init.connect
 def _check_model_before_fork(**_):
     """Refuse to start on a missing or broken model, in the parent, without importing TF."""
+    logs.configure(SETTINGS["LOG_FORMAT"])  # worker_init comes before Celery's setup_logging
     card = check_model(SETTINGS["MODEL_PATH"])  # raises ModelError with the fix in its message
     jobs = JobStore(redis_client(SETTINGS), SETTINGS["JOB_TTL"])
     jobs.set_model({"name": card["name"], "version": card["version"],
                     "threshold": _threshold(card)})
+    if SETTINGS["METRICS_PORT"]:
+        # For workers on a host without the web: this host's pool children, summed.
+        metrics.serve(SETTINGS["METRICS_PORT"])
+        log.info("metrics on :%d/metrics", SETTINGS["METRICS_PORT"])
 
 
 def _threshold(card: dict) -> float:
@@ -74,25 +89,41 @@ def _maybe_sweep(st: dict) -> None:
             log.info("swept %d uploads older than %ss", removed, SETTINGS["RETENTION"])
 
 
-@celery.task(name=DETECT)
-def detect(job_id: str) -> str:
+@celery.task(name=DETECT, bind=True)
+def detect(self, job_id: str) -> str:
     """Classify the upload of one job (and of others waiting) and record the results."""
     from worker.pipeline import run_jobs
 
+    logs.JOB_ID.set(job_id)
     st = state()
-    # Take what else is waiting, up to the batch size: a lone job is never held back.
-    batch = st["jobs"].claim_ready(job_id, SETTINGS["BATCH_SIZE"] - 1)
+    # Take what else is waiting, up to the batch size: a lone job is never held back. The task
+    # id owns the claim; a redelivery of this task (its worker died) takes the batch back.
+    batch = st["jobs"].claim_ready(job_id, SETTINGS["BATCH_SIZE"] - 1, owner=self.request.id,
+                                   lease=LEASE_S)
     outcomes = run_jobs(batch, st["jobs"], st["storage"], st["detector"], st["model"],
                         max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"])
     _maybe_sweep(st)
-    return outcomes[job_id]
+    for done_id, outcome in outcomes.items():
+        if outcome in ("done", "failed") and st["jobs"].r.hexists(st["jobs"].key(done_id),
+                                                                   "callback"):
+            webhook.apply_async(args=[done_id])
+    # Not in the batch: final already, deleted, or in another live worker's batch.
+    return outcomes.get(job_id, "skipped")
 
 
-@celery.task(name=EXPLAIN)
-def explain(job_id: str) -> str:
-    """The occlusion map of a done job's faces, cached in its record (sent on request)."""
-    from worker.explain import explain_job
+@celery.task(name=WEBHOOK, bind=True, max_retries=SETTINGS["WEBHOOK_RETRIES"])
+def webhook(self, job_id: str) -> str:
+    """POST a final job's view to its callback_url, signed; retried with exponential backoff."""
+    from worker.webhooks import DeliveryError, backoff, deliver, gave_up
 
-    st = state()
-    return explain_job(job_id, st["jobs"], st["storage"], st["detector"], st["model"],
-                       max_pixels=SETTINGS["MAX_PIXELS"])
+    logs.JOB_ID.set(job_id)
+    jobs = state()["jobs"]
+    try:
+        return deliver(SETTINGS, jobs, job_id)
+    except DeliveryError as exc:
+        if self.request.retries >= self.max_retries:
+            return gave_up(jobs, job_id, str(exc))
+        log.info("job %s webhook attempt %d failed (%s); retrying", job_id,
+                 self.request.retries + 1, exc)
+        raise self.retry(countdown=backoff(self.request.retries, SETTINGS["WEBHOOK_BACKOFF"]),
+                         exc=exc) from None

@@ -4,8 +4,6 @@
 
 import { API, errorOf, parseJson } from "./util.js";
 
-const EXPLAIN_TRIES = 10;  // 202 answers (still computing) before the page gives up
-
 function jsonRequest(method, url, body) {
   const init = { method: method, headers: { "Accept": "application/json" },
     cache: "no-store", credentials: "same-origin" };
@@ -107,16 +105,15 @@ function drawExplanation(item, result, got) {
   item.el.setAttribute("data-why", "shown");
 }
 
-function askWhy(item, tries) {
+function askWhy(item) {
   const r = item.refs;
-  const url = API + "/jobs/" + encodeURIComponent(item.job.id) + "/explanation?wait=5";
+  // Computed by the worker with the verdict (the page uploads with explain=1): no waiting.
+  const url = API + "/jobs/" + encodeURIComponent(item.job.id) + "/explanation";
   jsonRequest("GET", url).then((reply) => {
     if (item.removed) return;
     if (reply.status === 200 && reply.body) {
       r.whyBtn.disabled = false;
       drawExplanation(item, item.result, reply.body);
-    } else if (reply.status === 202 && tries < EXPLAIN_TRIES) {
-      window.setTimeout(() => askWhy(item, tries + 1), 1000);
     } else {
       r.whyBtn.disabled = false;
       r.whyStatus.textContent = (reply.status === 410 ? "No longer available — " : "Could not explain — ")
@@ -155,7 +152,7 @@ export function wireEvidence(item) {
     r.whyPanel.hidden = false;
     r.whyBtn.disabled = true;
     r.whyStatus.textContent = "Covering parts of each face and scoring again…";
-    askWhy(item, 0);
+    askWhy(item);
   });
   r.wrong.addEventListener("click", (e) => {
     e.preventDefault();

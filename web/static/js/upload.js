@@ -57,7 +57,13 @@ function upload(item, release) {
     if (e.lengthComputable && e.total > 0) {
       const f = e.loaded / e.total;
       setProgress(item, f);
-      item.refs.status.textContent = "Uploading… " + Math.round(f * 100) + "%";
+      // The status line is a live region: say the progress in quarters, not at every event
+      // (the progress bar shows it finely).
+      const step = Math.floor(f * 4) * 25;
+      if (step !== item.announcedStep) {
+        item.announcedStep = step;
+        item.refs.status.textContent = "Uploading… " + step + "%";
+      }
     }
   };
   xhr.upload.onload = () => {
@@ -101,12 +107,18 @@ function upload(item, release) {
 
   const form = new FormData();
   form.append("image", item.file, item.file.name);
+  // The upload is deleted on the server as soon as the verdict is ready: ask for the "Why?" map
+  // now, so the worker computes it while it still has the image.
+  form.append("explain", "1");
+  item.announcedStep = 0;
   item.refs.status.textContent = "Uploading… 0%";
   xhr.send(form);
 }
 
+// Over the upload limit: the card waits out the server's Retry-After and goes on by itself (the
+// Retry button stays, for a person who wants to try sooner).
 function rateLimited(item, seconds) {
-  setState(item, "error", "Not uploaded");
+  setState(item, "error", "Waiting for the upload limit");
   showError(item, "", true);
-  startCountdown(item, seconds);
+  startCountdown(item, seconds, () => { if (!item.removed) retry(item); });
 }

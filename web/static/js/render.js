@@ -177,13 +177,15 @@ export function showResult(item, result) {
   clearError(item);
   const r = item.refs;
   const label = result.label === "Fake" ? "Fake" : "Real";
-  setState(item, "done", "Done");
+  showAssessment(item, result);
+  // The status line is the card's live region: it says the verdict, not just "Done", so a
+  // screen reader user hears the answer without hunting for it.
+  setState(item, "done", "Done — " + r.assessment.textContent + ". Model's label: " + label + ".");
   item.result = result;
   resetEvidence(item);
   showProvenance(item, result);
   r.progress.hidden = true;
   r.verdict.hidden = false;
-  showAssessment(item, result);
   r.label.textContent = label;
   r.label.className = "verdict__label verdict__label--" + label.toLowerCase();
   item.el.classList.remove("card--real", "card--fake");

@@ -1,0 +1,153 @@
+"""Webhooks: the callback URL rules (https, no internal addresses), the signature, and delivery
+with retries from the real worker to a real HTTP receiver on this machine."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import redis
+import requests
+
+from shared.jobs import JobStore
+from shared.webhooks import CallbackError, check_url, sign, verify
+from tests.conftest import WEBHOOK_SECRET, make_jpeg
+
+
+@pytest.mark.parametrize("url,words", [
+    ("ftp://example.com/hook", "https"),
+    ("http://93.184.216.34/hook", "must use https"),
+    ("https://127.0.0.1/hook", "internal"),
+    ("https://10.1.2.3/hook", "internal"),
+    ("https://192.168.0.7:8443/hook", "internal"),
+    ("https://169.254.169.254/latest/meta-data", "internal"),  # cloud metadata
+    ("https://[::1]/hook", "internal"),
+    ("https://[::ffff:127.0.0.1]/hook", "internal"),
+    ("https://0.0.0.0/hook", "internal"),
+    ("https://localhost/hook", "internal"),
+    ("https://user:pw@93.184.216.34/hook", "user name"),
+    ("https:///nohost", "host"),
+])
+def test_callback_urls_that_are_refused(url, words):
+    with pytest.raises(CallbackError, match=words):
+        check_url(url, allow_http=False, allow_private=False)
+
+
+def test_callback_urls_that_are_allowed():
+    assert check_url("https://93.184.216.34/hook?x=1", allow_http=False, allow_private=False)
+    assert check_url("http://127.0.0.1:9/hook", allow_http=True, allow_private=True)
+    with pytest.raises(CallbackError, match="internal"):  # http allowed, loopback still not
+        check_url("http://127.0.0.1:9/hook", allow_http=True, allow_private=False)
+
+
+def test_signature_verifies_and_refuses_tampering_and_replays():
+    body = b'{"id":"x","status":"done"}'
+    header = sign("s" * 20, body)
+    assert verify("s" * 20, header, body)
+    assert not verify("s" * 20, header, body + b" ")
+    assert not verify("t" * 20, header, body)
+    assert not verify("s" * 20, sign("s" * 20, body, ts=int(time.time()) - 3600), body)
+    assert not verify("s" * 20, "garbage", body)
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Records each POST; answers the statuses in `plan` in turn, then 200."""
+
+    got: list
+    plan: list
+    times: list
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.got.append((dict(self.headers), body))
+        self.times.append(time.monotonic())
+        status = self.plan.pop(0) if self.plan else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def receiver():
+    handler = type("R", (Receiver,), {"got": [], "plan": [], "times": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+    server.shutdown()
+
+
+def _submit(server, url: str, seed: int) -> str:
+    r = requests.post(f"{server.url}/api/v1/jobs", timeout=30,
+                      headers={"Authorization": f"Bearer {server.api_key}"},
+                      data={"callback_url": url},
+                      files=[("image", ("w.jpg", make_jpeg(seed=seed), "image/jpeg"))])
+    assert r.status_code == 202, r.text
+    return r.json()["jobs"][0]["id"]
+
+
+def _wait_for(check, timeout=15):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_final_job_is_posted_signed_and_retried_after_a_5xx(live_server, receiver):
+    url, handler = receiver
+    handler.plan = [503]  # the receiver is down once: the worker tries again after a backoff
+    job_id = _submit(live_server, url, seed=601)
+    final = live_server.wait_final(job_id)
+    _wait_for(lambda: len(handler.got) == 2)
+    for headers, body in handler.got:
+        assert verify(WEBHOOK_SECRET, headers["X-DFD-Signature"], body), headers
+        assert headers["X-DFD-Job"] == job_id and headers["Content-Type"] == "application/json"
+    sent = json.loads(handler.got[1][1])
+    assert sent["id"] == job_id and sent["status"] == "done"
+    assert sent["result"] == final["result"]
+    store = JobStore(redis.Redis.from_url(live_server.redis_url))
+    _wait_for(lambda: store.r.hget(store.key(job_id), "webhook") == b"delivered")
+    time.sleep(0.5)
+    assert len(handler.got) == 2  # delivered once: no more calls
+
+
+def test_a_receiver_that_keeps_failing_is_given_up_on(live_server, receiver):
+    url, handler = receiver
+    handler.plan = [500] * 10
+    job_id = _submit(live_server, url, seed=602)
+    live_server.wait_final(job_id)
+    store = JobStore(redis.Redis.from_url(live_server.redis_url))
+    _wait_for(lambda: store.r.hget(store.key(job_id), "webhook") == b"failed", timeout=30)
+    assert len(handler.got) == 4  # the first try and DFD_WEBHOOK_RETRIES=3 retries
+    # Exponential backoff from DFD_WEBHOOK_BACKOFF=0.2 s: 0.2, 0.4, 0.8 s between the tries.
+    gaps = [b - a for a, b in zip(handler.times, handler.times[1:], strict=False)]
+    assert [round(g, 1) >= want for g, want in zip(gaps, (0.2, 0.4, 0.8), strict=True)] == [
+        True] * 3, gaps
+    assert gaps[2] > gaps[0], gaps
+
+
+@pytest.mark.parametrize("env,url,words", [
+    ({"DFD_WEBHOOK_ALLOW_HTTP": "false"}, "http://127.0.0.1:9/h", "must use https"),
+    ({"DFD_WEBHOOK_ALLOW_PRIVATE": "false"}, "http://127.0.0.1:9/h", "internal"),
+    ({"DFD_WEBHOOK_SECRET": ""}, "https://93.184.216.34/h", "DFD_WEBHOOK_SECRET"),
+    ({}, "  ", "empty"),  # found by the contract test: a blank field was taken as "none"
+])
+def test_refused_callbacks_are_400_and_queue_nothing(live_server, env, url, words):
+    from web import create_app
+
+    client = create_app({"ENV": {**live_server.env, **env}}).test_client()
+    r = redis.Redis.from_url(live_server.redis_url)
+    before = sum(1 for _ in r.scan_iter("dfd:job:*"))
+    resp = client.post("/api/v1/jobs", headers={"Authorization": f"Bearer {live_server.api_key}"},
+                       data={"callback_url": url,
+                             "image": (io.BytesIO(make_jpeg(seed=603)), "c.jpg", "image/jpeg")})
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    assert resp.get_json()["error"]["code"] == "bad_request"
+    assert words in resp.get_json()["error"]["message"]
+    assert sum(1 for _ in r.scan_iter("dfd:job:*")) == before

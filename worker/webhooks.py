@@ -1,0 +1,69 @@
+"""Delivering a job's webhook: POST its public view, signed, once the job is final."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import requests
+
+from shared import metrics
+from shared.jobs import JobStore, public_view
+from shared.schema import FINAL
+from shared.webhooks import CallbackError, check_url, sign
+
+log = logging.getLogger(__name__)
+TIMEOUT_S = 10
+
+
+class DeliveryError(RuntimeError):
+    """This attempt failed in a way worth retrying (no answer, 5xx, 429, 408)."""
+
+
+def backoff(retries: int, base: float) -> float:
+    """Seconds before retry number retries + 1: base, 2 base, 4 base, ... at most 10 minutes."""
+    return min(600.0, base * 2 ** retries)
+
+
+def deliver(settings: dict, jobs: JobStore, job_id: str) -> str:
+    """One attempt: 'delivered', 'gone' (job or callback gone), 'refused' (URL not allowed
+    now, or the receiver answered 4xx for good); raises DeliveryError to be retried."""
+    rec = jobs.get(job_id)
+    if rec is None or not rec.get("callback") or rec["status"] not in FINAL:
+        return "gone"
+    try:
+        # Checked again here: the name may resolve elsewhere now than at upload time.
+        url = check_url(rec["callback"], allow_http=settings["WEBHOOK_ALLOW_HTTP"],
+                        allow_private=settings["WEBHOOK_ALLOW_PRIVATE"])
+    except CallbackError as exc:
+        log.warning("job %s webhook refused: %s", job_id, exc, extra={"job_id": job_id})
+        return _record(jobs, job_id, "refused")
+    body = json.dumps(public_view(rec), separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "dfd-webhook",
+               "X-DFD-Job": job_id, "X-DFD-Signature": sign(settings["WEBHOOK_SECRET"], body)}
+    try:
+        resp = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S,
+                             allow_redirects=False)
+    except requests.RequestException as exc:
+        raise DeliveryError(f"no answer: {type(exc).__name__}") from None
+    if 200 <= resp.status_code < 300:
+        log.info("job %s webhook delivered (%d)", job_id, resp.status_code,
+                 extra={"job_id": job_id})
+        return _record(jobs, job_id, "delivered")
+    if resp.status_code >= 500 or resp.status_code in (408, 429):
+        raise DeliveryError(f"HTTP {resp.status_code}")
+    log.warning("job %s webhook refused by the receiver (HTTP %d)", job_id, resp.status_code,
+                extra={"job_id": job_id})
+    return _record(jobs, job_id, "refused")
+
+
+def _record(jobs: JobStore, job_id: str, outcome: str) -> str:
+    jobs.r.hset(JobStore.key(job_id), "webhook", outcome)
+    metrics.WEBHOOKS.labels(outcome).inc()
+    return outcome
+
+
+def gave_up(jobs: JobStore, job_id: str, reason: str) -> str:
+    """Every retry failed: say so in the record and the log."""
+    log.warning("job %s webhook failed for good: %s", job_id, reason, extra={"job_id": job_id})
+    return _record(jobs, job_id, "failed")
