@@ -16,9 +16,10 @@ def _shipped() -> dict:
 
 
 def test_shipped_card_renders_title_terms_and_metrics():
-    md = card_markdown(_shipped())
+    card = _shipped()
+    md = card_markdown(card)
     lines = md.splitlines()
-    assert lines[0] == "# Model card: dfd-mobilenetv2 (version 23636e605b2c)"
+    assert lines[0] == f"# Model card: dfd-mobilenetv2 (version {card['version']})"
     assert lines[1] == ""
     assert ("**This model inherits non-commercial terms from its training data: FaceForensics++ "
             "material is for non-commercial research use only, FFHQ is CC BY-NC-SA 4.0, DFDC is "
@@ -26,23 +27,36 @@ def test_shipped_card_renders_title_terms_and_metrics():
     header = "| set | n real | n fake | AUC | accuracy | EER | ECE | recall fake | recall real |"
     i = lines.index(header)
     assert lines[i + 1] == "| --- |" + " --- |" * 8
-    assert ("| ff-crops/val | 2241 | 2209 | 0.9363 | 0.8254 | 0.1412 | 0.0535 | 0.9221 | 0.7300 |"
-            in lines[i + 2:])
-    assert "- Temperature T = 1.3919: served P(fake)" in md
+    m = card["metrics"]["ff-crops/val"]
+    row = (f"| ff-crops/val | {m['n_real']} | {m['n_fake']} | {m['auc']:.4f} | "
+           f"{m['accuracy']:.4f} | {m['eer']:.4f} | {m['ece']:.4f} | {m['recall']['fake']:.4f} | "
+           f"{m['recall']['real']:.4f} |")
+    assert row in lines[i + 2:]
+    assert f"- Temperature T = {card['temperature']:.4f}: served P(fake)" in md
     assert "(that is, when P(real) < 0.7)" in md
-    assert ("TFLite export vs Keras: max |dP(fake)| 2.63e-05 over 200 real images "
-            "(tolerance 0.001).") in lines
+    ec = card["export_check"]
+    assert (f"TFLite export vs Keras: max |dP(fake)| {ec['max_abs_delta_p_fake']:.2e} over "
+            f"{ec['n_images']} real images (tolerance 0.001).") in lines
     assert '- Crops: {"' in md and "held-out lists in `split.json`." in md
-    assert "carry over.\n" in md and "\n\n\n" not in md
-    assert "## Assessment beside the label" in md and "`likely_fake` from P(fake) 0.924" in md
+    assert "carry over" in md and "\n\n\n" not in md
+    a = card["assessment"]
+    assert f"`likely_fake` from P(fake) {a['likely_fake_from']:.3f}" in md
+    if card.get("prior_fake", 0.5) != 0.5:  # a stated prior is said in words, with its share
+        assert f"**Calibrated for a prior of {100 * card['prior_fake']:.1f}% fakes**" in md
 
 
-def test_shipped_markdown_starts_with_what_the_card_json_renders_to():
+def test_shipped_markdown_is_what_the_card_json_renders_to():
     card = _shipped()
     assert (SHIPPED / "MODEL_CARD.md").read_text() == card_markdown(card)
-    gen = generalisation_markdown(card)
-    assert gen.startswith("\n## Generalisation (issue 6)\n\nTrained with pseudo-fakes: 25% ")
-    assert "\n### Cross-source ROC AUC\n\n" in gen and gen.endswith(" |\n")
+    # The verdict tables: every model compared, every set, the targets.
+    md = card_markdown(card)
+    assert "## What users see: verdicts per source" in md
+    for name, v in card["verdicts"]["models"].items():
+        assert f"### {name} ({v['model']})" in md
+        for s, d in v["sets"].items():
+            if d["n_real"]:
+                share = d["real_called_fake"]["share"]
+                assert f"| {s} | " in md and f"{100 * share:.1f}%" in md
 
 
 def test_a_minimal_card_still_renders_with_the_old_defaults():
