@@ -131,7 +131,7 @@ def bench_pipeline(ctx, model_dir: str, photo_dir: Path, big_dir: Path, cores: i
         return r
 
     shipped = one(f"1 process, shipped (batch {batch}, 1+1 threads, full detector, "
-                  "stability check: 5 versions of each face)")
+                  "stability check: 4 versions of faces near the threshold)")
     # The stability check's price, measured beside it (issue 11: keep >= 70% of the rate
     # without it).
     plain = one("without the stability check (one version of each face)", stability=False)

@@ -90,8 +90,8 @@ def render(data: dict) -> str:
                   f"{_f(st.get('detect_ms'), 2)} ms, crop {_f(st.get('crop_ms'), 2)} ms, "
                   f"classify {_f(st.get('classify_ms'), 2)} ms "
                   f"({_f(st.get('crops_per_image'), 2)} crops per image); the stability check "
-                  f"adds {_f(st.get('variants_ms'), 2)} ms to make each face's 4 variants and "
-                  f"{_f(st.get('classify_variants_ms'), 2)} ms to score all 5 versions "
+                  f"adds {_f(st.get('variants_ms'), 2)} ms to make each face's 3 variants and "
+                  f"{_f(st.get('classify_variants_ms'), 2)} ms to score all 4 versions "
                   "(instead of the classify time).", "",
                   f"\"Why?\" (occlusion map, {st.get('explain_grid', 7)}x"
                   f"{st.get('explain_grid', 7)} grid, uploads sent with explain=1): "

@@ -19,7 +19,7 @@ TEXT = {
                   "real faces held out from training).",
     "middle_score": "The score is between the bands where real and fake faces usually land: the "
                     "model cannot tell.",
-    "unstable": "Benign changes to the photo (re-saving, resizing, mirroring, a slightly "
+    "unstable": "Benign changes to the photo (resizing, mirroring, a slightly "
                 "different crop) move the score across the threshold: the verdict is not "
                 "reliable.",
     "no_face": "No face was found: the model judges face crops, so this score (of the centre of "

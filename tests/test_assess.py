@@ -43,7 +43,7 @@ def test_small_faces_are_skipped_but_said():
 
 
 def test_variants_on_both_sides_of_the_threshold_are_unstable():
-    p = np.array([[0.9, 0.1, 0.9, 0.9, 0.9]])
+    p = np.array([[0.9, 0.1, 0.9, 0.9]])
     got = assess(p, [100.0], 0.3, BANDS)
     assert got["assessment"] == "uncertain" and got["reasons"] == ["unstable"]
     # The image's label under each variant is its most suspicious face's: a second face that
@@ -51,7 +51,7 @@ def test_variants_on_both_sides_of_the_threshold_are_unstable():
     assert assess(np.vstack([p, rows(0.95)]), [100.0, 100.0], 0.3, BANDS)["assessment"] == \
         "likely_fake"
     st = summary(p[0], 0.3)
-    assert st["unstable"] and st["spread"] == pytest.approx(0.8) and st["variants"] == 5
+    assert st["unstable"] and st["spread"] == pytest.approx(0.8) and st["variants"] == 4
     assert not summary(np.array([0.31, 0.9]), 0.3)["unstable"]
     assert summary(np.array([0.3, 0.31]), 0.3)["unstable"]  # 0.3 itself is Real
 
@@ -120,13 +120,20 @@ def test_min_face_side_finds_where_accuracy_drops():
 
 
 def test_only_scores_near_the_threshold_get_their_variants_scored():
-    from detector.stability import max_move, near
+    from detector.stability import near
+    from training.bands import stability_margin
 
     p = np.array([0.01, 0.25, 0.3, 0.35, 0.99])
     assert near(p, 0.3, 1.0).tolist() == [False, True, True, True, False]
     assert near(p, 0.3, float("inf")).all()
-    moves = max_move(np.array([[0.5, 0.5, 0.5], [0.5, 0.73105858, 0.5]]))
-    assert moves == pytest.approx([0.0, 1.0], abs=1e-6)
+    # 50 faces straddle the threshold at growing distances, 50 never do: the margin reaches
+    # all but 2% of the straddling ones.
+    z0 = np.log(0.3 / 0.7) + np.linspace(-2, 2, 50)
+    straddle = np.stack([1 / (1 + np.exp(-z0)), np.where(z0 > np.log(0.3 / 0.7), 0.01, 0.99)], 1)
+    calm = np.full((50, 2), 0.001)
+    margin, n = stability_margin(np.vstack([straddle, calm]), 0.3)
+    assert n == 50 and 1.9 < margin <= 2.0
+    assert stability_margin(calm, 0.3) == (0.0, 0)
     far = summary(np.array([0.99] * len(VARIANTS)), 0.3, checked=False)
     assert far == {"checked": False, "variants": 1, "p_fake_min": 0.99, "p_fake_max": 0.99,
                    "spread": 0.0, "unstable": False}

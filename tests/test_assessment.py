@@ -94,10 +94,10 @@ def test_each_assessment_through_the_worker(tmp_path, stack_with):
         if label:
             assert r["label"] == label, (name, r)
         st = r["stability"]
-        assert st["variants"] == 5 and not st["unstable"] and st["spread"] < 0.05, (name, st)
+        assert st["variants"] == 4 and not st["unstable"] and st["spread"] < 0.05, (name, st)
         assert st["p_fake_min"] <= r["p_fake"] <= st["p_fake_max"], (name, st)
         for face in r["faces"]:
-            assert face["stability"]["variants"] == 5
+            assert face["stability"]["variants"] == 4
     assert got["noise"]["faces"] == [] and got["tiny"]["faces"]
 
 

@@ -89,7 +89,7 @@ def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, clean_redis, tm
     assert outcomes[gone] == "failed" and "no longer in storage" in jobs.get(gone)["error"]
     assert outcomes[bad] == "failed" and "unsupported_type" in jobs.get(bad)["error"]
     # One model call for the whole batch, and one for the variants of faces near the threshold.
-    assert calls[0] == 3 and len(calls) <= 2 and all(n % 5 == 0 for n in calls[1:])
+    assert calls[0] == 3 and len(calls) <= 2 and all(n % 4 == 0 for n in calls[1:])
     again = run_jobs(ids, jobs, storage, detector, model, max_pixels=10**7)
     assert set(again.values()) == {"skipped"}  # final jobs are never redone
 

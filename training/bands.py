@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from detector.stability import VARIANTS, max_move
+from detector.stability import VARIANTS
 from training import metrics as M
 
 MAX_REAL_SHARE = 0.03  # likely_fake: at most this share of any source's held-out real faces
@@ -23,7 +23,9 @@ MAX_FAKE_SHARE = 0.10  # likely_real: at most this share of any source's held-ou
 MAX_FACES = 4
 FACE_SIDES = (16, 24, 32, 48, 64, 96, 128)
 MAX_AUC_DROP = 0.03  # a face side is judged when its AUC is within this of full-size crops'
-MARGIN_QUANTILE = 0.999  # of the largest logit move from a crop to its variants (calibration)
+# The stability check may skip faces far from the threshold: at most this share of the
+# calibration faces whose label flipped under a variant lie beyond the margin.
+MAX_MISSED_UNSTABLE = 0.02
 MEAN_GAIN = 0.005  # serve the variants' mean only if it raises the mean calibration AUC this much
 RULE = (f"likely_fake from the lowest P(fake) at or above which at most {MAX_REAL_SHARE:.0%} of "
         "each source's calibration real faces lie; likely_real below the highest P(fake) under "
@@ -31,9 +33,9 @@ RULE = (f"likely_fake from the lowest P(fake) at or above which at most {MAX_REA
         "meet if they cross); real-only sources count for the first; faces whose shorter side "
         f"is under the smallest size whose pooled calibration AUC is within {MAX_AUC_DROP} of "
         f"full-size crops are not judged; more than {MAX_FACES} faces: not judged; the stability "
-        "check scores the variants of faces within stability_margin logits of the threshold, the "
-        f"{MARGIN_QUANTILE:.1%} quantile of the largest move from a calibration crop to one of "
-        "its variants")
+        "check scores the variants of faces within stability_margin logits of the threshold, as "
+        f"close as all but {MAX_MISSED_UNSTABLE:.0%} of the calibration faces whose label flipped "
+        "under one of their variants")
 
 
 def fit_bands(by_source: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
@@ -69,8 +71,19 @@ def min_face_side(predict, crops: np.ndarray, y: np.ndarray) -> tuple[int, dict]
     return side, {"full": full, **{str(k): v for k, v in curve.items()}}
 
 
+def stability_margin(p_var: np.ndarray, threshold: float) -> tuple[float, int]:
+    """(margin in logits, unstable calibration faces): the distance from the threshold within
+    which all but MAX_MISSED_UNSTABLE of the faces whose variants straddle it lie."""
+    z = np.log(np.clip(p_var[:, 0], 1e-7, 1 - 1e-7) / np.clip(1 - p_var[:, 0], 1e-7, 1))
+    unstable = (p_var.min(axis=1) <= threshold) & (p_var.max(axis=1) > threshold)
+    if not unstable.any():
+        return 0.0, 0
+    dist = np.abs(z - np.log(threshold / (1 - threshold)))[unstable]
+    return float(np.quantile(dist, 1 - MAX_MISSED_UNSTABLE)), int(unstable.sum())
+
+
 def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.ndarray,
-                   variants_fn) -> dict:
+                   variants_fn, threshold: float) -> dict:
     """The card's `assessment` entry. predict: crops -> served-scale P(fake) (calibrated)."""
     # In chunks: five variants of a few thousand crops would hold gigabytes at once.
     p_var = np.concatenate([predict(variants_fn(crops[s:s + 256])).reshape(-1, len(VARIANTS))
@@ -81,14 +94,17 @@ def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.n
     served = "mean of variants" if aucs["mean of variants"] >= aucs["original"] + MEAN_GAIN \
         else "original"
     p = p_var.mean(axis=1) if served == "mean of variants" else p_var[:, 0]
-    margin = float(np.quantile(max_move(p_var), MARGIN_QUANTILE))
+    margin, n_unstable = stability_margin(p_var, threshold)
     bands = fit_bands({s: (labels[sources == s], p[sources == s]) for s in np.unique(sources)})
     both = np.isin(sources, [s for s in np.unique(sources)
                              if len(np.unique(labels[sources == s])) == 2])
     side, curve = min_face_side(predict, crops[both], labels[both])
     return {**bands, "min_face_px": side, "max_faces": MAX_FACES,
             "max_real_share": MAX_REAL_SHARE, "max_fake_share": MAX_FAKE_SHARE,
-            "served": served, "stability_margin": round(margin, 4), "calibration_auc": aucs,
+            "served": served, "stability_margin": round(margin, 4),
+            "stability_calibration": {"faces": int(len(p_var)), "unstable": n_unstable,
+                                      "max_missed_share": MAX_MISSED_UNSTABLE},
+            "calibration_auc": aucs,
             "face_side_auc": curve, "rule": RULE}
 
 
@@ -168,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     model = LoadedModel(root, card, "tflite", threads=2)
     entry = fit_assessment(lambda x: np.concatenate([model.predict(x[s:s + 64])
                                                      for s in range(0, len(x), 64)]),
-                           np.asarray(crops), labels, sources, all_variants)
+                           np.asarray(crops), labels, sources, all_variants,
+                           float(card["threshold"]))
     card["assessment"] = entry
     (root / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (root / "MODEL_CARD.md").write_text(card_markdown(card))

@@ -277,7 +277,7 @@ def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
     }
     order = np.sort(calib)
     card["assessment"] = fit_assessment(lambda x: served(keras_predict(model, x)), crops[order],
-                                        labels[order], source[order], all_variants)
+                                        labels[order], source[order], all_variants, THRESHOLD)
     log(f"assessment bands: likely_real below {card['assessment']['likely_real_below']:.3f}, "
         f"likely_fake from {card['assessment']['likely_fake_from']:.3f}, faces from "
         f"{card['assessment']['min_face_px']} px, served {card['assessment']['served']}")

@@ -13,8 +13,8 @@ SCHEMAS = {
     "Stability": {"type": "object",
                   "required": ["checked", "variants", "p_fake_min", "p_fake_max", "spread",
                                "unstable"],
-                  "description": "P(fake) over the crop and its benign variants (JPEG re-save, "
-                                 "mirror, half-size and back, a shifted crop)",
+                  "description": "P(fake) over the crop and its benign variants (mirror, "
+                                 "half-size and back, a shifted crop)",
                   "properties": {"checked": {"type": "boolean", "description": "false: the "
                                              "score is so far from the threshold that the "
                                              "variants were not scored (see docs/API.md)"},

@@ -165,7 +165,7 @@ function showAssessment(item, result) {
   const st = result.stability;
   if (st && typeof st.p_fake_min === "number" && st.variants > 1) {
     r.stability.textContent = (st.unstable ? "Unstable" : "Stable") +
-      " under re-saving, resizing, mirroring and re-cropping: P(fake) " +
+      " under resizing, mirroring and re-cropping: P(fake) " +
       st.p_fake_min.toFixed(2) + "–" + st.p_fake_max.toFixed(2) + " over " + st.variants +
       " versions";
   } else {
