@@ -187,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
                            np.asarray(crops), labels, sources, all_variants,
                            float(card["threshold"]))
     card["assessment"] = entry
+    if args.prior_fake is not None and card.get("metrics"):
+        # The training run's table was made at the prior it had then.
+        card["metrics_note"] = (
+            "These were computed when training ended, before the served prior was set to "
+            f"{card['prior_fake']} by `dfd-train bands`, so accuracy and recall here are not what "
+            "users get: the per-source tables under 'What users see' are. AUC does not depend on "
+            "the prior.")
     (root / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (root / "MODEL_CARD.md").write_text(card_markdown(card))
     print(json.dumps({k: v for k, v in entry.items() if k != "rule"}, indent=1))
