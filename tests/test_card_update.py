@@ -81,8 +81,14 @@ def test_whole_source_cell_stands_for_the_held_out_part(tmp_path, card_dir):
 
 
 def test_kept_rows_are_carried_over_and_left_out_of_the_worst_cell(tmp_path, card_dir):
-    before = json.loads((card_dir / "card.json").read_text())["cross_source"]["rows"]
-    kept = next(n for n, r in before.items() if any(r["cross"].values()))
+    # An earlier card's cross-source row, as the shipped card once carried them.
+    update(card_dir, [_measure(tmp_path, card_dir)], "main", "old", [], ())
+    doc = json.loads((card_dir / "card.json").read_text())
+    rows = doc["cross_source"]["rows"]
+    rows["ff-only-earlier"] = dict(rows["ff-only"], auc={k: 0.01 for k in rows["ff-only"]["auc"]})
+    (card_dir / "card.json").write_text(json.dumps(doc))
+    before = rows
+    kept = "ff-only-earlier"
     card = update(card_dir, [_measure(tmp_path, card_dir)], "main", "old", [], (kept,))
     assert card["cross_source"]["rows"][kept]["auc"] == before[kept]["auc"]
     assert card["cross_source"]["rows"][kept]["kept"] is True

@@ -55,9 +55,11 @@ def collapsed(aucs: dict) -> bool:
 
 
 def _save(model, opt, ctx: RunContext, state: TrainState, best: bool) -> None:
+    import keras
+
     work = ctx.work
     model.save_weights(work / "last.weights.h5")
-    np.savez(work / "optimizer.npz", *[np.asarray(v) for v in opt.variables])
+    np.savez(work / "optimizer.npz", *[keras.ops.convert_to_numpy(v) for v in opt.variables])
     if best:
         model.save_weights(work / "best.weights.h5")
     state.save(work / "state.json")  # last: marks a whole epoch

@@ -126,8 +126,8 @@ def batchnorm_stats(model) -> list[np.ndarray]:
     out = []
     for layer in trunk_of(model).layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            out.append(np.array(layer.moving_mean))
-            out.append(np.array(layer.moving_variance))
+            out.append(np.array(keras.ops.convert_to_numpy(layer.moving_mean)))
+            out.append(np.array(keras.ops.convert_to_numpy(layer.moving_variance)))
     return out
 
 
