@@ -99,7 +99,7 @@ def run(ctx: RunContext) -> None:
 
     args, log, work = ctx.args, ctx.log, ctx.work
     keras.utils.set_random_seed(args.seed)
-    model = build_model(args.weights, internal_size=args.internal_size,
+    model = build_model(args.weights, internal_size=args.internal_size, width=args.width,
                         mask_head=bool(args.mask_weight))
     grid = int(model.outputs[1].shape[1]) if args.mask_weight else 0
     if args.init_model:
@@ -193,7 +193,8 @@ def run(ctx: RunContext) -> None:
 def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
     """Best weights -> temperature -> metrics -> export of the model directory."""
     args, log, crops, labels = ctx.args, ctx.log, ctx.crops, ctx.labels
-    model = build_model(None, internal_size=args.internal_size, mask_head=bool(args.mask_weight))
+    model = build_model(None, internal_size=args.internal_size, mask_head=bool(args.mask_weight),
+                        width=args.width)
     model.load_weights(ctx.work / "best.weights.h5")
     bn_after = batchnorm_stats(model)
     model = serving_model(model)  # P(fake) only, from here on: what is exported and served
@@ -267,7 +268,7 @@ def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
             "face_found": ctx.meta["face_found"], "augmentation": AUGMENTATION,
             "sbi_rate": args.sbi_rate, "pseudo_fakes": SBI if args.sbi_rate else None,
             "sbi_mode": args.sbi_mode if args.sbi_rate else None,
-            "mask_weight": args.mask_weight,
+            "mask_weight": args.mask_weight, "trunk_width": args.width,
             "left_out_reals": args.leave_out_reals,
             "init_model": args.init_model,
             "prep_seconds": round(ctx.prep_seconds, 1),

@@ -44,7 +44,8 @@ def load_trunk_weights(trunk, weights_npz: str | Path) -> int:
 
 
 def build_model(weights_npz: str | Path | None, internal_size: int = INPUT_SIZE,
-                dropout: float = 0.2, seed: int = 0, mask_head: bool = False):
+                dropout: float = 0.2, seed: int = 0, mask_head: bool = False,
+                width: float = 0.35):
     """Input 224x224x3 float 0..255 -> P(fake); preprocessing is inside the model. With
     mask_head, a second output: the blend mask on the trunk's grid (serving_model drops it)."""
     keras = _keras()
@@ -58,7 +59,7 @@ def build_model(weights_npz: str | Path | None, internal_size: int = INPUT_SIZE,
                                   name="resize")(x)
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(x)
     trunk = keras.applications.MobileNetV2(
-        input_shape=(internal_size, internal_size, 3), alpha=0.35, include_top=False,
+        input_shape=(internal_size, internal_size, 3), alpha=width, include_top=False,
         weights=None)
     trunk.name = TRUNK_NAME
     if weights_npz is not None:

@@ -47,7 +47,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from the work checkpoint")
     p.add_argument("--keep-work", action="store_true", help="keep the checkpoints (work/) "
                    "after a successful export; by default they are deleted")
-    p.add_argument("--weights", default=str(WEIGHTS), help="ImageNet trunk .npz")
+    p.add_argument("--width", type=float, choices=(0.35, 1.0), default=0.35,
+                   help="MobileNetV2 trunk width (1.0: 2.26 M parameters, about 2.7x the cost)")
+    p.add_argument("--weights", help="ImageNet trunk .npz (default: the one of --width in "
+                   "../shared/weights)")
     p.add_argument("--sbi-rate", type=float, default=0.25, metavar="P",
                    help="share of real training crops that get a self-blended pseudo-fake")
     p.add_argument("--sbi-mode", choices=("replace-fake", "replace-real"), default="replace-fake",
@@ -64,7 +67,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "head). Pseudo-fakes give the mask, reals an empty one, real fakes none")
     p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
                    "(same architecture) instead of the ImageNet trunk and a new head")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.weights is None:  # mobilenetv2_0.35_... or mobilenetv2_1.0_...
+        args.weights = str(WEIGHTS.with_name(f"mobilenetv2_{args.width}_224_imagenet_notop.npz"))
+    return args
 
 
 def machine() -> str:
