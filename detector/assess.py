@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.schema import ASSESSMENTS, REASONS
-
 TEXT = {
     "low_score": "The face scores well inside the range where real faces land.",
     "high_score": "The face scores where few real faces land (at most {real_share:.0%} of "
@@ -87,7 +85,6 @@ def assess(p_variants: np.ndarray, sides: list[float], threshold: float, bands: 
 
 
 def _out(assessment: str, reasons: list[str], bands: Bands) -> dict:
-    assert assessment in ASSESSMENTS and set(reasons) <= set(REASONS), (assessment, reasons)
     words = {"min_face_px": int(bands.min_face_px), "max_faces": bands.max_faces,
              "real_share": bands.real_share}
     return {"assessment": assessment, "reasons": reasons,

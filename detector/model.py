@@ -63,14 +63,18 @@ def check_model(path: str | os.PathLike) -> dict:
     return card
 
 
+def logit(p) -> np.ndarray:
+    """log(p / (1 - p)), with p kept away from 0 and 1 (float32 sigmoids saturate)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
 def calibrate(p_raw: np.ndarray, temperature: float, prior_fake: float = 0.5) -> np.ndarray:
     """Temperature scaling, then the card's prior: sigmoid(logit(p) / T + logit(prior)).
 
     T is fitted on a calibration split with as many fakes as reals; prior_fake states the share
     of fakes the served probability assumes instead (0.5: none assumed; see the model card)."""
-    p = np.clip(np.asarray(p_raw, dtype=np.float64), 1e-7, 1 - 1e-7)
-    shift = np.log(prior_fake / (1 - prior_fake))
-    return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) / float(temperature) + shift)))
+    return 1.0 / (1.0 + np.exp(-(logit(p_raw) / float(temperature) + logit(prior_fake))))
 
 
 class LoadedModel:

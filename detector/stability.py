@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from detector.model import logit
+
 # The order is part of the contract: column 0 is always the crop as found. A JPEG re-save
 # (quality 80) was a fifth variant until measured: on 1,500 calibration faces it added 2 of
 # 144 label flips that the others missed, and it was the costliest to make (docs/MODEL.md).
@@ -36,17 +38,12 @@ def all_variants(crops: np.ndarray) -> np.ndarray:
         np.zeros((0, *np.shape(crops)[1:]), np.uint8)
 
 
-def _logit(p) -> np.ndarray:
-    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
-
-
 def near(p_fake: np.ndarray, threshold: float, margin: float) -> np.ndarray:
     """Which scores are within `margin` (in logits) of the threshold: only their variants are
     scored. The card's margin is as wide as all but 2% of the calibration faces whose label
     flipped under a variant (training.bands.stability_margin): scoring only the faces near the
     threshold is what keeps the check affordable, at the price of missing a few flips."""
-    return np.abs(_logit(p_fake) - _logit(threshold)) < margin
+    return np.abs(logit(p_fake) - logit(threshold)) < margin
 
 
 def summary(p_variants: np.ndarray, threshold: float, checked: bool = True) -> dict:

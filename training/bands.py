@@ -17,6 +17,7 @@ from PIL import Image
 
 from detector.stability import VARIANTS
 from training import metrics as M
+from training.calibrate import logit
 
 MAX_REAL_SHARE = 0.03  # likely_fake: at most this share of any source's held-out real faces
 MAX_FAKE_SHARE = 0.10  # likely_real: at most this share of any source's held-out fakes
@@ -74,11 +75,11 @@ def min_face_side(predict, crops: np.ndarray, y: np.ndarray) -> tuple[int, dict]
 def stability_margin(p_var: np.ndarray, threshold: float) -> tuple[float, int]:
     """(margin in logits, unstable calibration faces): the distance from the threshold within
     which all but MAX_MISSED_UNSTABLE of the faces whose variants straddle it lie."""
-    z = np.log(np.clip(p_var[:, 0], 1e-7, 1 - 1e-7) / np.clip(1 - p_var[:, 0], 1e-7, 1))
+    z = logit(p_var[:, 0])
     unstable = (p_var.min(axis=1) <= threshold) & (p_var.max(axis=1) > threshold)
     if not unstable.any():
         return 0.0, 0
-    dist = np.abs(z - np.log(threshold / (1 - threshold)))[unstable]
+    dist = np.abs(z - logit(threshold))[unstable]
     return float(np.quantile(dist, 1 - MAX_MISSED_UNSTABLE)), int(unstable.sum())
 
 
@@ -120,10 +121,10 @@ def choose_prior(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
     p50: served P(fake) with no prior (0.5)."""
     from training.verdicts import TARGETS
 
-    z = np.log(np.clip(p50, 1e-7, 1 - 1e-7) / np.clip(1 - p50, 1e-7, 1))
+    z = logit(p50)
     rows = []
     for prior in PRIORS:
-        fake_said = z + np.log(prior / (1 - prior)) > np.log(threshold / (1 - threshold))
+        fake_said = z + logit(prior) > logit(threshold)
         row = {"prior_fake": prior, "reals_called_fake": {}, "fakes_caught": {}, "real_ok": 0}
         for src in np.unique(sources):
             real, fake = (sources == src) & (labels == 0), (sources == src) & (labels == 1)

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-_EPS = 1e-7
+from detector.model import logit  # the serving side's, so both clip alike
 
-
-def logit(p) -> np.ndarray:
-    """log(p / (1 - p)) with p clipped away from 0 and 1 (float32 sigmoids saturate)."""
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
-    return np.log(p) - np.log1p(-p)
+__all__ = ["logit", "sigmoid", "apply_temperature", "nll", "fit_temperature"]
 
 
 def sigmoid(z) -> np.ndarray:

@@ -148,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         seen = trained_sources(card)
         v = evaluate(d, split, set(seen))
-        left = {s for s, what in seen.items() if what == "fakes only"} | \
-            {s for s in v["sets"] if s.split("/")[0] not in seen and
-             v["sets"][s]["n_real"] and not v["sets"][s]["n_fake"]}
-        left = {s.split("/")[0] for s in left}
+        # Real faces the model never saw: reals left out, or a real-only source not trained on.
+        left = {s for s, what in seen.items() if what == "fakes only"} | {
+            name_.split("/")[0] for name_, d in v["sets"].items()
+            if name_.split("/")[0] not in seen and d["n_real"] and not d["n_fake"]}
         v |= {"name": name, "trained_on": seen, "left_out_reals": sorted(left),
               "targets": targets(v, left)}
         out[name] = v
