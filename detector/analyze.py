@@ -48,7 +48,7 @@ def analyze_many(images: list, detector, model, threshold: float | None = None,
         # measured better (then the margin is infinite and every face is checked).
         served = np.where(ok, p.mean(axis=1), p[:, 0]) if model.served_mean else p[:, 0]
         boxes = [f.box for f in faces]
-        verdict = assess(p, [face_side(b) for b in boxes], threshold, model.bands)
+        verdict = assess(p, [face_side(b) for b in boxes], threshold, model.bands, served)
         faces_st = [summary(row, threshold, bool(k)) for row, k in zip(p, ok, strict=True)]
         top = p.max(axis=0) if faces else p[0]
         results.append(build_result(

@@ -54,14 +54,17 @@ def face_side(box) -> float:
     return min(x1 - x0, y1 - y0)
 
 
-def assess(p_variants: np.ndarray, sides: list[float], threshold: float, bands: Bands
-           ) -> dict:
+def assess(p_variants: np.ndarray, sides: list[float], threshold: float, bands: Bands,
+           served: list[float] | None = None) -> dict:
     """{assessment, reasons, reason_text} for one image.
 
-    p_variants: (faces, variants) served P(fake), column 0 the crop as found; no faces: (1, V)
-    for the centre square. sides: each face's shorter side in pixels (empty: no face found).
+    p_variants: (faces, variants) P(fake), column 0 the crop as found; no faces: (1, V) for the
+    centre square. sides: each face's shorter side in pixels (empty: no face found). served: the
+    P(fake) each face is reported with (default column 0); the bands read it, so that a card
+    serving the variants' mean is judged on the number the user sees.
     """
     p = np.asarray(p_variants, np.float64)
+    shown = p[:, 0] if served is None else np.asarray(served, np.float64)
     reasons: list[str] = []
     if not sides:
         return _out("not_applicable", ["no_face"], bands)
@@ -76,7 +79,7 @@ def assess(p_variants: np.ndarray, sides: list[float], threshold: float, bands: 
     per_variant = p[judged].max(axis=0)
     if per_variant.min() <= threshold < per_variant.max():
         return _out("uncertain", ["unstable", *reasons], bands)
-    top = float(p[judged, 0].max())
+    top = float(shown[judged].max())
     if top >= bands.likely_fake_from:
         return _out("likely_fake", ["high_score", *reasons], bands)
     if top < bands.likely_real_below:

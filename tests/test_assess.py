@@ -56,6 +56,13 @@ def test_variants_on_both_sides_of_the_threshold_are_unstable():
     assert summary(np.array([0.3, 0.31]), 0.3)["unstable"]  # 0.3 itself is Real
 
 
+def test_the_bands_read_the_served_score():
+    # A card serving the variants' mean is judged on that mean, not on the crop as found.
+    p = np.array([[0.9, 0.7, 0.7, 0.7]])
+    assert assess(p, [100.0], 0.3, BANDS)["assessment"] == "likely_fake"
+    assert assess(p, [100.0], 0.3, BANDS, served=[p[0].mean()])["assessment"] == "uncertain"
+
+
 def test_every_reason_has_its_sentence():
     from detector.assess import TEXT
     from shared.schema import REASONS
