@@ -10,9 +10,12 @@ import redis
 
 PREFIX = "dfd:feedback"
 NOTE_MAX = 500
-# Set-if-absent and index in one step, so a crash never leaves an entry the export cannot see.
+DEFAULT_TTL = 90 * 86400.0
+# Set-if-absent with its expiry and index in one step, so a crash never leaves an entry the
+# export cannot see; index members older than the expiry are dropped on the way.
 _ADD = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2] - ARGV[3])
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then
   redis.call('ZADD', KEYS[2], ARGV[2], KEYS[1])
   return 1
 end
@@ -26,10 +29,13 @@ def client_tag(client: str) -> str:
 
 
 class FeedbackStore:
-    """Feedback entries, written by the web, exported for review by key holders."""
+    """Feedback entries, written by the web, exported for review by key holders. Each expires
+    `ttl` seconds after it was written (DFD_FEEDBACK_TTL): a note is free text from a user and
+    is not kept for ever."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, ttl: float = DEFAULT_TTL):
         self.r = client
+        self.ttl = max(1, int(ttl))
         self._add = client.register_script(_ADD)
 
     def add(self, job_id: str, client: str, result: dict, label: str,
@@ -42,15 +48,21 @@ class FeedbackStore:
                  "model": dict(result["model"]), "client": client_tag(client),
                  "created_at": round(now, 3)}
         key = f"{PREFIX}:{job_id}:{entry['client']}"
-        done = self._add(keys=[key, PREFIX], args=[json.dumps(entry), now])
+        done = self._add(keys=[key, PREFIX], args=[json.dumps(entry), now, self.ttl])
         return entry if done == 1 else None
 
     def export(self, limit: int, offset: int = 0) -> list[dict]:
         """Entries oldest first, `limit` of them after `offset`."""
+        self._prune()
         keys = self.r.zrange(PREFIX, offset, offset + limit - 1)
         raws = self.r.mget(keys) if keys else []
         return [json.loads(raw) for raw in raws if raw]
 
     def count(self) -> int:
         """How many entries are stored."""
+        self._prune()
         return int(self.r.zcard(PREFIX))
+
+    def _prune(self) -> None:
+        """Drop index members whose entry has expired (Redis removed the entry itself)."""
+        self.r.zremrangebyscore(PREFIX, "-inf", time.time() - self.ttl)

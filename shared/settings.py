@@ -98,6 +98,7 @@ SPEC = {
     "UPLOAD_DIR": (str(ROOT / "var" / "uploads"), lambda n, r: str(Path(r).expanduser())),
     "RETENTION": ("1h", parse_duration),
     "JOB_TTL": ("24h", parse_duration),
+    "FEEDBACK_TTL": ("90d", parse_duration),
     "QUEUE_DEADLINE": ("5m", parse_duration),
     "UPLOAD_LIMIT": ("5/minute", parse_rate),
     "STATUS_LIMIT": ("1200/minute", parse_rate),

@@ -153,6 +153,7 @@ def test_page_says_what_is_kept_and_for_how_long(live_server):
     page = " ".join(requests.get(live_server.url + "/", timeout=10).text.split())
     assert "deleted from the server as soon as its result is ready or its analysis fails" in page
     assert "kept for 24 hours, then deleted" in page  # DFD_JOB_TTL's default
+    assert "for review, for 90 days." in page  # DFD_FEEDBACK_TTL's default
     assert [duration_text(s) for s in (90, 900, 3600, 86400, 7 * 86400)] == [
         "90 seconds", "15 minutes", "1 hour", "24 hours", "7 days"]
 
@@ -174,3 +175,22 @@ def test_sweep_removes_only_names_the_service_generated(tmp_path):
     assert st.sweep(3600) == 2
     assert not st.path(ours).exists() and not part.exists()
     assert all(f.exists() for f in foreign)
+
+
+def test_feedback_expires_and_leaves_the_export(clean_redis, monkeypatch):
+    import shared.feedback as fb
+
+    store = fb.FeedbackStore(clean_redis, ttl=3600)
+    result = {"label": "Fake", "p_fake": 0.9, "assessment": "likely_fake",
+              "model": {"name": "m", "version": "v"}}
+    assert store.add("a" * 32, "1.2.3.4", result, "Real", "my own photo") is not None
+    key = f"{fb.PREFIX}:{'a' * 32}:{fb.client_tag('1.2.3.4')}"
+    assert 3590 < clean_redis.ttl(key) <= 3600  # Redis drops the entry itself
+    assert store.count() == 1 and store.export(10)[0]["note"] == "my own photo"
+    # An hour later its index member goes too, so the export and its total agree.
+    now = fb.time.time()
+    monkeypatch.setattr(fb.time, "time", lambda: now + 3601)
+    clean_redis.delete(key)  # what the expiry does by then
+    assert store.count() == 0 and store.export(10) == []
+    assert store.add("b" * 32, "1.2.3.4", result, "Real", None) is not None
+    assert clean_redis.zcard(fb.PREFIX) == 1

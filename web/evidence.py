@@ -25,6 +25,10 @@ def _ext():
     return current_app.extensions["dfd"]
 
 
+def _store() -> FeedbackStore:
+    return FeedbackStore(_ext()["redis"], current_app.config["DFD"]["FEEDBACK_TTL"])
+
+
 def _status_limit() -> str:
     return current_app.config["DFD"]["STATUS_LIMIT"]
 
@@ -94,7 +98,7 @@ def feedback(job_id: str):
     """Record what the client says the image really is; one per job and client."""
     label, note = _feedback_body()
     rec = _done_job(job_id)
-    entry = FeedbackStore(_ext()["redis"]).add(job_id, client_id(), rec["result"], label, note)
+    entry = _store().add(job_id, client_id(), rec["result"], label, note)
     if entry is None:
         return error_response(409, "feedback_exists",
                               f"feedback on job {job_id} from this client is already recorded")
@@ -115,5 +119,5 @@ def export_feedback():
         abort(400, description="limit and offset must be whole numbers")
     if not (1 <= limit <= EXPORT_MAX and 0 <= offset <= OFFSET_MAX):
         abort(400, description=f"limit must be 1 to {EXPORT_MAX}, offset 0 to {OFFSET_MAX}")
-    store = FeedbackStore(_ext()["redis"])
+    store = _store()
     return jsonify(total=store.count(), offset=offset, feedback=store.export(limit, offset))

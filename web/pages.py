@@ -16,7 +16,8 @@ def index():
     dfd = current_app.config["DFD"]
     return render_template("index.html", upload_limit=dfd["UPLOAD_LIMIT"],
                            max_upload_mb=dfd["MAX_UPLOAD_MB"],
-                           job_ttl=duration_text(dfd["JOB_TTL"]))
+                           job_ttl=duration_text(dfd["JOB_TTL"]),
+                           feedback_ttl=duration_text(dfd["FEEDBACK_TTL"]))
 
 
 def duration_text(seconds: float) -> str:
