@@ -18,7 +18,29 @@ HASH_MATCHES = ("assertion.dataHash.match", "assertion.boxesHash.match",
                 "assertion.bmffHash.match", "assertion.collectionHash.match")
 SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 MAX_LISTED = 20  # actions and failure codes kept in a result: a manifest may list thousands
+PEM_CERT = "-----BEGIN CERTIFICATE-----"
 _context: dict = {}
+_trust: dict = {}
+
+
+def read_trust_anchors(path: str) -> str:
+    """The PEM text of a trust-anchor file (DFD_C2PA_TRUST_ANCHORS); ValueError saying why not."""
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read(4 * 1024 * 1024)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path!r} ({exc})") from None
+    if PEM_CERT not in text:
+        raise ValueError(f"{path!r} holds no PEM certificate ({PEM_CERT} ...)")
+    return text
+
+
+def set_trust_anchors(pem: str | None) -> None:
+    """Report signers whose certificate chain ends at one of these PEM certificates as trusted
+    (None: no trust list, so every signer is untrusted). Set before the worker forks; each
+    process builds its reader context from it on first use."""
+    _trust["pem"] = pem
+    _context.clear()
 
 
 def _short(uri: str | None) -> str | None:
@@ -30,7 +52,9 @@ def _reader(data: bytes, mime: str):
     import c2pa
 
     if "ctx" not in _context:  # one per process: building it parses the settings
-        _context["ctx"] = c2pa.Context.from_dict(SETTINGS)
+        pem = _trust.get("pem")
+        _context["ctx"] = c2pa.Context.from_dict(
+            {**SETTINGS, "trust": {"trust_anchors": pem}} if pem else SETTINGS)
     return c2pa.Reader.try_create(mime, io.BytesIO(data), None, _context["ctx"])
 
 

@@ -219,7 +219,8 @@ def summary(c2pa: dict, found: list[dict]) -> str:
     state = c2pa.get("state")
     if c2pa.get("present") and state != "unreadable":
         who = (c2pa.get("signer") or {}).get("common_name") or "an unknown signer"
-        trust = "a trusted signer" if c2pa.get("signer_trusted") else \
+        trust = f"{who}, a signer on this service's trust list" if c2pa.get("signer_trusted") \
+            else \
             f"{who}, a signer not on our trust list"
         what = (f"say the image was made with generative AI ({c2pa['digital_source_type']})"
                 if c2pa.get("ai_generated") else "are present")

@@ -115,6 +115,8 @@ SPEC = {
     "PORT": ("5000", lambda n, r: parse_int(n, r, 1, 65535)),
     "LOG_FORMAT": ("text", lambda n, r: parse_choice(n, r, ("text", "json"))),
     "METRICS_PORT": ("0", lambda n, r: parse_int(n, r, 0, 65535)),
+    "C2PA_TRUST_ANCHORS": ("", lambda n, r: str(Path(r.strip()).expanduser()) if r.strip()
+                           else ""),
     "WEBHOOK_SECRET": ("", lambda n, r: r.strip()),
     "WEBHOOK_ALLOW_HTTP": ("false", parse_bool),
     "WEBHOOK_ALLOW_PRIVATE": ("false", parse_bool),

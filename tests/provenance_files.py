@@ -97,6 +97,12 @@ def _cert(subject, issuer, key, sign_key, ca: bool):
 def signed_jpeg(source_type: str = "trainedAlgorithmicMedia", image: bytes | None = None) -> bytes:
     """A JPEG with a C2PA manifest (c2pa.created by 'Test Generator'), signed in this process
     with a fresh ES256 CA and signer certificate: valid, but its signer is trusted by no one."""
+    return signed_jpeg_and_ca(source_type, image)[0]
+
+
+def signed_jpeg_and_ca(source_type: str = "trainedAlgorithmicMedia",
+                       image: bytes | None = None) -> tuple[bytes, str]:
+    """signed_jpeg's file and the PEM of the CA that issued its signer (a trust anchor)."""
     import c2pa
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -118,7 +124,7 @@ def signed_jpeg(source_type: str = "trainedAlgorithmicMedia", image: bytes | Non
     src, dst = io.BytesIO(image or plain_image("JPEG", size=(128, 96))), io.BytesIO()
     with c2pa.Builder(manifest) as builder:
         builder.sign(signer, "image/jpeg", src, dst)
-    return dst.getvalue()
+    return dst.getvalue(), ca.public_bytes(pem).decode()
 
 
 def tampered(data: bytes) -> bytes:

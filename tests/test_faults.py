@@ -388,6 +388,20 @@ def test_worker_refuses_to_start_on_a_bad_model(bad_models, case):
     assert "celery@" not in proc.stdout + proc.stderr  # Celery never started
 
 
+def test_worker_refuses_to_start_on_unusable_trust_anchors(model_dir, tmp_path):
+    (tmp_path / "anchors.pem").write_text("not a certificate")
+    for path, words in ((tmp_path / "anchors.pem", "holds no PEM certificate"),
+                        (tmp_path / "missing.pem", "cannot read")):
+        env = services.service_env({"DFD_MODEL_PATH": str(model_dir),
+                                    "DFD_C2PA_TRUST_ANCHORS": str(path),
+                                    "DFD_REDIS_URL": "redis://127.0.0.1:1/0"})
+        proc = subprocess.run([sys.executable, "-m", "worker", "--concurrency=1"], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+        assert "DFD_C2PA_TRUST_ANCHORS" in proc.stderr and words in proc.stderr, proc.stderr
+        assert "celery@" not in proc.stdout + proc.stderr
+
+
 # A job whose upload vanished -----------------------------------------------------------------
 
 def test_job_whose_image_vanished_fails_with_a_reason(live_server):

@@ -17,6 +17,7 @@ from tests.provenance_files import (
     plain_image,
     png_with_text,
     signed_jpeg,
+    signed_jpeg_and_ca,
     tampered,
     xmp_packet,
 )
@@ -40,6 +41,29 @@ def test_signed_c2pa_is_read_and_its_signer_is_untrusted(signed):
                                "software_agent": "Test Generator"}]
     assert got["ai_generated"] and got["digital_source_type"] == "trainedAlgorithmicMedia"
     assert "not on our trust list" in provenance(signed)["summary"]
+
+
+def test_a_signer_under_a_configured_trust_anchor_is_trusted(tmp_path):
+    from detector.credentials import read_trust_anchors, set_trust_anchors
+
+    data, ca_pem = signed_jpeg_and_ca()
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text(ca_pem)
+    try:
+        set_trust_anchors(read_trust_anchors(str(anchors)))
+        got = provenance(data)
+        assert got["c2pa"]["state"] == "trusted" and got["c2pa"]["signer_trusted"] is True
+        assert got["c2pa"]["failures"] == []
+        assert "dfd test signer, a signer on this service's trust list" in got["summary"]
+        # Another CA's signer stays untrusted under the same anchors.
+        assert provenance(signed_jpeg())["c2pa"]["state"] == "valid"
+    finally:
+        set_trust_anchors(None)
+    assert provenance(data)["c2pa"]["state"] == "valid"
+    (tmp_path / "empty.pem").write_text("not a certificate")
+    for bad in (tmp_path / "empty.pem", tmp_path / "missing.pem"):
+        with pytest.raises(ValueError, match="no PEM certificate|cannot read"):
+            read_trust_anchors(str(bad))
 
 
 def test_composite_source_type_is_named():

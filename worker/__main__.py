@@ -37,12 +37,16 @@ def trial_load(settings: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Start a worker, or exit 2 with a message when the model is missing or broken."""
+    """Start a worker, or exit 2 with a message when the model is missing or broken (or a
+    setting only the worker reads cannot be used)."""
     from shared.settings import SettingsError, load
 
     try:
         settings = load()
         check_model(settings["MODEL_PATH"])
+        from worker.app import apply_trust_anchors
+
+        apply_trust_anchors(settings)
         trial_load(settings)
     except (ModelError, SettingsError) as exc:
         print(f"dfd worker: cannot start: {exc}", file=sys.stderr)

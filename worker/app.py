@@ -38,6 +38,7 @@ def _check_model_before_fork(**_):
     """Refuse to start on a missing or broken model, in the parent, without importing TF."""
     logs.configure(SETTINGS["LOG_FORMAT"])  # worker_init comes before Celery's setup_logging
     card = check_model(SETTINGS["MODEL_PATH"])  # raises ModelError with the fix in its message
+    apply_trust_anchors(SETTINGS)
     jobs = JobStore(redis_client(SETTINGS), SETTINGS["JOB_TTL"])
     jobs.set_model({"name": card["name"], "version": card["version"],
                     "threshold": _threshold(card)})
@@ -45,6 +46,22 @@ def _check_model_before_fork(**_):
         # For workers on a host without the web: this host's pool children, summed.
         metrics.serve(SETTINGS["METRICS_PORT"])
         log.info("metrics on :%d/metrics", SETTINGS["METRICS_PORT"])
+
+
+def apply_trust_anchors(settings: dict) -> None:
+    """C2PA signers to report as trusted, read once in the parent (only workers need the file);
+    SettingsError naming DFD_C2PA_TRUST_ANCHORS when it cannot be used."""
+    from detector.credentials import read_trust_anchors, set_trust_anchors
+
+    path = settings["C2PA_TRUST_ANCHORS"]
+    if not path:
+        return
+    try:
+        set_trust_anchors(read_trust_anchors(path))
+    except ValueError as exc:
+        raise settings_mod.SettingsError(f"{settings_mod.PREFIX}C2PA_TRUST_ANCHORS: {exc}") \
+            from None
+    log.info("C2PA trust anchors from %s", path)
 
 
 def _threshold(card: dict) -> float:
