@@ -50,8 +50,8 @@ def resolve_model(path: str) -> tuple[str, str | None]:
         return path, None
     except ModelError as exc:
         note = (f"no usable trained model at {path} ({exc}). Falling back to an UNTRAINED model "
-                f"of the shipped architecture (training/model.py build_model, MobileNetV2-0.35, "
-                f"internal size 160) in {FALLBACK_MODEL}: timings are those of the real "
+                "of the shipped architecture (training/model.py build_model, MobileNetV2 width "
+                f"1.0, internal size 160) in {FALLBACK_MODEL}: timings are those of the real "
                 "network, verdicts are meaningless. Train one with `make train` for a real run.")
     log(note)
     if not (FALLBACK_MODEL / "card.json").is_file():

@@ -147,5 +147,5 @@ def build_untrained(out: str) -> None:
 
     card = {"name": "dfd-mobilenetv2-untrained", "threshold": 0.3, "temperature": 1.0,
             "input": {"shape": [224, 224, 3], "dtype": "float32", "range": [0, 255]},
-            "training": {"internal_size": 160}}
-    export_model(build_model(None, internal_size=160), out, card, None)
+            "training": {"internal_size": 160, "trunk_width": 1.0}}
+    export_model(build_model(None, internal_size=160, width=1.0), out, card, None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from training.cli import dispatch
 
 COMMANDS = {"robustness": "research.robustness", "probe": "research.probe",
-            "contact-sheet": "research.contact_sheet", "card-update": "research.card_update"}
+            "contact-sheet": "research.contact_sheet", "card-update": "research.card_update",
+            "prior-match": "research.prior_match"}
 
 
 def main(argv: list[str] | None = None) -> int:
