@@ -219,9 +219,8 @@ def summary(c2pa: dict, found: list[dict]) -> str:
     state = c2pa.get("state")
     if c2pa.get("present") and state != "unreadable":
         who = (c2pa.get("signer") or {}).get("common_name") or "an unknown signer"
-        trust = f"{who}, a signer on this service's trust list" if c2pa.get("signer_trusted") \
-            else \
-            f"{who}, a signer not on our trust list"
+        listed = "on this service's" if c2pa.get("signer_trusted") else "not on our"
+        trust = f"{who}, a signer {listed} trust list"
         what = (f"say the image was made with generative AI ({c2pa['digital_source_type']})"
                 if c2pa.get("ai_generated") else "are present")
         gen = f", written by {c2pa['claim_generator']}" if c2pa.get("claim_generator") else ""

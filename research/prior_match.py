@@ -17,21 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from training.bands import shares_at as shares
+
 GRID = tuple(round(0.005 * k, 3) for k in range(2, 101))  # 0.01 .. 0.5
-
-
-def shares(z: np.ndarray, prior: float, threshold: float, labels: np.ndarray,
-           sources: np.ndarray) -> dict:
-    """{source: (reals called Fake, fakes caught)} at one prior; z: logits at a 50/50 prior."""
-    from detector.model import logit
-
-    said = z + logit(prior) > logit(threshold)
-    out = {}
-    for src in np.unique(sources):
-        real, fake = (sources == src) & (labels == 0), (sources == src) & (labels == 1)
-        out[str(src)] = (float(said[real].mean()) if real.any() else None,
-                         float(said[fake].mean()) if fake.any() else None)
-    return out
 
 
 def match(z_new: np.ndarray, z_old: np.ndarray, old_prior: float, threshold: float,

@@ -112,6 +112,19 @@ def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.n
 PRIORS = tuple(round(0.05 * k, 2) for k in range(1, 11))  # 0.05 .. 0.5
 
 
+def shares_at(z: np.ndarray, prior: float, threshold: float, labels: np.ndarray,
+              sources: np.ndarray) -> dict:
+    """{source: (share of its reals called Fake, share of its fakes caught)} at the threshold
+    when the served P(fake) assumes `prior`; z: logits at 50/50; None where a class is absent."""
+    said = z + logit(prior) > logit(threshold)
+    out = {}
+    for src in np.unique(sources):
+        real, fake = (sources == src) & (labels == 0), (sources == src) & (labels == 1)
+        out[str(src)] = (float(said[real].mean()) if real.any() else None,
+                         float(said[fake].mean()) if fake.any() else None)
+    return out
+
+
 def choose_prior(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
                  threshold: float) -> tuple[float, list[dict]]:
     """The prior share of fakes to serve, chosen on the calibration split alone: the largest
@@ -124,16 +137,13 @@ def choose_prior(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
     z = logit(p50)
     rows = []
     for prior in PRIORS:
-        fake_said = z + logit(prior) > logit(threshold)
         row = {"prior_fake": prior, "reals_called_fake": {}, "fakes_caught": {}, "real_ok": 0}
-        for src in np.unique(sources):
-            real, fake = (sources == src) & (labels == 0), (sources == src) & (labels == 1)
-            if real.any():
-                fp = float(fake_said[real].mean())
-                row["reals_called_fake"][str(src)] = fp
+        for src, (fp, caught) in shares_at(z, prior, threshold, labels, sources).items():
+            if fp is not None:
+                row["reals_called_fake"][src] = fp
                 row["real_ok"] += fp <= TARGETS["real_called_fake_max"].get(f"{src}/test", 1.0)
-            if fake.any():
-                row["fakes_caught"][str(src)] = float(fake_said[fake].mean())
+            if caught is not None:
+                row["fakes_caught"][src] = caught
         rows.append(row)
     best = max(rows, key=lambda r: (r["real_ok"], r["prior_fake"]))
     return best["prior_fake"], rows
