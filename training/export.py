@@ -101,7 +101,11 @@ def card_markdown(card: dict) -> str:
     """The human-readable model card, generated from card.json so the two never disagree
     (rendered from training/templates/model_card.md.j2)."""
     verdicts = render("verdicts.md.j2", card=card) if card.get("verdicts") else ""
-    return render("model_card.md.j2", card=card) + verdicts + generalisation_markdown(card)
+    out = render("model_card.md.j2", card=card)
+    for section in (verdicts, generalisation_markdown(card)):
+        if section:  # one blank line before each section, whichever of them a card has
+            out = out.rstrip("\n") + "\n\n" + section.lstrip("\n")
+    return out
 
 
 def generalisation_markdown(card: dict) -> str:
