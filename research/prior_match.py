@@ -38,33 +38,24 @@ def match(z_new: np.ndarray, z_old: np.ndarray, old_prior: float, threshold: flo
 
 
 def _logits(model_dir: str, crops: np.ndarray) -> tuple[np.ndarray, dict]:
-    from detector.model import LoadedModel, _card, logit
+    from detector.model import _card, logit
+    from training.bands import scores_at_even_prior
 
     root, card = _card(model_dir)
-    prior = float(card.get("prior_fake", 0.5))
-    card["prior_fake"] = 0.5
-    m = LoadedModel(root, card, "tflite", threads=2)
-    p = np.concatenate([m.predict(crops[s:s + 64]) for s in range(0, len(crops), 64)])
-    return logit(p), {"prior": prior, "threshold": float(card["threshold"]),
-                      "version": card["version"]}
+    return logit(scores_at_even_prior(root, card, crops)), {
+        "prior": float(card.get("prior_fake", 0.5)), "threshold": float(card["threshold"]),
+        "version": card["version"]}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.data import read_split
-    from training.prep import build_cache
+    from training.bands import calibration_set
 
     p = argparse.ArgumentParser(prog="dfd-research prior-match", description=__doc__)
     p.add_argument("model", help="the candidate model directory")
     p.add_argument("--shipped", required=True, help="the model it would replace")
     p.add_argument("--json", help="also write the grid here")
     args = p.parse_args(argv)
-    split = Path(args.shipped) / "split.json"
-    doc = json.loads(split.read_text())
-    items = [i for s in doc["sources"] for i in read_split(split, s, "calib")
-             if Path(i.path).is_file()]
-    crops, _ = build_cache([i.path for i in items])
-    crops = np.asarray(crops)
-    labels, sources = np.array([i.label for i in items]), np.array([i.source for i in items])
+    crops, labels, sources = calibration_set(Path(args.shipped) / "split.json")
     z_new, new = _logits(args.model, crops)
     z_old, old = _logits(args.shipped, crops)
     best, old_shares, rows = match(z_new, z_old, old["prior"], old["threshold"], labels, sources)

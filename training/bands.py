@@ -149,13 +149,36 @@ def choose_prior(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
     return best["prior_fake"], rows
 
 
+def calibration_set(split: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crops, labels, sources) of a split.json's calibration files, through the crop cache."""
+    from training.data import read_split
+    from training.prep import build_cache
+
+    doc = json.loads(split.read_text())
+    listed = [i for s in doc["sources"] for i in read_split(split, s, "calib")]
+    # ff-crops/train was thinned after older models were trained: score what is still there.
+    items = [i for i in listed if Path(i.path).is_file()]
+    if len(items) < len(listed):
+        print(f"{len(listed) - len(items)} of {len(listed)} calibration files are gone; "
+              f"fitting on the other {len(items)}")
+    crops, _ = build_cache([i.path for i in items])
+    return (np.asarray(crops), np.array([i.label for i in items]),
+            np.array([i.source for i in items]))
+
+
+def scores_at_even_prior(root: Path, card: dict, crops: np.ndarray) -> np.ndarray:
+    """Served P(fake) with no prior (0.5), whatever prior the card states (card unchanged)."""
+    from detector.model import LoadedModel
+
+    model = LoadedModel(root, {**card, "prior_fake": 0.5}, "tflite", threads=2)
+    return np.concatenate([model.predict(crops[s:s + 64]) for s in range(0, len(crops), 64)])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fit and write the assessment entry of an existing model directory."""
     from detector.model import LoadedModel, _card
     from detector.stability import all_variants
-    from training.data import read_split
     from training.export import card_markdown
-    from training.prep import build_cache
 
     p = argparse.ArgumentParser(prog="dfd-train bands", description=__doc__)
     p.add_argument("model", help="model directory (card.json, model.tflite, split.json)")
@@ -173,21 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--prior-fake takes a number or 'auto'") from None
         if not 0 < card["prior_fake"] < 1:
             raise SystemExit("--prior-fake must lie strictly between 0 and 1")
-    split = Path(args.split or root / "split.json")
-    doc = json.loads(split.read_text())
-    listed = [i for s in doc["sources"] for i in read_split(split, s, "calib")]
-    # ff-crops/train was thinned after older models were trained: score what is still there.
-    items = [i for i in listed if Path(i.path).is_file()]
-    if len(items) < len(listed):
-        print(f"{len(listed) - len(items)} of {len(listed)} calibration files are gone; "
-              f"fitting on the other {len(items)}")
-    crops, _ = build_cache([i.path for i in items])
+    crops, labels, sources = calibration_set(Path(args.split or root / "split.json"))
     card.setdefault("assessment", {"likely_real_below": 0, "likely_fake_from": 1,
                                    "min_face_px": 0, "max_faces": 1, "max_real_share": 0})
-    labels, sources = np.array([i.label for i in items]), np.array([i.source for i in items])
     if args.prior_fake == "auto":
-        card["prior_fake"] = 0.5
-        p50 = LoadedModel(root, card, "tflite", threads=2).predict(np.asarray(crops))
+        p50 = scores_at_even_prior(root, card, crops)
         card["prior_fake"], table = choose_prior(labels, p50, sources, float(card["threshold"]))
         card["prior_choice"] = {"rule": choose_prior.__doc__.split("\n\n")[0].strip()
                                 .replace("\n", " ").replace("    ", " "), "grid": table}
@@ -195,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     model = LoadedModel(root, card, "tflite", threads=2)
     entry = fit_assessment(lambda x: np.concatenate([model.predict(x[s:s + 64])
                                                      for s in range(0, len(x), 64)]),
-                           np.asarray(crops), labels, sources, all_variants,
+                           crops, labels, sources, all_variants,
                            float(card["threshold"]))
     card["assessment"] = entry
     if args.prior_fake is not None and card.get("metrics"):
