@@ -74,7 +74,9 @@ def block_output(k: int) -> str:
     """The residual stream after encoder block k (1-based, as the card names blocks)."""
     if not 1 <= k <= BLOCKS:
         raise ValueError(f"block {k} out of 1..{BLOCKS}")
-    return "onnx::Gather_1524" if k == BLOCKS else f"/vision_model/encoder/layers.{k - 1}/Add_1_output_0"
+    if k == BLOCKS:  # the exporter named the last block's output after its consumer
+        return "onnx::Gather_1524"
+    return f"/vision_model/encoder/layers.{k - 1}/Add_1_output_0"
 
 
 def cut_name(outputs: tuple[str, ...], sha: str = SHA256) -> str:

@@ -17,9 +17,10 @@ SPLIT_RULE = (
     "source-video folder shared by real/ and fake/ (dfdc), or a single file when images sit "
     "directly in real/ or fake/ (stylegan). A source with train/ and val/ keeps val/ untouched as "
     "its test set and holds out a share of train/ groups for calibration. Other sources hold out "
-    "a seeded share of groups (stylegan 20%, dfdc 15%, sdfd 30%, others 15%), which is then cut in half by "
-    "group: one half for calibration and model selection, the other as the test set. A group's "
-    "side is decided by sha256(seed, source, group), so it does not depend on listing order."
+    "a seeded share of groups (stylegan 20%, dfdc 15%, sdfd 30%, others 15%), which is then cut "
+    "in half by group: one half for calibration and model selection, the other as the test set. "
+    "A group's side is decided by sha256(seed, source, group), so it does not depend on listing "
+    "order."
 )
 
 
