@@ -34,19 +34,24 @@ CONVERSION = (
     "Runtime; `make trunk` builds it ahead of time.")
 
 
-def split_doc(rows: list, seed: int) -> dict:
-    """The study's split: per source the held-out lists and the training counts."""
+def split_doc(rows: list, seed: int, roots: list[str]) -> dict:
+    """The study's split in split.json's format (training.data.read_split reads it): per source
+    its root, the training counts and the held-out lists relative to the root."""
     from training.data import SPLIT_RULE
     from training.features import CAP_TRAIN, THIN
 
+    by_name = {Path(r).name: Path(r) for r in roots}
     doc: dict = {"seed": seed, "rule": SPLIT_RULE, "thinning": {
         "frames_per_video": {f"{s}/{p}": n for (s, p), n in THIN.items()},
         "train_cap": CAP_TRAIN}, "sources": {}}
     for src, part, item in rows:
-        entry = doc["sources"].setdefault(src, {"n_train": {"real": 0, "fake": 0},
+        entry = doc["sources"].setdefault(src, {"root": str(by_name.get(src, "")),
+                                                "n_train": {"real": 0, "fake": 0},
                                                 "calib": [], "test": []})
         if part == "train":
             entry["n_train"]["fake" if item.label else "real"] += 1
+        elif src in by_name:
+            entry[part].append(Path(item.path).relative_to(by_name[src]).as_posix())
         else:
             entry[part].append(item.path)
     return doc
@@ -105,7 +110,8 @@ def write_model(root: Path, out: dict, args) -> dict:
     head_bytes = json.dumps(out["final"]["head"].to_json()).encode()
     (root / "head.json").write_bytes(head_bytes)
     card = card_of(out, head_bytes, args)
-    (root / "split.json").write_text(json.dumps(split_doc(out["rows"], args.seed), indent=1))
+    (root / "split.json").write_text(json.dumps(split_doc(out["rows"], args.seed, args.data),
+                                                        indent=1))
     (root / "card.json").write_text(json.dumps(card, indent=1, default=_plain) + "\n")
     (root / "MODEL_CARD.md").write_text(clip_card_markdown(card))
     return card
