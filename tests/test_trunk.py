@@ -60,3 +60,16 @@ def test_cut_tower_gives_the_same_features_as_the_whole(tmp_path, monkeypatch):
     assert not np.allclose(deep["b4"], deep["b6"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [T.cut_name(("b4",)), T.cut_name(("b4", "b6"))])
+
+
+def test_a_crops_features_do_not_depend_on_its_batch(tmp_path, monkeypatch):
+    """The tower quantises activations per tensor at run time: Tower scores one crop per call,
+    so a face gets the same features alone or among others (training and serving alike)."""
+    monkeypatch.setattr(T, "CACHE", tmp_path)
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    b = np.full((3, 224, 224, 3), 255, np.uint8)
+    tower = T.Tower(("b4",))
+    alone = tower.features(a)["b4"]
+    among = tower.features(np.concatenate([b[:1], a, b[1:]]))["b4"]
+    assert np.array_equal(alone[0], among[1])

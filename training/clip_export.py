@@ -38,12 +38,12 @@ def split_doc(rows: list, seed: int, roots: list[str]) -> dict:
     """The study's split in split.json's format (training.data.read_split reads it): per source
     its root, the training counts and the held-out lists relative to the root."""
     from training.data import SPLIT_RULE
-    from training.features import CAP_TRAIN, THIN
+    from training.features import CAP, THIN
 
     by_name = {Path(r).name: Path(r) for r in roots}
     doc: dict = {"seed": seed, "rule": SPLIT_RULE, "thinning": {
         "frames_per_video": {f"{s}/{p}": n for (s, p), n in THIN.items()},
-        "train_cap": CAP_TRAIN}, "sources": {}}
+        "cap": {f"{s}/{p}": n for (s, p), n in CAP.items()}}, "sources": {}}
     for src, part, item in rows:
         entry = doc["sources"].setdefault(src, {"root": str(by_name.get(src, "")),
                                                 "n_train": {"real": 0, "fake": 0},

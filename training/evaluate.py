@@ -14,7 +14,7 @@ import numpy as np
 from training import metrics as M
 from training.data import list_images
 
-DEFAULT_MODEL = "models/dfd-mnv2"
+DEFAULT_MODEL = "models/dfd-clip"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

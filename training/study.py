@@ -15,8 +15,7 @@ from training import metrics as M
 from training.calibrate import fit_temperature, logit
 from training.heads import fit_head
 
-FEATURE_SETS = (("embed",), ("b4",), ("b6",), ("b8",), ("b10",), ("b12",), ("b6", "b12"),
-                ("b8", "embed"))
+FEATURE_SETS = (("b4",), ("b6",), ("b8",), ("b6", "b8"), ("b4", "b6", "b8"))
 PENALTIES = (0.05, 0.5)  # scikit-learn's C: inverse L2 strength on standardised features
 FAKE_KINDS = ("ff-crops", "stylegan-faces", "dfdc-faces", "sdfd-faces")
 SELECTION_RULE = (
