@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-nodeps.txt |
 DATA ?= ../shared/data
 MODEL ?= models/dfd-mnv2
 
-.PHONY: deps system-deps run test test-fast reliability lint train evaluate bench compose-check clean
+.PHONY: deps system-deps run test test-fast reliability lint train evaluate bench trunk trunk-bench \
+	compose-check clean
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -70,6 +71,16 @@ cross-source: deps
 
 bench: deps
 	$(BIN)/python -m bench
+
+# The CLIP trunk as served (detector/clip_keras.py): the ONNX cut and the Keras float rebuild,
+# cached in var/trunk by the file's hash and the outputs; CARD=models/<m>/card.json serves its
+# trunk.outputs, else b12 and embed.
+trunk: deps
+	$(BIN)/python -m detector.clip_keras $(if $(CARD),--card $(CARD))
+
+# The trunk alone by runtime (ORT int8, Keras float, LiteRT int8), cut, threads and batch.
+trunk-bench: deps
+	$(BIN)/python -m bench.trunk_bench
 
 compose-check:
 	docker-compose -f docker-compose.yml config -q
