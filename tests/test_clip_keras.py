@@ -169,3 +169,31 @@ def test_bad_outputs_refused():
     for bad in [(), ("b0",), ("b13",), ("pool",), ("b1", "b1")]:
         with pytest.raises(ValueError):
             clip_keras.build_keras_tower(bad)
+
+
+def test_gpu_model_is_tower_plus_head(tmp_path, monkeypatch):
+    import json
+
+    import keras
+
+    from detector import clip_gpu, clip_keras
+
+    monkeypatch.setattr(trunk, "CACHE", tmp_path)
+    (tmp_path / "card.json").write_text(json.dumps({"trunk": {"outputs": ["b2", "b1"]}}))
+    rng = np.random.default_rng(1)
+    head = {"inputs": ["b1", "b2"], "mean": rng.normal(size=1536).tolist(),
+            "scale": rng.uniform(0.5, 2, 1536).tolist(),
+            "coef": (rng.normal(size=1536) / 40).tolist(), "intercept": 0.3}
+    (tmp_path / "head.json").write_text(json.dumps(head))
+    model = clip_gpu.build_gpu_model(tmp_path)
+    model.save(tmp_path / "gpu.keras")
+    model = keras.saving.load_model(tmp_path / "gpu.keras", safe_mode=True)
+    x = crops(2)
+    got = np.asarray(model.predict_on_batch(x.astype(np.float32))).reshape(-1)
+    feats = clip_keras.features(clip_keras.build_keras_tower(("b1", "b2")), x, ("b1", "b2"))
+    want = clip_gpu.numpy_head(feats, clip_gpu.load_head(tmp_path / "head.json"))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    head = {**head, "inputs": ["b3"], **{k: head[k][:768] for k in ("mean", "scale", "coef")}}
+    (tmp_path / "head.json").write_text(json.dumps(head))
+    with pytest.raises(ValueError, match="not among the card"):
+        clip_gpu.build_gpu_model(tmp_path)
