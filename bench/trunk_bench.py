@@ -56,13 +56,22 @@ def _tf_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def _timed(fn, x: np.ndarray, batches, seconds: float) -> dict:
-    from bench.model_bench import time_calls
-
+def _timed(fn, x: np.ndarray, batches, seconds: float, min_calls: int = 2) -> dict:
+    """ms per crop by batch: median of calls over about `seconds` after one warm-up call (few
+    calls: a float ViT-B at batch 16 is seconds per call on 2 shared cores); also the process's
+    CPU ms per crop ("cpu<b>"), which contention from other jobs does not inflate."""
     out = {}
     for b in batches:
         xb = np.ascontiguousarray(np.resize(x, (b, *x.shape[1:])))
-        out[b] = time_calls(lambda xb=xb: fn(xb), seconds, min_calls=3) / b * 1e3
+        fn(xb)
+        times, cpu, end = [], [], time.perf_counter() + seconds
+        while time.perf_counter() < end or len(times) < min_calls:
+            t, c = time.perf_counter(), time.process_time()
+            fn(xb)
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        out[b] = float(np.median(times)) / b * 1e3
+        out[f"cpu{b}"] = float(np.median(cpu)) / b * 1e3
     return out
 
 
@@ -182,41 +191,39 @@ def ceilings(seconds: float) -> dict:
 
 
 def configs(args) -> list[tuple[str, tuple[str, ...]]]:
-    runs = [("ort-int8", FULL), ("ort-int8", ("b8",)), ("ort-int8", ("b6",)),
-            ("keras-float", FULL), ("litert-dynint8", FULL)]
-    if not args.quick:
-        runs.append(("litert-dynint8", ("b8",)))
+    """Keras float first (its features are the reference), at REF's outputs: the same 12 blocks
+    as b12+embed, with the b6/b8 class tokens read on the way."""
+    runs = [("keras-float", REF, 1), ("ort-int8", FULL, 1), ("ort-int8", ("b8",), 1),
+            ("litert-dynint8", REF, 1), ("ort-int8", FULL, 2), ("ort-int8", ("b8",), 2),
+            ("litert-dynint8", REF, 2), ("keras-float", REF, 2)]
+    if args.more:
+        runs += [("ort-int8", ("b6",), t) for t in (1, 2)]
     return runs
 
 
 CHILD = {"ort-int8": ort_child, "keras-float": keras_child, "litert-dynint8": litert_child}
 
 
-def measure(ctx, args, faces: np.ndarray, ref: dict) -> list[dict]:
-    rows = []
+def measure(ctx, args, faces: np.ndarray, done) -> list[dict]:
+    """Every configuration in turn, most needed first; done(rows) after each (the results so far
+    are written, so a run cut short by its time still leaves them)."""
+    rows, ref = [], None
     batches = (1, 16)
-    for runtime, outputs in configs(args):
-        for threads in (1, 2):
-            log(f"{runtime} {'+'.join(outputs)} threads {threads}")
-            with ctx.Pool(1) as pool:
-                r = pool.apply(CHILD[runtime], (outputs, threads, batches, args.seconds, faces))
-            feats = r.get("feats") or match_outputs(r["raw"], ref, outputs)
-            cos = {o: cosine(feats[o], ref[o]) for o in outputs}
-            for b in batches:
-                rows.append({"runtime": runtime, "cut": "+".join(outputs), "threads": threads,
-                             "batch": b, "ms_per_crop": r["ms"][b],
-                             "gflop": GFLOP_12 * blocks(outputs) / 12,
-                             "cos": {o: [float(c.min()), float(c.mean())] for o, c in cos.items()},
-                             "size_mb": r.get("size_mb")})
+    for runtime, outputs, threads in configs(args):
+        log(f"{runtime} {'+'.join(outputs)} threads {threads}")
+        with ctx.Pool(1) as pool:
+            r = pool.apply(CHILD[runtime], (outputs, threads, batches, args.seconds, faces))
+        ref = ref or r["feats"]
+        feats = r.get("feats") or match_outputs(r["raw"], ref, outputs)
+        cos = {o: cosine(feats[o], ref[o]) for o in outputs}
+        for b in batches:
+            rows.append({"runtime": runtime, "cut": "+".join(outputs), "threads": threads,
+                         "batch": b, "ms_per_crop": r["ms"][b], "cpu_ms": r["ms"][f"cpu{b}"],
+                         "gflop": GFLOP_12 * blocks(outputs) / 12,
+                         "cos": {o: [float(c.min()), float(c.mean())] for o, c in cos.items()},
+                         "size_mb": r.get("size_mb")})
+        done(rows)
     return rows
-
-
-def reference(faces: np.ndarray) -> dict:
-    """The float tower's outputs (Keras, 2 threads): what every runtime is compared with."""
-    _tf_threads(2)
-    from detector import clip_keras
-
-    return clip_keras.features(clip_keras.build_keras_tower(REF), faces, REF)
 
 
 def _fmt_cos(cos: dict) -> str:
@@ -235,12 +242,15 @@ def report(data: dict) -> str:
              f"1 thread, {c['ort_int8_2048_t2']:.1f} at 2.",
              f"GFLOP per crop: {GFLOP_12} for 12 blocks, scaled by blocks kept. Cosine: to the "
              "Keras float tower on 16 FairFace crops, min/mean per output.", "",
-             "| runtime | cut | threads | batch | ms/crop | crops/s | GFLOP/s | cosine to float "
-             "(min/mean) |", "|---|---|---|---|---|---|---|---|"]
+             "ms/crop is wall time (inflated by other jobs); CPU ms/crop is the process's CPU "
+             "time, which they do not inflate (at 1 thread, about the idle wall time); GFLOP/s "
+             "from the CPU time per thread used.", "",
+             "| runtime | cut | threads | batch | ms/crop | CPU ms/crop | GFLOP/s "
+             "| cosine to float (min/mean) |", "|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
-        rate = r["gflop"] / r["ms_per_crop"] * 1e3
+        rate = r["gflop"] / r["cpu_ms"] * r["threads"] * 1e3
         lines.append(f"| {r['runtime']} | {r['cut']} | {r['threads']} | {r['batch']} | "
-                     f"{r['ms_per_crop']:.1f} | {1e3 / r['ms_per_crop']:.1f} | {rate:.0f} | "
+                     f"{r['ms_per_crop']:.1f} | {r['cpu_ms']:.1f} | {rate:.0f} | "
                      f"{_fmt_cos(r['cos'])} |")
     sizes = {f"{r['runtime']} {r['cut']}": r["size_mb"] for r in data["rows"] if r["size_mb"]}
     lines += ["", "LiteRT file sizes: " + ", ".join(f"{k} {v:.0f} MB" for k, v in sizes.items()),
@@ -252,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.trunk_bench",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=4.0, help="timing per configuration")
-    p.add_argument("--quick", action="store_true", help="short timings, fewer cuts (smoke)")
+    p.add_argument("--quick", action="store_true", help="short timings (smoke)")
+    p.add_argument("--more", action="store_true", help="also ORT cut at b6 and LiteRT at b8")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "trunk.txt"))
     args = p.parse_args(argv)
     if args.quick:
@@ -264,21 +275,20 @@ def main(argv: list[str] | None = None) -> int:
     load_start = [round(v, 2) for v in os.getloadavg()]
     ctx = mp.get_context("spawn")
     faces = face_crops()
-    log("reference: Keras float tower")
-    with ctx.Pool(1) as pool:
-        ref = pool.apply(reference, (faces,))
-    rows = measure(ctx, args, faces, ref)
     log("matmul ceilings")
     data = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "machine": machine.describe(), "ceilings": ceilings(1.0 if args.quick else 3.0),
-            "rows": rows, "load_start": load_start,
-            "load_end": [round(v, 2) for v in os.getloadavg()],
+            "machine": machine.describe(), "ceilings": ceilings(1.0 if args.quick else 2.0),
+            "rows": [], "load_start": load_start,
             "load_note": os.environ.get("DFD_BENCH_LOAD_NOTE", "(no note)")}
-    data["seconds_total"] = time.time() - started
-    text = report(data)
-    Path(args.out).write_text(text)
-    Path(args.out).with_suffix(".json").write_text(json.dumps(data, indent=1))
-    print(text)
+
+    def done(rows):
+        data.update(rows=rows, load_end=[round(v, 2) for v in os.getloadavg()],
+                    seconds_total=time.time() - started)
+        Path(args.out).write_text(report(data))
+        Path(args.out).with_suffix(".json").write_text(json.dumps(data, indent=1))
+
+    measure(ctx, args, faces, done)
+    print(Path(args.out).read_text())
     return 0
 
 
