@@ -10,7 +10,8 @@ PREVIOUS ?= models/dfd-mnv2
 SOURCES := $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces $(DATA)/fairface-real \
 	$(DATA)/sdfd-faces
 
-.PHONY: deps system-deps run test test-fast reliability lint train train-mnv2 evaluate bench compose-check clean
+.PHONY: deps system-deps run test test-fast reliability lint train train-mnv2 evaluate bench trunk \
+	trunk-bench compose-check clean
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -82,6 +83,16 @@ cross-source: deps
 bench: deps
 	$(BIN)/python -m bench --model $(PREVIOUS)
 	$(BIN)/python -m bench.side_by_side $(MODEL) $(PREVIOUS)
+
+# The CLIP trunk as served (detector/clip_keras.py): the ONNX cut and the Keras float rebuild,
+# cached in var/trunk by the file's hash and the outputs; CARD=models/<m>/card.json serves its
+# trunk.outputs, else b12 and embed.
+trunk: deps
+	$(BIN)/python -m detector.clip_keras --card $(or $(CARD),$(MODEL)/card.json)
+
+# The trunk alone by runtime (ORT int8, Keras float, LiteRT int8), cut, threads and batch.
+trunk-bench: deps
+	$(BIN)/python -m bench.trunk_bench
 
 compose-check:
 	docker-compose -f docker-compose.yml config -q
