@@ -117,17 +117,19 @@ def stages(args: dict) -> dict:
 
 def explain_ms(model, crops: list) -> dict:
     """The "Why?" occlusion map (detector/explain.py) per face, with the worker's runtime: all
-    occluded copies of a face in one call; median of 3 passes (budget: under 150 ms a face)."""
-    from detector.explain import GRID, occlusion_map
+    occluded copies of a face in one call, on the card's grid; median of 3 passes (budget:
+    detector.explain.BUDGET_S a face)."""
+    from detector.explain import grid_of, occlusion_map
 
-    occlusion_map(model, crops[0])  # warm-up (the interpreter resizes to the new batch)
+    grid = grid_of(model)
+    occlusion_map(model, crops[0], grid)  # warm-up (the interpreter resizes to the new batch)
     passes = []
     for _ in range(3):
         t = time.perf_counter()
         for c in crops:
-            occlusion_map(model, c)
+            occlusion_map(model, c, grid)
         passes.append((time.perf_counter() - t) / len(crops) * 1e3)
-    return {"explain_ms_per_face": float(np.median(passes)), "explain_grid": GRID}
+    return {"explain_ms_per_face": float(np.median(passes)), "explain_grid": grid}
 
 
 def large_decode(args: dict) -> dict:
