@@ -593,6 +593,11 @@ def test_provenance_why_and_feedback_on_the_real_server(tab, live_server, face_j
     card.locator("[data-testid=wrong]").click()
     form = card.locator("[data-testid=wrong-form]")
     assert form.is_visible()
+    # The answer opposite to a "Likely" assessment is picked already; after "Can't tell" none is.
+    said = card.get_attribute("data-assessment")
+    picked = form.locator("input[name=truth]:checked")
+    assert picked.count() == (1 if said in ("likely_fake", "likely_real") else 0), said
+    form.locator("input[value=Real]").check()
     form.locator("textarea").fill("I took this photo myself")
     form.locator("button[type=submit]").click()
     page.locator("[data-testid=card][data-feedback]").wait_for()
