@@ -117,20 +117,22 @@ def stages(args: dict) -> dict:
 
 def explain_ms(model, crops: list) -> dict:
     """The "Why?" occlusion map (detector/explain.py) per face, with the worker's runtime: all
-    occluded copies of a face in one call; median of 3 passes (budget: under 150 ms a face)."""
-    from detector.explain import GRID, occlusion_map
+    occluded copies of a face in one call, on the card's grid; median of 3 passes (budget:
+    detector.explain.BUDGET_S a face)."""
+    from detector.explain import grid_of, occlusion_map
 
+    grid = grid_of(model)
     t = time.perf_counter()
-    occlusion_map(model, crops[0])  # warm-up (the interpreter resizes to the new batch)
+    occlusion_map(model, crops[0], grid)  # warm-up (the interpreter resizes to the new batch)
     # About 5 s a pass whatever the model's cost: a CLIP map takes seconds, a MobileNetV2 one ms.
     crops = crops[:int(min(max(5.0 / max(time.perf_counter() - t, 1e-3), 2), len(crops)))]
     passes = []
     for _ in range(3):
         t = time.perf_counter()
         for c in crops:
-            occlusion_map(model, c)
+            occlusion_map(model, c, grid)
         passes.append((time.perf_counter() - t) / len(crops) * 1e3)
-    return {"explain_ms_per_face": float(np.median(passes)), "explain_grid": GRID}
+    return {"explain_ms_per_face": float(np.median(passes)), "explain_grid": grid}
 
 
 def large_decode(args: dict) -> dict:

@@ -95,7 +95,7 @@ def render(data: dict) -> str:
                   "(instead of the classify time).", "",
                   f"\"Why?\" (occlusion map, {st.get('explain_grid', 7)}x"
                   f"{st.get('explain_grid', 7)} grid, uploads sent with explain=1): "
-                  f"**{_f(st.get('explain_ms_per_face'), 1)} ms per face** (budget 150).", "",
+                  f"**{_f(st.get('explain_ms_per_face'), 1)} ms per face** (budget 2000).", "",
                   f"With the stability check the worker keeps "
                   f"**{_f(100 * w.get('stability_share', float('nan')), 0)}%** of its rate "
                   "without it (target: at least 70%).", ""]

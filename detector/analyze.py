@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.assess import assess, face_side
+from detector.assess import MAX_FACES, assess, face_side
 from detector.crop import face_crops
 from detector.faces import as_image
 from detector.stability import VARIANTS, all_variants, near, summary
@@ -31,7 +31,8 @@ def analyze_many(images: list, detector, model, threshold: float | None = None,
     the benign variants of every face whose score is near enough to the threshold for them to
     cross it (stability.near; stability=False skips them: the benchmark's comparison)."""
     images = [as_image(im) for im in images]
-    found = [face_crops(img, detector) for img in images]
+    # One face more than are judged, so that a crowd is known to be one.
+    found = [face_crops(img, detector, MAX_FACES + 1) for img in images]
     crops = np.concatenate([c for c, _ in found])
     threshold = model.threshold if threshold is None else threshold
     p_all = np.repeat(score_crops(model, crops, per_call)[:, None], len(VARIANTS), axis=1)
@@ -48,14 +49,16 @@ def analyze_many(images: list, detector, model, threshold: float | None = None,
         # measured better (then the margin is infinite and every face is checked).
         served = np.where(ok, p.mean(axis=1), p[:, 0]) if model.served_mean else p[:, 0]
         boxes = [f.box for f in faces]
-        verdict = assess(p, [face_side(b) for b in boxes], threshold, model.bands, served)
+        verdict = assess(p, [face_side(b) for b in boxes], threshold, model.bands, served,
+                         model.prior_fake)
         faces_st = [summary(row, threshold, bool(k)) for row, k in zip(p, ok, strict=True)]
         top = p.max(axis=0) if faces else p[0]
         results.append(build_result(
             [float(v) for v in served], boxes, [f.score for f in faces], threshold,
             {"name": model.name, "version": model.version}, img.size,
             assessment=verdict, stability=faces_st,
-            image_stability=summary(top, threshold, bool(ok.any()))))
+            image_stability=summary(top, threshold, bool(ok.any())),
+            prior_fake=model.prior_fake))
     return results
 
 

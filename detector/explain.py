@@ -1,6 +1,7 @@
 """Occlusion maps: where covering part of a face crop changed the model's P(fake).
 
-For each face the 224 px crop is split into a GRID x GRID grid; each cell in turn is painted
+For each face the 224 px crop is split into a grid x grid grid (the model card's `explain.grid`,
+else GRID; grid_for picks it from the trunk's cost per crop); each cell in turn is painted
 mid-grey and the crop scored again, all copies of one face in one model call. A cell's number
 is P(fake) of the crop as found minus P(fake) with that cell covered: positive where covering it
 lowered the score (that region pushed the score up), negative where it raised it. This shows
@@ -21,8 +22,33 @@ from detector.faces import as_image
 GRID = 7  # 32 px cells of the 224 crop: 50 crops a face, about 50 ms with LiteRT on one core
 GREY = 128
 OVERLAY_PX = 112  # side of the overlay PNG; the page stretches it over the crop's square
-METHOD = {"name": "occlusion", "grid": GRID, "patch_px": CROP_SIZE // GRID, "fill": GREY,
-          "value": "p_fake(crop) - p_fake(crop with the cell covered)"}
+BUDGET_S = 2.0  # the most one face's map may cost (issue 18): cells + 1 crops scored
+MOVES = 0.01  # a change of P(fake) smaller than this, in every cell, is "nothing moved"
+
+
+def grid_for(seconds_per_crop: float, budget_s: float = BUDGET_S, finest: int = GRID) -> int:
+    """The finest grid (at most `finest`) whose map, cells + 1 crops, costs at most budget_s at
+    this cost per crop; at least 2x2. 2 ms a crop: 7; 100 ms: 4 (17 crops, 1.7 s); 130 ms: 3."""
+    g = finest
+    while g > 2 and (g * g + 1) * seconds_per_crop > budget_s:
+        g -= 1
+    return g
+
+
+def grid_of(model) -> int:
+    """The grid the model's card asks for (`explain.grid`, chosen with grid_for from the
+    trunk's measured cost per crop), else GRID; a bad value is a clear error."""
+    card = getattr(model, "card", None) or {}
+    grid = (card.get("explain") or {}).get("grid", GRID)
+    if not isinstance(grid, int) or not 1 <= grid <= 28:
+        raise ValueError(f"the model card's explain.grid must be an integer 1-28, not {grid!r}")
+    return grid
+
+
+def method(grid: int = GRID) -> dict:
+    """How the map was made, as the explanation states it."""
+    return {"name": "occlusion", "grid": grid, "patch_px": CROP_SIZE // grid, "fill": GREY,
+            "value": "p_fake(crop) - p_fake(crop with the cell covered)"}
 
 
 def occluded(crop: np.ndarray, grid: int = GRID) -> np.ndarray:
@@ -60,8 +86,20 @@ def overlay_png(delta: np.ndarray, size: int = OVERLAY_PX) -> bytes:
     return buf.getvalue()
 
 
-def explain_image(image, detector, model, grid: int = GRID) -> list[dict]:
-    """One entry per face (as analyze finds them; the centre square when there is none)."""
+def largest(delta: np.ndarray) -> dict:
+    """The cell that changed P(fake) most by size, and which way: `delta` > 0 means covering
+    it lowered P(fake) (the grid's own sign); `moved` False when no cell reaches MOVES."""
+    r, c = divmod(int(np.argmax(np.abs(delta))), delta.shape[1])
+    d = float(delta[r, c])
+    return {"row": r, "column": c, "delta": round(d, 4),
+            "covering": "lowered" if d > 0 else "raised" if d < 0 else "kept",
+            "moved": bool(abs(d) >= MOVES)}
+
+
+def explain_image(image, detector, model, grid: int | None = None) -> list[dict]:
+    """One entry per face (as analyze finds them; the centre square when there is none); the
+    grid is the card's (grid_of) unless given."""
+    grid = grid_of(model) if grid is None else grid
     img = as_image(image)
     crops, faces = face_crops(img, detector)
     w, h = img.size
@@ -74,5 +112,6 @@ def explain_image(image, detector, model, grid: int = GRID) -> list[dict]:
                     "box": [round(float(v), 1) for v in faces[i].box] if faces else None,
                     "crop_box": [int(v) for v in crop_box], "p_fake": round(p, 6),
                     "delta": [[round(float(v), 4) for v in row] for row in delta],
+                    "largest": largest(delta),
                     "overlay_png": "data:image/png;base64," + base64.b64encode(png).decode()})
     return out

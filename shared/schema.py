@@ -8,18 +8,24 @@ LABELS = ("Real", "Fake")
 # The assessment beside the label (detector/assess.py decides it; the web only passes it on).
 ASSESSMENTS = ("likely_real", "uncertain", "likely_fake", "not_applicable")
 REASONS = ("low_score", "middle_score", "high_score", "unstable", "no_face", "face_too_small",
-           "too_many_faces", "small_faces_skipped")
+           "too_many_faces", "small_faces_skipped", "several_faces")
+# Each face's own assessment (it tags the face's box on the page); not_judged: too small, or
+# one of a crowd.
+FACE_ASSESSMENTS = ("likely_real", "uncertain", "likely_fake", "not_judged")
 FINAL = ("done", "failed")
 
 
 def build_result(p_fakes: Sequence[float], boxes: Sequence[Sequence[float]],
                  scores: Sequence[float], threshold: float, model: dict,
                  image_size: tuple[int, int], *, assessment: dict,
-                 stability: Sequence[dict], image_stability: dict) -> dict:
-    """Result dict from per-crop P(fake); with several faces the most suspicious face decides.
+                 stability: Sequence[dict], image_stability: dict,
+                 prior_fake: float = 0.5) -> dict:
+    """Result dict from per-crop P(fake); the seed's label: the most suspicious face decides.
 
-    assessment: {assessment, reasons, reason_text}; stability: one summary per face (or one for
-    the whole-image score); image_stability: the same over the image's label.
+    assessment: {assessment, reasons, reason_text} and, from detector.assess, `faces` (each
+    face's own assessment) and `bands` (what the image was judged against); stability: one
+    summary per face (or one for the whole-image score); image_stability: the same over the
+    image's label; prior_fake: the share of fakes the served P(fake) assumes.
     """
     if not p_fakes:
         raise ValueError("build_result needs at least one score")
@@ -29,21 +35,26 @@ def build_result(p_fakes: Sequence[float], boxes: Sequence[Sequence[float]],
     fake = p_fake > threshold
     if assessment.get("assessment") not in ASSESSMENTS:
         raise ValueError(f"unknown assessment {assessment.get('assessment')!r}")
+    per_face = list(assessment.get("faces") or ["not_judged"] * len(boxes))
+    if boxes and len(per_face) != len(boxes):
+        raise ValueError("one assessment per face")
     faces = [
         {"box": [round(float(v), 1) for v in box], "score": round(float(s), 4),
-         "p_fake": round(float(p), 6), "stability": dict(st)}
-        for box, s, p, st in zip(boxes, scores, p_fakes, stability, strict=True)
+         "p_fake": round(float(p), 6), "stability": dict(st), "assessment": str(a)}
+        for box, s, p, st, a in zip(boxes, scores, p_fakes, stability, per_face, strict=True)
     ] if boxes else []
     return {
         "label": LABELS[fake],
         "confidence": round(p_fake if fake else 1.0 - p_fake, 6),
         "p_fake": round(p_fake, 6),
         "threshold": float(threshold),
+        "prior_fake": float(prior_fake),
         "face_found": bool(faces),
         "assessment": assessment["assessment"],
         "reasons": list(assessment["reasons"]),
         "reason_text": str(assessment["reason_text"]),
         "stability": dict(image_stability),
+        **({"bands": dict(assessment["bands"])} if "bands" in assessment else {}),
         "faces": faces,
         "image": {"width": int(image_size[0]), "height": int(image_size[1])},
         "model": {"name": str(model["name"]), "version": str(model["version"])},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.assess import Bands, assess, face_side
+from detector.assess import MAX_FACES, Bands, assess, face_side, group_bar
 from detector.stability import VARIANTS, all_variants, summary, variants
 from training.bands import fit_bands, min_face_side, shrink
 
@@ -34,6 +34,46 @@ def test_not_applicable_cases_and_their_reasons():
     assert many["assessment"] == "not_applicable" and many["reasons"] == ["too_many_faces"]
     assert "4 faces" in many["reason_text"] and "50 px" in assess(
         rows(0.9), [40.0], 0.3, BANDS)["reason_text"]
+
+
+def test_group_bar_keeps_the_image_prior():
+    assert group_bar(0.8, 0.02, 1) == 0.8 and group_bar(0.8, 0.02, 0) == 0.8
+    bars = [group_bar(0.8, 0.02, n) for n in range(1, MAX_FACES + 1)]
+    assert all(a < b < 1 for a, b in zip(bars, bars[1:], strict=False))
+    # Read under the per-face prior of n faces, a face at the bar scores what one face at the
+    # card's band scores under the card's prior; and n faces at that per-face prior make up the
+    # card's prior for the image (Sidak).
+    n, prior = 6, 0.02
+    per_face = 1 - (1 - prior) ** (1 / n)
+    assert 1 - (1 - per_face) ** n == pytest.approx(prior)
+    lo = np.log(bars[n - 1] / (1 - bars[n - 1])) + np.log(per_face / (1 - per_face)) - np.log(
+        prior / (1 - prior))
+    assert 1 / (1 + np.exp(-lo)) == pytest.approx(0.8)
+    # The shipped card's band (0.66 at a 2% prior) reaches 0.96 at the most faces judged.
+    assert 0.95 < group_bar(0.662016, 0.02, MAX_FACES) < 0.97
+
+
+def test_each_face_of_a_group_is_judged_against_the_raised_bar():
+    bar = group_bar(0.8, 0.02, 3)
+    # One face over the single-face band but under the group's bar: no accusation.
+    got = assess(rows(0.85, 0.1, 0.1), [100.0] * 3, 0.3, BANDS, prior_fake=0.02)
+    assert got["assessment"] == "uncertain" and got["reasons"] == ["middle_score",
+                                                                   "several_faces"]
+    assert got["faces"] == ["uncertain", "likely_real", "likely_real"]
+    assert got["bands"] == {"likely_real_below": 0.2, "likely_fake_from": round(bar, 6),
+                            "faces_judged": 3}
+    assert f"{bar:.2f}" in got["reason_text"] and "0.80" in got["reason_text"]
+    got = assess(rows(0.1, 0.99, 0.1), [100.0] * 3, 0.3, BANDS, prior_fake=0.02)
+    assert got["assessment"] == "likely_fake" and got["faces"][1] == "likely_fake"
+    # A crowd: beyond MAX_FACES nothing is judged, every face says so.
+    crowd = Bands.from_card({"assessment": {"likely_real_below": 0.2, "likely_fake_from": 0.8,
+                                            "min_face_px": 50, "max_faces": 4,
+                                            "max_real_share": 0.03}})
+    assert crowd.max_faces == MAX_FACES
+    got = assess(rows(*[0.1] * (MAX_FACES + 1)), [100.0] * (MAX_FACES + 1), 0.3, crowd)
+    assert got["assessment"] == "not_applicable" and set(got["faces"]) == {"not_judged"}
+    assert assess(rows(*[0.1] * MAX_FACES), [100.0] * MAX_FACES, 0.3, crowd)["assessment"] == \
+        "likely_real"
 
 
 def test_small_faces_are_skipped_but_said():

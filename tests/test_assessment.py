@@ -36,6 +36,20 @@ def photo(scale: float, offset: float, side: int = 300, left: float = 0.0) -> by
     return buf.getvalue()
 
 
+def pair() -> bytes:
+    """Two real faces, 220 px, side by side in a 640x480 grey photo: one brightened (it scores
+    fake under the controlled model), one darkened (real)."""
+    face = np.asarray(Image.open(DATA / "stylegan-faces" / "real" / "00001.jpg").convert("RGB")
+                      .resize((220, 220)), np.float32)
+    canvas = Image.new("RGB", (640, 480), (128, 128, 128))
+    for x, (scale, offset) in ((60, (0.4, 150)), (360, (0.5, 0))):
+        canvas.paste(Image.fromarray(np.clip(face * scale + offset, 0, 255).astype(np.uint8)),
+                     (x, 130))
+    buf = io.BytesIO()
+    canvas.save(buf, "PNG")
+    return buf.getvalue()
+
+
 def noise() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8)).save(
@@ -79,7 +93,7 @@ def test_each_assessment_through_the_worker(tmp_path, stack_with):
     stack = stack_with(build_controlled_model_dir(tmp_path / "brightness", 3.0, 0.0))
     got = results(stack, {"bright": photo(0.4, 150), "dark": photo(0.5, 0),
                           "middle": photo(0.5, 75), "tiny": photo(0.4, 150, side=110),
-                          "noise": noise()})
+                          "noise": noise(), "pair": pair()})
     expect = {"bright": ("likely_fake", "high_score", "Fake"),
               "dark": ("likely_real", "low_score", "Real"),
               "middle": ("uncertain", "middle_score", "Fake"),
@@ -99,6 +113,20 @@ def test_each_assessment_through_the_worker(tmp_path, stack_with):
         for face in r["faces"]:
             assert face["stability"]["variants"] == 4
     assert got["noise"]["faces"] == [] and got["tiny"]["faces"]
+    # Each result says the prior its P(fake) assumes (the test card states none: 50/50), the
+    # bands it was judged against and each face's own assessment.
+    assert all(r["prior_fake"] == 0.5 for r in got.values())
+    assert got["bright"]["bands"] == {"likely_real_below": 0.2, "likely_fake_from": 0.8,
+                                      "faces_judged": 1}
+    assert got["bright"]["faces"][0]["assessment"] == "likely_fake"
+    assert got["tiny"]["faces"][0]["assessment"] == "not_judged"
+    # Two faces: each judged on its own, against a higher bar than one face's.
+    two = got["pair"]
+    assert two["bands"]["faces_judged"] == 2 and two["bands"]["likely_fake_from"] > 0.8, two
+    assert "several_faces" in two["reasons"]
+    dark, bright = sorted(two["faces"], key=lambda f: f["p_fake"])
+    assert dark["assessment"] == "likely_real", two
+    assert two["assessment"] == bright["assessment"] in ("likely_fake", "uncertain"), two
 
 
 def test_an_unstable_verdict_is_uncertain(tmp_path, stack_with):

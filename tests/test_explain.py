@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from detector.explain import GREY, GRID, occluded, occlusion_map, overlay_png
@@ -45,3 +46,50 @@ def test_the_map_points_at_the_region_the_score_depends_on():
     # Opaque (red) over the cell that mattered, transparent far from it.
     assert alpha[2 * 16 + 8, 5 * 16 + 8] > 150 and alpha[100, 10] == 0
     assert np.asarray(png)[2 * 16 + 8, 5 * 16 + 8, 0] > 200
+
+
+class ShadeModel:
+    """P(fake) 0.5 plus a tenth of how much brighter one cell's region is than grey, minus a
+    fifth for another: covering one lowers P(fake), covering the other raises it more."""
+
+    def __init__(self, card=None):
+        self.card = card or {}
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        up = crops[:, 0:32, 0:32].mean(axis=(1, 2, 3)) / 255.0
+        down = crops[:, 192:224, 192:224].mean(axis=(1, 2, 3)) / 255.0
+        return 0.5 + 0.1 * (up - GREY / 255) - 0.2 * (down - GREY / 255)
+
+
+def test_the_largest_change_is_named_by_size_with_the_grids_sign():
+    from detector.explain import largest
+
+    crop = np.full((224, 224, 3), 255, np.uint8)
+    _, delta = occlusion_map(ShadeModel(), crop)
+    top = largest(delta)
+    # Covering the bottom-right cell raised P(fake) (a negative cell), by more than covering
+    # the top-left one lowered it: the bottom-right one is named, and said to raise it.
+    assert (top["row"], top["column"]) == (GRID - 1, GRID - 1)
+    assert top["covering"] == "raised" and top["delta"] < 0 and top["moved"]
+    assert top["delta"] == round(float(delta[GRID - 1, GRID - 1]), 4) and delta[0, 0] > 0
+    flat = largest(np.full((GRID, GRID), 0.004))
+    assert not flat["moved"] and flat["covering"] == "lowered"
+
+
+def test_the_grid_comes_from_the_card_and_fits_the_budget():
+    from detector.explain import BUDGET_S, grid_for, grid_of
+
+    assert grid_of(ShadeModel()) == GRID and grid_of(object()) == GRID
+    assert grid_of(ShadeModel({"explain": {"grid": 4}})) == 4
+    with pytest.raises(ValueError, match="explain.grid"):
+        grid_of(ShadeModel({"explain": {"grid": "4"}}))
+    assert grid_for(0.002) == 7
+    for cost in (0.07, 0.1, 0.13, 0.3):
+        g = grid_for(cost)
+        assert (g * g + 1) * cost <= BUDGET_S < ((g + 1) ** 2 + 1) * cost
+    assert grid_for(0.1) == 4 and grid_for(0.13) == 3
+    # A 4x4 map: 16 covered copies and the crop, in one model call, cells of 56 px.
+    EyeModel.calls = 0
+    _, delta = occlusion_map(EyeModel(), np.full((224, 224, 3), 255, np.uint8), 4)
+    assert EyeModel.calls == 1 and delta.shape == (4, 4) and occluded(
+        np.zeros((224, 224, 3), np.uint8), 4).shape[0] == 17

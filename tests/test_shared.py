@@ -127,6 +127,20 @@ def test_result_most_suspicious_face_decides():
     assert res["stability"] == ST and res["faces"][0]["stability"] == ST
 
 
+def test_result_carries_the_prior_the_bands_and_each_faces_assessment():
+    verdict = {**VERDICT, "faces": ["likely_real", "uncertain"],
+               "bands": {"likely_real_below": 0.01, "likely_fake_from": 0.8, "faces_judged": 2}}
+    res = result([0.1, 0.5], [(0, 0, 10, 10), (20, 20, 30, 30)], [0.9, 0.95], 0.3, (64, 48),
+                 assessment=verdict, prior_fake=0.02)
+    assert res["prior_fake"] == 0.02 and res["bands"] == verdict["bands"]
+    assert [f["assessment"] for f in res["faces"]] == ["likely_real", "uncertain"]
+    # The seed's label and confidence are unchanged.
+    assert res["label"] == "Fake" and res["confidence"] == 0.5
+    with pytest.raises(ValueError, match="one assessment per face"):
+        result([0.1, 0.5], [(0, 0, 10, 10), (20, 20, 30, 30)], [0.9, 0.95], 0.3, (64, 48),
+               assessment={**verdict, "faces": ["uncertain"]})
+
+
 def test_result_refuses_an_unknown_assessment():
     with pytest.raises(ValueError, match="unknown assessment"):
         result([0.5], [], [], 0.3, (1, 1), assessment={"assessment": "probably", "reasons": [],

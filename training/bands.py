@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from detector.assess import MAX_FACES
 from detector.stability import VARIANTS
 from training import metrics as M
 from training.calibrate import logit
 
 MAX_REAL_SHARE = 0.03  # likely_fake: at most this share of any source's held-out real faces
 MAX_FAKE_SHARE = 0.10  # likely_real: at most this share of any source's held-out fakes
-MAX_FACES = 4
 FACE_SIDES = (16, 24, 32, 48, 64, 96, 128)
 MAX_AUC_DROP = 0.03  # a face side is judged when its AUC is within this of full-size crops'
 # The stability check may skip faces far from the threshold: at most this share of the
@@ -33,7 +33,9 @@ RULE = (f"likely_fake from the lowest P(fake) at or above which at most {MAX_REA
         f"which at most {MAX_FAKE_SHARE:.0%} of each source's calibration fakes lie (the two "
         "meet if they cross); real-only sources count for the first; faces whose shorter side "
         f"is under the smallest size whose pooled calibration AUC is within {MAX_AUC_DROP} of "
-        f"full-size crops are not judged; more than {MAX_FACES} faces: not judged; the stability "
+        f"full-size crops are not judged; with n > 1 faces judged, likely_fake from a bar raised "
+        "as if each face's prior were 1 - (1 - prior)^(1/n) (detector.assess.group_bar); "
+        f"more than {MAX_FACES} faces: not judged; the stability "
         "check scores the variants of faces within stability_margin logits of the threshold, as "
         f"close as all but {MAX_MISSED_UNSTABLE:.0%} of the calibration faces whose label flipped "
         "under one of their variants")

@@ -3,7 +3,7 @@ evidence (provenance, explanation, feedback)."""
 
 from __future__ import annotations
 
-from shared.schema import ASSESSMENTS, REASONS
+from shared.schema import ASSESSMENTS, FACE_ASSESSMENTS, REASONS
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -27,7 +27,15 @@ SCHEMAS = {
     "Face": {"type": "object", "required": ["box", "p_fake", "stability"], "properties": {
         "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
         "score": {"type": "number"}, "p_fake": {"type": "number"},
-        "stability": {"$ref": "#/components/schemas/Stability"}}},
+        "stability": {"$ref": "#/components/schemas/Stability"},
+        "assessment": {"type": "string", "enum": list(FACE_ASSESSMENTS),
+                       "description": "this face's own assessment, against the image's bands "
+                                      "(not_judged: too small, or one of a crowd)"}}},
+    "Bands": {"type": "object", "description": "what the image was judged against: the card's "
+              "bands, likely_fake_from raised for a photo of several faces",
+              "properties": {"likely_real_below": {"type": "number"},
+                             "likely_fake_from": {"type": "number"},
+                             "faces_judged": {"type": "integer", "minimum": 0}}},
     "Provenance": {
         "type": "object", "required": ["c2pa", "markers", "summary"],
         "description": "What the file says about where it came from, read from the original "
@@ -75,6 +83,10 @@ SCHEMAS = {
                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
                    "p_fake": {"type": "number", "minimum": 0, "maximum": 1},
                    "threshold": {"type": "number"},
+                   "prior_fake": {"type": "number", "minimum": 0, "maximum": 1,
+                                  "description": "the share of fakes p_fake assumes (the "
+                                                 "model card's served prior)"},
+                   "bands": {"$ref": "#/components/schemas/Bands"},
                    "face_found": {"type": "boolean"},
                    "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
                    "image": {"type": "object", "properties": {"width": {"type": "integer"},
@@ -93,6 +105,9 @@ SCHEMAS = {
             "crop_box": {"type": "array", "items": {"type": "integer"},
                          "description": "the square the model saw, in image pixels"},
             "p_fake": {"type": "number"},
+            "largest": {"type": "object", "description": "the cell that changed P(fake) most "
+                        "by size (row and column from 0), its delta, which way covering it moved "
+                        "P(fake), and moved: false when no cell reaches 0.01"},
             "delta": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
                       "description": "rows of P(fake) minus P(fake) with that cell covered: "
                                      "where covering changed the score, not where a fake is"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from detector.explain import METHOD, explain_image
+from detector.explain import explain_image, grid_of, method
 from shared.jobs import JobStore
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def explain_image_of(job_id: str, image, jobs: JobStore, detector, model) -> str
         jobs.set_explanation(job_id, {"error": "failed"})
         return "failed"
     # The model that made the map (the verdict's, since both come from this one pass).
-    jobs.set_explanation(job_id, {"method": METHOD,
+    jobs.set_explanation(job_id, {"method": method(grid_of(model)),
                                   "model": {"name": model.name, "version": model.version},
                                   "faces": faces})
     log.info("job %s explained: %d face(s)", job_id, len(faces), extra={"job_id": job_id})

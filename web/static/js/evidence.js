@@ -58,6 +58,54 @@ function clearOverlays(item) {
   });
 }
 
+const MOVES = 0.01;  // detector/explain.py: below this in every cell, nothing moved
+
+// The cell that changed P(fake) most by size (the server's `largest`, else found here), in the
+// grid's own sign: positive where covering the cell lowered P(fake).
+function largestCell(face) {
+  const l = face.largest;
+  if (l && typeof l.delta === "number") return l;
+  let top = null;
+  (face.delta || []).forEach((row, y) => row.forEach((v, x) => {
+    if (!top || Math.abs(v) > Math.abs(top.delta)) top = { row: y, column: x, delta: Number(v) };
+  }));
+  if (top) top.moved = Math.abs(top.delta) >= MOVES;
+  return top;
+}
+
+function signed(v, digits) {
+  return (v > 0 ? "+" : v < 0 ? "−" : "") + Math.abs(v).toFixed(digits);
+}
+
+function whySentence(top) {
+  if (!top) return "no map.";
+  if (!top.moved) {
+    return "covering any one part of the face moved P(fake) by less than " + MOVES +
+      ": the score does not hinge on one region.";
+  }
+  return "covering row " + (top.row + 1) + ", column " + (top.column + 1) +
+    " changed it most: it " + (top.delta > 0 ? "lowered" : "raised") + " P(fake) by " +
+    Math.abs(top.delta).toFixed(3) + " (" + signed(top.delta, 3) + " in the grid).";
+}
+
+// The numbers, with as many digits as the largest needs; its cell is marked.
+function grid(delta, top) {
+  const digits = Math.abs(top.delta) < 0.1 ? 3 : 2;
+  const table = document.createElement("table");
+  table.className = "why__grid";
+  (delta || []).forEach((row, y) => {
+    const tr = document.createElement("tr");
+    row.forEach((v, x) => {
+      const td = document.createElement("td");
+      td.textContent = signed(Number(v), digits);
+      if (y === top.row && x === top.column) td.className = "why__top";
+      tr.appendChild(td);
+    });
+    table.appendChild(tr);
+  });
+  return table;
+}
+
 function drawExplanation(item, result, got) {
   const r = item.refs;
   const size = result.image || {};
@@ -79,26 +127,10 @@ function drawExplanation(item, result, got) {
       r.preview.appendChild(img);
     }
     const li = document.createElement("li");
-    const cells = [];
-    (face.delta || []).forEach((row, y) => row.forEach((v, x) => cells.push([v, y, x])));
-    cells.sort((a, b) => b[0] - a[0]);
-    const top = cells[0];
+    const top = largestCell(face);
     li.textContent = (face.face === null ? "Centre of the image" : "Face " + (i + 1)) +
-      ": P(fake) " + Number(face.p_fake).toFixed(3) + (top ? "; covering row " + (top[1] + 1) +
-      ", column " + (top[2] + 1) + " changed it most (" + (top[0] >= 0 ? "−" : "+") +
-      Math.abs(top[0]).toFixed(3) + ")" : "");
-    const table = document.createElement("table");
-    table.className = "why__grid";
-    (face.delta || []).forEach((row) => {
-      const tr = document.createElement("tr");
-      row.forEach((v) => {
-        const td = document.createElement("td");
-        td.textContent = Number(v).toFixed(2);
-        tr.appendChild(td);
-      });
-      table.appendChild(tr);
-    });
-    li.appendChild(table);
+      ": P(fake) " + Number(face.p_fake).toFixed(3) + "; " + whySentence(top);
+    if (top && top.moved) li.appendChild(grid(face.delta, top));
     r.whyFaces.appendChild(li);
   });
   r.whyStatus.textContent = "";
@@ -157,8 +189,10 @@ export function wireEvidence(item) {
   r.wrong.addEventListener("click", (e) => {
     e.preventDefault();
     r.wrongForm.hidden = false;
-    const other = item.result && item.result.label === "Fake" ? "Real" : "Fake";
-    const radio = r.wrongForm.querySelector("input[value=" + other + "]");
+    // The answer opposite to what the card said; none picked where it said "Can't tell".
+    const said = item.result && item.result.assessment;
+    const other = said === "likely_fake" ? "Real" : said === "likely_real" ? "Fake" : null;
+    const radio = other && r.wrongForm.querySelector("input[value=" + other + "]");
     if (radio) radio.checked = true;
   });
   r.wrongForm.addEventListener("submit", (e) => sendFeedback(item, e));

@@ -1,11 +1,12 @@
-/* What a card shows: its state line, progress bar and error text, and the verdict (label,
- * confidence meter, face boxes over the preview). Element styles that depend on data (width of
- * the confidence meter, face boxes) are set through the CSSOM, which CSP allows. */
+/* What a card shows: its state line, progress bar and error text, and the verdict (verdict.js:
+ * the assessment, the label or the model's reading, face boxes over the preview). Element styles
+ * that depend on data (meter width, face boxes) are set through the CSSOM, which CSP allows. */
 
-import { MAX_BYTES, maxMb, errorOf, formatPercent, isBusy } from "./util.js";
+import { MAX_BYTES, maxMb, errorOf, isBusy } from "./util.js";
 import { stopCountdown } from "./limits.js";
 import { refreshControls } from "./cards.js";
 import { resetEvidence, showProvenance, wireEvidence } from "./evidence.js";
+import { showVerdict } from "./verdict.js";
 
 const template = document.getElementById("card-template");
 
@@ -34,6 +35,8 @@ export function createCard(id, file) {
       assessment: el.querySelector("[data-testid=assessment]"),
       why: el.querySelector("[data-testid=assessment-why]"),
       stability: el.querySelector("[data-testid=stability]"),
+      sure: el.querySelector("[data-testid=verdict-label]"),
+      reading: el.querySelector("[data-testid=reading]"),
       label: el.querySelector("[data-testid=label]"),
       pct: el.querySelector("[data-testid=confidence]"),
       meter: el.querySelector(".meter__fill"),
@@ -146,106 +149,16 @@ export function showFailedJob(item, job) {
   showError(item, "Analysis failed — " + text, false);
 }
 
-// The assessment comes first, in words a non-expert reads right; the seed's label and P(fake)
-// follow underneath for those who want the number.
-const ASSESSMENT_WORDS = {
-  likely_real: "Likely real",
-  uncertain: "Can't tell",
-  likely_fake: "Likely fake",
-  not_applicable: "Not a face photo we can judge"
-};
-
-function showAssessment(item, result) {
-  const r = item.refs;
-  const kind = ASSESSMENT_WORDS[result.assessment] ? result.assessment : "uncertain";
-  r.assessment.textContent = ASSESSMENT_WORDS[kind];
-  r.assessment.className = "assessment assessment--" + kind.replace("_", "-");
-  r.why.textContent = typeof result.reason_text === "string" ? result.reason_text : "";
-  item.el.setAttribute("data-assessment", kind);
-  const st = result.stability;
-  if (st && typeof st.p_fake_min === "number" && st.variants > 1) {
-    r.stability.textContent = (st.unstable ? "Unstable" : "Stable") +
-      " under resizing, mirroring and re-cropping: P(fake) " +
-      st.p_fake_min.toFixed(2) + "–" + st.p_fake_max.toFixed(2) + " over " + st.variants +
-      " versions";
-  } else {
-    r.stability.textContent = "";
-  }
-}
-
+// The assessment leads, in words a non-expert reads right (verdict.js); the status line is the
+// card's live region and says it, so a screen reader user hears the answer without hunting.
 export function showResult(item, result) {
   clearError(item);
   const r = item.refs;
-  const label = result.label === "Fake" ? "Fake" : "Real";
-  showAssessment(item, result);
-  // The status line is the card's live region: it says the verdict, not just "Done", so a
-  // screen reader user hears the answer without hunting for it.
-  setState(item, "done", "Done — " + r.assessment.textContent + ". Model's label: " + label + ".");
   item.result = result;
   resetEvidence(item);
   showProvenance(item, result);
   r.progress.hidden = true;
   r.verdict.hidden = false;
-  r.label.textContent = label;
-  r.label.className = "verdict__label verdict__label--" + label.toLowerCase();
-  item.el.classList.remove("card--real", "card--fake");
-  item.el.classList.add("card--" + label.toLowerCase());
-
-  const conf = Math.max(0, Math.min(1, Number(result.confidence) || 0));
-  r.pct.textContent = formatPercent(conf);
-  r.meter.style.width = (conf * 100).toFixed(1) + "%";
-  r.meter.className = "meter__fill meter__fill--" + label.toLowerCase();
-
-  const faces = Array.isArray(result.faces) ? result.faces : [];
-  if (result.face_found === false || faces.length === 0) {
-    r.faces.textContent = "No face found — whole image classified";
-  } else {
-    r.faces.textContent = faces.length === 1 ? "1 face found" :
-      faces.length + " faces found — the most suspicious face decides";
-  }
-  drawFaces(item, result, faces);
-
-  const bits = [];
-  if (result.model && result.model.name) {
-    bits.push("Model " + result.model.name + (result.model.version ? " " + result.model.version : ""));
-  }
-  if (typeof result.p_fake === "number" && typeof result.threshold === "number") {
-    bits.push("P(fake) " + result.p_fake.toFixed(3) + ", Fake above " + result.threshold.toFixed(2));
-  }
-  r.model.textContent = bits.join(" · ");
-}
-
-// Boxes are in pixels of the (EXIF-rotated) image; the preview shows the same image scaled, so
-// percentages of result.image.width/height land on the displayed preview at any size.
-function drawFaces(item, result, faces) {
-  const preview = item.refs.preview;
-  Array.prototype.slice.call(preview.querySelectorAll(".face-box")).forEach((b) => {
-    preview.removeChild(b);
-  });
-  const size = result.image || {};
-  const W = Number(size.width), H = Number(size.height);
-  if (!(W > 0 && H > 0)) return;
-  const threshold = typeof result.threshold === "number" ? result.threshold : 0.5;
-  faces.forEach((face, i) => {
-    if (!face || !Array.isArray(face.box) || face.box.length !== 4) return;
-    const x0 = Math.max(0, Math.min(W, Number(face.box[0])));
-    const y0 = Math.max(0, Math.min(H, Number(face.box[1])));
-    const x1 = Math.max(0, Math.min(W, Number(face.box[2])));
-    const y1 = Math.max(0, Math.min(H, Number(face.box[3])));
-    if (!(x1 > x0 && y1 > y0)) return;
-    const fake = typeof face.p_fake === "number" && face.p_fake > threshold;
-    const box = document.createElement("div");
-    box.className = "face-box " + (fake ? "face-box--fake" : "face-box--real");
-    box.style.left = (x0 / W * 100) + "%";
-    box.style.top = (y0 / H * 100) + "%";
-    box.style.width = ((x1 - x0) / W * 100) + "%";
-    box.style.height = ((y1 - y0) / H * 100) + "%";
-    const tag = document.createElement("span");
-    tag.className = "face-box__tag";
-    tag.textContent = (faces.length > 1 ? (i + 1) + ": " : "") + (fake ? "Fake" : "Real");
-    box.appendChild(tag);
-    box.title = "Face " + (i + 1) + (typeof face.p_fake === "number"
-      ? " — P(fake) " + face.p_fake.toFixed(3) : "");
-    preview.appendChild(box);
-  });
+  const spoken = showVerdict(item, result);
+  setState(item, "done", "Done — " + spoken);
 }
