@@ -21,7 +21,7 @@ MODEL, GOLDEN = MODELS["dfd-mnv2"]
 # StyleGAN and FFHQ faces, a real and a swapped video frame, a DFDC crop, a FairFace face.
 FILES = ("stylegan-faces/fake/00AUP94LQS.jpg", "stylegan-faces/real/00001.jpg",
          "ff-crops/val/real/00000/00000.jpg", "ff-crops/val/fake/00000/00000.jpg",
-         "dfdc-faces/real/aaivbtdyjn/aaivbtdyjn.jpg", "fairface-real/real/10001.jpg")
+         "dfdc-faces/real/aamjfukxwp/aamjfukxwp.jpg", "fairface-real/real/10001.jpg")
 
 
 def _images() -> dict[str, bytes]:
