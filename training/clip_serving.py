@@ -26,11 +26,10 @@ def calibration_sample(split: dict, n: int, seed: int) -> list[str]:
 
 
 def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
+    from detector.explain import grid_for
     from detector.model import LoadedModel
     from detector.stability import VARIANTS, all_variants
     from training.prep import build_cache
-
-    from detector.explain import grid_for
 
     crops, _ = build_cache(paths)
     model = LoadedModel(root, card, "onnx", threads=1)  # as a worker process runs it
