@@ -220,7 +220,7 @@ def main(argv: list[str]) -> int:
     n = 60 if args.quick and args.n == 500 else args.n
     if n < 500 and not args.quick:
         log(f"note: --n {n} is under the 500 images the issue asks for")
-    batch = settings.load()["BATCH_SIZE"]
+    batch = settings.load().BATCH_SIZE
     model_dir, note = resolve_model(args.model)
     info = machine.describe()
     cores = info["cores"] or 1

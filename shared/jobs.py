@@ -254,10 +254,17 @@ class JobStore:
         rec = self.get(job_id.decode()) if job_id else None
         return rec if rec and rec["status"] == "done" else None
 
-    def reusable_result(self, version: str | None, client: str, sha256: str) -> dict | None:
-        """The same client's earlier result for the same bytes and model version, if stored."""
-        rec = self.reusable_job(version, client, sha256)
-        return rec["result"] if rec else None
+    def has_callback(self, job_id: str) -> bool:
+        """The job was sent with a callback_url (a webhook is due when it is final)."""
+        return bool(self.r.hexists(self.key(job_id), "callback"))
+
+    def set_webhook_outcome(self, job_id: str, outcome: str) -> None:
+        """Note how the job's webhook delivery ended (delivered, refused, failed)."""
+        self.r.hset(self.key(job_id), "webhook", outcome)
+
+    def sweep_turn(self, holder: str, every: float) -> bool:
+        """True for one caller per `every` seconds across all workers: its turn to sweep."""
+        return bool(self.r.set(f"{PREFIX}sweep", holder, nx=True, ex=int(every)))
 
     def set_model(self, info: dict) -> None:
         """Announce the model the workers serve (name, version, threshold) for the web side."""

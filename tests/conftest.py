@@ -93,7 +93,7 @@ def worker(service_env, tmp_root):
 
     log = tmp_root / "worker.log"
     proc = services.start_worker(service_env, log)
-    app = make_celery({"REDIS_URL": service_env["DFD_REDIS_URL"], "TASK_TIME_LIMIT": 60})
+    app = make_celery(service_env["DFD_REDIS_URL"], 60)
     services.wait_for(lambda: bool(app.control.ping(timeout=0.5)), 90, "celery worker", proc)
     yield proc
     services.stop(proc, timeout=20)

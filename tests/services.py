@@ -132,7 +132,7 @@ def consumers_paused(redis_url: str):
     from shared.queue import make_celery
     from shared.tasks import QUEUE
 
-    app = make_celery({"REDIS_URL": redis_url, "TASK_TIME_LIMIT": 60})
+    app = make_celery(redis_url, 60)
     workers = len(app.control.ping(timeout=1))
     assert workers, "no worker answered a ping"
     replies = app.control.cancel_consumer(QUEUE, reply=True, timeout=2, limit=workers)

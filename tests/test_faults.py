@@ -103,7 +103,7 @@ class Stack:
     def start_worker(self) -> None:
         self.procs["worker"] = services.start_worker(self.env, self.root / "worker.log",
                                                      concurrency=self.concurrency)
-        app = make_celery({"REDIS_URL": self.env["DFD_REDIS_URL"], "TASK_TIME_LIMIT": 60})
+        app = make_celery(self.env["DFD_REDIS_URL"], 60)
         services.wait_for(lambda: bool(app.control.ping(timeout=0.5)), 90, "worker",
                           self.procs["worker"])
 
@@ -455,8 +455,7 @@ def test_publishing_to_a_dead_broker_fails_fast():
     so an upload never hangs on it (it becomes a 503, see the next test)."""
     from kombu.exceptions import OperationalError
 
-    app = make_celery({"REDIS_URL": f"redis://127.0.0.1:{services.free_port()}/0",
-                       "TASK_TIME_LIMIT": 60})
+    app = make_celery(f"redis://127.0.0.1:{services.free_port()}/0", 60)
     t0 = time.monotonic()
     with pytest.raises(OperationalError):
         app.send_task("dfd.detect", args=["0" * 32], queue="dfd")

@@ -23,17 +23,17 @@ SECURITY_HEADERS = {
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: settings from DFD_* (or test_config['DFD']), extensions, blueprints."""
+    """Build the app: settings from DFD_* (test_config: 'ENV' instead of os.environ, 'DFD' to
+    replace parsed settings), extensions, blueprints."""
     # web/templates and web/static: package data, so an installed wheel serves the page too.
     app = Flask(__name__)
     test_config = dict(test_config or {})
-    dfd = settings_mod.load(test_config.pop("ENV", None))
-    dfd.update(test_config.pop("DFD", {}))
+    dfd = settings_mod.load(test_config.pop("ENV", None)).replace(**test_config.pop("DFD", {}))
     app.config.from_mapping(
         DFD=dfd,
-        MAX_CONTENT_LENGTH=int(dfd["MAX_UPLOAD_MB"] * 1_000_000),
-        MAX_FORM_PARTS=dfd["MAX_FILES"] + 10,
-        RATELIMIT_STORAGE_URI=dfd["REDIS_URL"],
+        MAX_CONTENT_LENGTH=int(dfd.MAX_UPLOAD_MB * 1_000_000),
+        MAX_FORM_PARTS=dfd.MAX_FILES + 10,
+        RATELIMIT_STORAGE_URI=dfd.REDIS_URL,
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,
@@ -45,12 +45,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     from web.errors import register_errorhandlers
 
     register_errorhandlers(app)
-    if dfd["TRUSTED_PROXIES"]:
+    if dfd.TRUSTED_PROXIES:
         # Only then is X-Forwarded-For believed, and only for that many hops.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=dfd["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=dfd.TRUSTED_PROXIES)
     app.after_request(_security_headers)
     app.before_request(_job_in_logs)
-    logs.configure(dfd["LOG_FORMAT"])
+    logs.configure(dfd.LOG_FORMAT)
     return app
 
 
@@ -64,12 +64,12 @@ def register_extensions(app: Flask) -> None:
     from web.extensions import limiter
 
     dfd = app.config["DFD"]
-    client = redis_client(dfd)
+    client = redis_client(dfd.REDIS_URL)
     app.extensions["dfd"] = {
         "redis": client,
-        "jobs": JobStore(client, dfd["JOB_TTL"]),
-        "storage": Storage(dfd["UPLOAD_DIR"]),
-        "celery": make_celery(dfd, "dfd-web"),
+        "jobs": JobStore(client, dfd.JOB_TTL),
+        "storage": Storage(dfd.UPLOAD_DIR),
+        "celery": make_celery(dfd.REDIS_URL, dfd.TASK_TIME_LIMIT, "dfd-web"),
     }
     # Registered before the limiter's own hook so that it runs after it (Flask runs them in
     # reverse): the limiter rounds Retry-After down, which sends clients back a second early.

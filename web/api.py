@@ -28,7 +28,7 @@ def _ext():
 
 
 def _status_limit() -> str:
-    return current_app.config["DFD"]["STATUS_LIMIT"]
+    return current_app.config["DFD"].STATUS_LIMIT
 
 
 def _wait_arg() -> float:
@@ -49,7 +49,7 @@ def _checked_files() -> list[tuple[str, bytes, dict]]:
     if not files:
         hint = f" (got a file under {others[0]!r})" if others else ""
         abort(400, description=f"no image: send files in the multipart field 'image'{hint}")
-    limit = current_app.config["DFD"]["MAX_FILES"]
+    limit = current_app.config["DFD"].MAX_FILES
     if len(files) > limit:
         abort(400, description=f"{len(files)} files in one request; the limit is {limit}")
     checked = []
@@ -63,7 +63,7 @@ def _checked_files() -> list[tuple[str, bytes, dict]]:
                              415)
         data = f.read()
         try:
-            info = inspect_image(data, current_app.config["DFD"]["MAX_PIXELS"])
+            info = inspect_image(data, current_app.config["DFD"].MAX_PIXELS)
         except ImageError as exc:
             raise ImageError(exc.code, f"{name}: {exc}", exc.status) from None
         checked.append((name, data, info))
@@ -76,7 +76,7 @@ def submit():
     """Queue one job per uploaded image; 202 with the job ids (?wait=S: 200 with the results
     when every job is final within S seconds)."""
     ext, client = _ext(), client_id()
-    if current_app.config["DFD"]["REQUIRE_API_KEY"] and api_key_entry() is None:
+    if current_app.config["DFD"].REQUIRE_API_KEY and api_key_entry() is None:
         abort(401, description="this service requires an API key: send "
                                "'Authorization: Bearer <api key>'")
     wait = _wait_arg()
@@ -87,7 +87,7 @@ def submit():
     idem, replayed = None, None
     if request.headers.get(HEADER) is not None:
         idem = Idempotency(ext["redis"], client, request.headers[HEADER],
-                           fingerprint(checked, callback), current_app.config["DFD"]["JOB_TTL"])
+                           fingerprint(checked, callback), current_app.config["DFD"].JOB_TTL)
         replayed = idem.begin()
     if replayed is not None:
         jobs = _current(replayed)
@@ -127,12 +127,12 @@ def _callback_arg() -> str:
     if not url:
         abort(400, description="callback_url is empty: leave the field out for no webhook")
     dfd = current_app.config["DFD"]
-    if not dfd["WEBHOOK_SECRET"]:
+    if not dfd.WEBHOOK_SECRET:
         abort(400, description="callback_url is not available here: the operator has not "
                                "set DFD_WEBHOOK_SECRET")
     try:
-        return check_url(url, allow_http=dfd["WEBHOOK_ALLOW_HTTP"],
-                         allow_private=dfd["WEBHOOK_ALLOW_PRIVATE"])
+        return check_url(url, allow_http=dfd.WEBHOOK_ALLOW_HTTP,
+                         allow_private=dfd.WEBHOOK_ALLOW_PRIVATE)
     except CallbackError as exc:
         abort(400, description=str(exc))
 
@@ -219,7 +219,7 @@ def _wait_all(jobs: list[dict], wait: float) -> bool:
     # One round trip instead of two for a script that wants the verdict: the upload's own
     # response carries the result (measured in docs/PERFORMANCE.md).
     store, deadline = _ext()["jobs"], time.monotonic() + wait
-    limit = current_app.config["DFD"]["QUEUE_DEADLINE"]
+    limit = current_app.config["DFD"].QUEUE_DEADLINE
     for item in jobs:
         left = deadline - time.monotonic()
         if item["status"] not in (*FINAL, "deleted") and left >= 0.01:  # BLPOP's shortest timeout
@@ -242,7 +242,7 @@ def job(job_id: str):
     if wait and rec["status"] not in FINAL:
         jobs.wait(job_id, wait)
         rec = jobs.get(job_id) or rec
-    return jsonify(public_view(rec, deadline=current_app.config["DFD"]["QUEUE_DEADLINE"]))
+    return jsonify(public_view(rec, deadline=current_app.config["DFD"].QUEUE_DEADLINE))
 
 
 @bp.delete("/jobs/<job_id>")

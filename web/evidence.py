@@ -26,11 +26,11 @@ def _ext():
 
 
 def _store() -> FeedbackStore:
-    return FeedbackStore(_ext()["redis"], current_app.config["DFD"]["FEEDBACK_TTL"])
+    return FeedbackStore(_ext()["redis"], current_app.config["DFD"].FEEDBACK_TTL)
 
 
 def _status_limit() -> str:
-    return current_app.config["DFD"]["STATUS_LIMIT"]
+    return current_app.config["DFD"].STATUS_LIMIT
 
 
 def _done_job(job_id: str) -> dict:
