@@ -9,9 +9,7 @@ is chosen so that they look like the tight crops that make up most of the traini
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import sys
 
 import numpy as np
 from PIL import Image
@@ -24,6 +22,9 @@ CROP_SIZE = 224
 # slack for box jitter so the chin and jaw line (where face swaps are blended) stay in; 0.25
 # shows hair, ears and background that those crops never contain.
 MARGIN = 0.05
+# Bump when a change here or in the face finder (detector/faces.py) changes the crops a file
+# gives: the training crop cache (training/prep.py) is keyed on it, so a bump rebuilds it.
+CROP_VERSION = "1"
 
 
 def square_box(box, width: int, height: int, margin: float = MARGIN) -> tuple[int, int, int, int]:
@@ -78,10 +79,7 @@ def detector_settings() -> dict:
 
 
 def crop_settings() -> dict:
-    """What a crop depends on besides the file: size, margin, detector settings, and a hash of
-    this module's and the face finder's code (the training crop cache is keyed on it)."""
-    from detector import faces
-
-    src = inspect.getsource(sys.modules[__name__]) + inspect.getsource(faces)
+    """What a crop depends on besides the file: size, margin, detector settings and
+    CROP_VERSION (the training crop cache is keyed on all of them)."""
     return {"size": int(CROP_SIZE), "margin": MARGIN, "detector": detector_settings(),
-            "code": hashlib.sha256(src.encode()).hexdigest()[:12]}
+            "version": CROP_VERSION}
