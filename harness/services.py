@@ -1,4 +1,5 @@
-"""Start and stop the real processes the integration tests use: redis-server, worker, gunicorn."""
+"""Start and stop the real processes that the integration tests and benchmarks use: redis-server,
+worker, gunicorn."""
 
 from __future__ import annotations
 

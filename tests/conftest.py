@@ -13,7 +13,7 @@ import redis
 import requests
 from PIL import Image
 
-from tests import services
+from harness import services
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

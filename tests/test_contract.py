@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import requests
 
-from tests import services
+from harness import services
 from tests.conftest import API_KEY, OTHER_KEY, make_jpeg
 
 CONFIG = services.ROOT / "tests" / "schemathesis.toml"

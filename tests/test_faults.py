@@ -23,11 +23,11 @@ import redis
 import requests
 from PIL import Image
 
+from harness import services
+from harness.services import consumers_paused
 from shared.jobs import READY, JobStore
 from shared.queue import make_celery
-from tests import services
 from tests.conftest import API_KEY
-from tests.services import consumers_paused
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -12,8 +12,8 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness import services
 from shared.queue import make_celery
-from tests import services
 from tests.conftest import make_jpeg
 
 AUTH_HEADER = "Authorization"

@@ -21,12 +21,12 @@ import redis
 import requests
 from PIL import Image
 
+from harness import services
+from harness.services import consumers_paused
 from shared.jobs import JobStore, new_job_id
 from shared.queue import celery_config, make_celery
 from shared.tasks import DETECT, QUEUE
-from tests import services
 from tests.conftest import make_jpeg
-from tests.services import consumers_paused
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_CODE = ["web", "worker", "shared", "training", "batch"]
