@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -10,6 +13,12 @@ from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
+
+# The page templates: templates/ at the top of the source tree, else where the wheel installs
+# them (its data files, as for the model: <prefix>/share/dfd/templates).
+_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = next((p for p in (_ROOT / "templates", Path(sys.prefix) / "share" / "dfd" / "templates")
+                  if p.is_dir()), _ROOT / "templates")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -25,8 +34,8 @@ SECURITY_HEADERS = {
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: settings from DFD_* (test_config: 'ENV' instead of os.environ, 'DFD' to
     replace parsed settings), extensions, blueprints."""
-    # web/templates and web/static: package data, so an installed wheel serves the page too.
-    app = Flask(__name__)
+    # web/static is package data; the templates are the wheel's data files (TEMPLATES).
+    app = Flask(__name__, template_folder=str(TEMPLATES))
     test_config = dict(test_config or {})
     dfd = settings_mod.load(test_config.pop("ENV", None)).replace(**test_config.pop("DFD", {}))
     app.config.from_mapping(
