@@ -60,10 +60,10 @@ def overlay_png(delta: np.ndarray, size: int = OVERLAY_PX) -> bytes:
     return buf.getvalue()
 
 
-def explain_image(image, detector, model, grid: int = GRID) -> list[dict]:
+def explain_image(image, face_finder, model, grid: int = GRID) -> list[dict]:
     """One entry per face (as analyze finds them; the centre square when there is none)."""
     img = as_image(image)
-    crops, faces = face_crops(img, detector)
+    crops, faces = face_crops(img, face_finder)
     w, h = img.size
     boxes = [square_box(f.box, w, h) for f in faces] or [centre_square(w, h)]
     out = []
