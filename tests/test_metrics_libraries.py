@@ -67,3 +67,19 @@ def test_spearman_and_temperature_match_the_numpy_implementation():
     # The golden-section search gave these; NLL is flat to 1e-16 within 1e-7 of its minimum.
     assert calibrate.fit_temperature(z, y) == pytest.approx(2.183763688952387, rel=1e-6)
     assert calibrate.fit_temperature(z * 0.1, y) == pytest.approx(0.21837636763559226, rel=1e-6)
+
+
+def test_keras_cosine_schedule_matches_the_hand_written_one():
+    import math
+
+    from training.schedule import learning_rate
+
+    def old(peak, s, full_steps):  # training/loop.py before issue 19
+        frac = min(s / full_steps, 1.0)
+        return peak * min(1.0, (s + 1) / 100) * (
+            0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    for plan in (1, 150, 4000):
+        for step in (0, 1, 50, 99, 100, 149, 1000, 3999, 5000):
+            assert learning_rate(3e-4, step, plan) == pytest.approx(old(3e-4, step, plan),
+                                                                    rel=1e-6), (plan, step)

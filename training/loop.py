@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ from training.model import (
 )
 from training.recipe import LIMITATIONS, THRESHOLD
 from training.run_record import export_check_crops, held_out_metrics, input_spec, training_record
+from training.schedule import learning_rate
 from training.state import RunContext, TrainState
 
 FINAL_RESERVE_S = 420  # calibration, bands (~3 min), export (~10 s), test-set scoring, margin
@@ -115,14 +115,6 @@ def _start(ctx: RunContext):
     return model, bn_before, state
 
 
-def _lr(args, state: TrainState, full_steps: int) -> float:
-    """Linear warm-up over 100 steps, then cosine decay to 2% of the peak over the plan."""
-    s = state.full_step
-    frac = min(s / full_steps, 1.0)
-    peak = args.lr * state.lr_scale
-    return peak * min(1.0, (s + 1) / 100) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
 def _train_epoch(ctx: RunContext, model, opt, phase: str, state: TrainState, feed,
                  steps: int) -> dict:
     """One epoch of batches; the epoch's running loss and accuracy."""
@@ -132,7 +124,8 @@ def _train_epoch(ctx: RunContext, model, opt, phase: str, state: TrainState, fee
     logs = {"loss": float("nan"), "accuracy": float("nan")}
     for b, (x, y) in enumerate(feed):
         if phase == "full":
-            opt.learning_rate.assign(_lr(args, state, full_steps))
+            opt.learning_rate.assign(learning_rate(args.lr * state.lr_scale, state.full_step,
+                                                   full_steps))
             state.full_step += 1
         res = model.train_on_batch(x, list(y) if feed.mask_grid else y, return_dict=True)
         # train_on_batch reports the batch alone: keep the epoch's running means here.
