@@ -7,6 +7,7 @@ and the crop").
 from __future__ import annotations
 
 import inspect
+import io
 
 import numpy as np
 from PIL import Image
@@ -19,6 +20,13 @@ CROP_SIZE = 224
 # slack for box jitter so the chin and jaw line (where face swaps are blended) stay in; 0.25
 # shows hair, ears and background that those crops never contain.
 MARGIN = 0.05
+# Detail normalisation (CLIP models, card input.crop.detail): every crop is brought down to
+# DETAIL_PX px and re-encoded as JPEG at DETAIL_QUALITY before the trunk sees it. The training
+# reals are small, compressed faces (128-256 px) while the diffusion fakes are clean 768 px
+# portraits; without this step "large, clean face" is a fake cue, and a real face from a good
+# camera is accused (issue 18). With it, every face carries the same resolution and compression.
+DETAIL_PX = 160
+DETAIL_QUALITY = 75
 # Bump when a change here or in the face finder (detector/faces.py) changes the crops a file
 # gives: the training crop cache (training/prep.py) is keyed on it, so a bump rebuilds it.
 CROP_VERSION = "1"
@@ -44,6 +52,22 @@ def crop_resize(image: np.ndarray | Image.Image, box) -> np.ndarray:
     # area-averaged rather than aliased.
     region = as_image(image).crop((x0, y0, x1, y1))
     return np.asarray(region.resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR))
+
+
+def normalise_detail(crops: np.ndarray, px: int = DETAIL_PX, quality: int = DETAIL_QUALITY
+                     ) -> np.ndarray:
+    """(N,224,224,3) uint8 crops with the same detail: shrunk to px (area average), JPEG at
+    quality, decoded and enlarged back to CROP_SIZE (bilinear). Deterministic."""
+    out = np.empty_like(crops)
+    for i, crop in enumerate(crops):
+        small = Image.fromarray(np.ascontiguousarray(crop)).resize((px, px), Image.BOX)
+        buf = io.BytesIO()
+        small.save(buf, "JPEG", quality=quality)
+        buf.seek(0)
+        with Image.open(buf) as back:
+            out[i] = np.asarray(back.convert("RGB").resize((CROP_SIZE, CROP_SIZE),
+                                                           Image.BILINEAR))
+    return out
 
 
 def centre_square(width: int, height: int) -> tuple[int, int, int, int]:

@@ -49,6 +49,9 @@ def check_model(path: str | os.PathLike) -> dict:
         raise ModelError(f"{root / CARD} has no usable assessment bands ({exc!r} missing or "
                          f"wrong): fit them with `dfd-train bands {root}`") from None
     files = card["files"]
+    if "trunk" in card:
+        _check_trunk_model(root, card)
+        return card
     tfl, ker = root / files.get("tflite", "model.tflite"), root / files.get("keras", "model.keras")
     if tfl.is_file():
         with open(tfl, "rb") as fh:
@@ -61,6 +64,24 @@ def check_model(path: str | os.PathLike) -> dict:
     else:
         raise ModelError(f"{root} holds neither {tfl.name} nor {ker.name}: {HOW_TO_FIX}")
     return card
+
+
+def _check_trunk_model(root: Path, card: dict) -> None:
+    """A frozen-trunk model: its head file parses and the pinned trunk file is there, unchanged
+    (the sha256 check reads 90 MB: about a second, once per worker start)."""
+    from detector.head import Head
+    from detector.trunk import TrunkError, checked_file
+
+    head_path = root / card["files"].get("head", "head.json")
+    try:
+        Head.load(head_path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{head_path} is missing or not a usable head ({exc!r}): "
+                         f"{HOW_TO_FIX}") from None
+    try:
+        checked_file(expected=card["trunk"]["sha256"])
+    except TrunkError as exc:
+        raise ModelError(f"the model in {root} needs its trunk: {exc}") from None
 
 
 def logit(p) -> np.ndarray:
@@ -92,7 +113,14 @@ class LoadedModel:
         self.stability_margin = float("inf") if self.served_mean else \
             float(card["assessment"].get("stability_margin", float("inf")))
         files = card["files"]
-        if runtime == "tflite":
+        if runtime == "onnx":
+            from detector.head import Head
+            from detector.trunk import Tower
+
+            self._head = Head.load(root / files.get("head", "head.json"))
+            self._tower = Tower(tuple(self._head.inputs), threads=threads)
+            self._detail = card["input"]["crop"]["detail"]
+        elif runtime == "tflite":
             from ai_edge_litert.interpreter import Interpreter
 
             self._interp = Interpreter(model_path=str(root / files["tflite"]), num_threads=threads)
@@ -121,6 +149,12 @@ class LoadedModel:
         x = np.ascontiguousarray(crops, dtype=np.float32)
         if x.ndim != 4 or x.shape[1:] != (224, 224, 3):
             raise ValueError(f"expected (N, 224, 224, 3) crops, got {x.shape}")
+        if self.runtime == "onnx":
+            from detector.crop import normalise_detail
+
+            crops = normalise_detail(np.asarray(crops, np.uint8), self._detail["px"],
+                                     self._detail["jpeg_quality"])
+            return self._head.p_fake(self._tower.features(crops))
         if self.runtime == "keras":
             return np.asarray(self._keras.predict_on_batch(x)).reshape(-1)
         if self._batch != len(x):
@@ -156,9 +190,16 @@ def load_model(path: str | os.PathLike, runtime: str = "auto", threads: int = 1,
     card = check_model(path)
     root = Path(path).parent if Path(path).suffix == ".keras" else Path(path)
     has_tflite = (root / card["files"].get("tflite", "model.tflite")).is_file()
-    if runtime == "auto":
+    if "trunk" in card:
+        # A frozen CLIP trunk runs on ONNX Runtime on the CPU (docs/PERFORMANCE.md says why).
+        if runtime in ("auto", "tflite"):
+            runtime = "onnx"
+        if device == "gpu" or runtime == "keras":
+            raise ModelError(f"the model in {root} has a CLIP trunk, which runs on ONNX Runtime "
+                             "only here: use DFD_DEVICE=cpu or auto")
+    elif runtime == "auto":
         runtime = choose_runtime(device, has_tflite, Path(path).suffix == ".keras")
-    if runtime not in ("tflite", "keras"):
+    if runtime not in ("tflite", "keras", "onnx"):
         raise ModelError(f"unknown runtime {runtime!r}: use auto, tflite or keras")
     try:
         return LoadedModel(root, card, runtime, threads, device)

@@ -1,8 +1,9 @@
-"""Golden outputs: the shipped model's P(fake), face boxes and scores on fixed images, stored
+"""Golden outputs: each kept model's P(fake), face boxes and scores on fixed images, stored
 bit for bit, so a change of layout or code that should not move a number is shown not to.
 
-`python -m tests.golden --write` records them for the model in models/dfd-mnv2; do that only
-when the model itself changes (the test then names the new version).
+`python -m tests.golden --write` records them for the served model (models/dfd-clip) and the one
+before it (models/dfd-mnv2); do that only when a model itself changes (the test then names the
+new version).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-MODEL = ROOT / "models" / "dfd-mnv2"
-GOLDEN = ROOT / "tests" / "golden" / "outputs.json"
+MODELS = {"dfd-mnv2": (ROOT / "models" / "dfd-mnv2", ROOT / "tests" / "golden" / "outputs.json"),
+          "dfd-clip": (ROOT / "models" / "dfd-clip",
+                       ROOT / "tests" / "golden" / "outputs-clip.json")}
+MODEL, GOLDEN = MODELS["dfd-mnv2"]
 # StyleGAN and FFHQ faces, a real and a swapped video frame, a DFDC crop, a FairFace face.
 FILES = ("stylegan-faces/fake/00AUP94LQS.jpg", "stylegan-faces/real/00001.jpg",
          "ff-crops/val/real/00000/00000.jpg", "ff-crops/val/fake/00000/00000.jpg",
@@ -61,9 +64,10 @@ def outputs(model_dir: Path = MODEL) -> dict:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        print(json.dumps(outputs(), indent=1))
-    else:
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps(outputs(), indent=1) + "\n")
-        print(f"wrote {GOLDEN}")
+    for model_dir, golden in MODELS.values():
+        if sys.argv[1:] != ["--write"]:
+            print(json.dumps(outputs(model_dir), indent=1))
+        else:
+            golden.parent.mkdir(exist_ok=True)
+            golden.write_text(json.dumps(outputs(model_dir), indent=1) + "\n")
+            print(f"wrote {golden}")

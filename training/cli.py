@@ -6,7 +6,8 @@ import importlib
 import sys
 
 COMMANDS = {"train": "training.train", "evaluate": "training.evaluate", "bands": "training.bands",
-            "verdicts": "training.verdicts"}
+            "verdicts": "training.verdicts", "features": "training.features",
+            "clip": "training.clip_fit", "clip-serving": "training.clip_serving"}
 
 
 def _exit_code(exc: SystemExit) -> int:

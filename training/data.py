@@ -10,16 +10,17 @@ from pathlib import Path
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 LABELS = {"real": 0, "fake": 1}
 # Held-out share per source kind, chosen by group: whole videos, source videos or files.
-HOLDOUT = {"ff-crops": 0.10, "stylegan-faces": 0.20, "dfdc-faces": 0.15}
+HOLDOUT = {"ff-crops": 0.10, "stylegan-faces": 0.20, "dfdc-faces": 0.15, "sdfd-faces": 0.30}
 DEFAULT_HOLDOUT = 0.15
 SPLIT_RULE = (
     "Groups are never divided: a group is a video folder (ff-crops <split>/<label>/<video>/), a "
     "source-video folder shared by real/ and fake/ (dfdc), or a single file when images sit "
     "directly in real/ or fake/ (stylegan). A source with train/ and val/ keeps val/ untouched as "
     "its test set and holds out a share of train/ groups for calibration. Other sources hold out "
-    "a seeded share of groups (stylegan 20%, dfdc 15%, others 15%), which is then cut in half by "
-    "group: one half for calibration and model selection, the other as the test set. A group's "
-    "side is decided by sha256(seed, source, group), so it does not depend on listing order."
+    "a seeded share of groups (stylegan 20%, dfdc 15%, sdfd 30%, others 15%), which is then cut "
+    "in half by group: one half for calibration and model selection, the other as the test set. "
+    "A group's side is decided by sha256(seed, source, group), so it does not depend on listing "
+    "order."
 )
 
 

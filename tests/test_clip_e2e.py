@@ -1,0 +1,63 @@
+"""The served CLIP model end to end: real redis-server, a real Celery worker holding the real
+trunk (ONNX Runtime), the real web server; the result equals the inference core's own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from harness import services
+from tests.conftest import API_KEY
+from tests.golden import DATA, MODELS
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+CLIP_DIR = MODELS["dfd-clip"][0]
+FILES = ("stylegan-faces/fake/00AUP94LQS.jpg", "fairface-real/real/10001.jpg")
+
+
+@pytest.fixture(scope="module")
+def clip_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clip-e2e")
+    redis_proc, url = services.start_redis(tmp)
+    env = {"DFD_REDIS_URL": url, "DFD_MODEL_PATH": str(CLIP_DIR),
+           "DFD_UPLOAD_DIR": str(tmp / "uploads"), "DFD_API_KEYS": f"tests:{API_KEY}:1000/minute",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp)}
+    worker = services.start_worker(env, tmp / "worker.log")
+    web, base = services.start_web(env, tmp / "web.log")
+    yield base, tmp
+    for proc in (web, worker, redis_proc):
+        services.stop(proc, timeout=20)
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+def test_worker_serves_the_clip_model_as_the_core_scores_it(clip_server):
+    from detector.analyze import DECODE_SIZE, analyze
+    from detector.faces import FaceDetector
+    from detector.model import load_model
+    from shared.images import decode_pil
+
+    base, _ = clip_server
+    card = json.loads((CLIP_DIR / "card.json").read_text())
+    blobs = [(DATA / rel).read_bytes() for rel in FILES]
+    files = [("image", (f"f{i}.jpg", b, "image/jpeg")) for i, b in enumerate(blobs)]
+    r = requests.post(f"{base}/api/v1/jobs", files=files, params={"wait": 10},
+                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)
+    assert r.status_code in (200, 202), r.text
+    jobs = r.json()["jobs"]
+    model, det = load_model(CLIP_DIR), FaceDetector()
+    for job, blob in zip(jobs, blobs, strict=True):
+        final = job
+        for _ in range(24):
+            if final["status"] in ("done", "failed"):
+                break
+            final = requests.get(f"{base}/api/v1/jobs/{job['id']}", params={"wait": 5},
+                                 timeout=30).json()
+        assert final["status"] == "done", final
+        res = final["result"]
+        assert res["model"] == {"name": card["name"], "version": card["version"]} or \
+            (res["model"]["name"], res["model"]["version"]) == (card["name"], card["version"])
+        want = analyze(decode_pil(blob, reduce_to=DECODE_SIZE), det, model)
+        assert abs(res["p_fake"] - want["p_fake"]) < 1e-6
+        assert res["assessment"] == want["assessment"]

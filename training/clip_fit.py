@@ -1,0 +1,133 @@
+"""`dfd-train clip DATA... --out DIR`: the frozen-feature study and the model it selects.
+
+Features come from training.features (cached); every configuration of training.study is run
+once per left-out source and once on everything; the selection, the served prior and the bands
+follow rules fixed before looking (SELECTION_RULE, PRIOR_RULE, BAND_RULE). The shipped model is
+scored on the same files for the comparison tables, and its logit is tried as a stacked input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training import clip_tables as CT
+from training import study as S
+from training.bands import fit_bands
+from training.calibrate import logit
+from training.clip_tables import PRIORS, THRESHOLD
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def load_study(roots: list[str], seed: int) -> tuple[S.Study, list]:
+    from training.features import extract, study_items
+
+    rows = study_items(roots, seed)
+    feats, _ = extract([r[2].path for r in rows], log=log)
+    study = S.Study(feats, np.array([r[2].label for r in rows]),
+                    np.array([r[0] for r in rows]), np.array([r[1] for r in rows]))
+    return study, rows
+
+
+def shipped_z50(paths: list[str], model_dir: str) -> tuple[np.ndarray, dict]:
+    """The shipped model's calibrated logits at a 50/50 prior on the same files (its own crops,
+    without the detail normalisation), and its card."""
+    from detector.model import LoadedModel, _card
+    from training.prep import build_cache
+
+    root, card = _card(model_dir)
+    model = LoadedModel(root, {**card, "prior_fake": 0.5}, "tflite", threads=2)
+    crops, _ = build_cache(paths, log=log)
+    p = np.concatenate([model.predict(np.asarray(crops[s:s + 64]))
+                        for s in range(0, len(paths), 64)])
+    return logit(p), card
+
+
+def choose_prior(study: S.Study, z50: np.ndarray, z_old: np.ndarray, old_prior: float
+                 ) -> tuple[float, list[dict]]:
+    """PRIOR_RULE on the calibration part; returns (prior, grid rows)."""
+    cal_real = study.mask("calib") & (study.labels == 0)
+    old_said = z_old + logit(old_prior) > logit(THRESHOLD)
+    grid = []
+    for prior in PRIORS:
+        said = z50 + logit(prior) > logit(THRESHOLD)
+        row = {"prior_fake": prior, "reals_called_fake": {}, "shipped": {}, "ok": True}
+        for src in sorted(set(study.sources[cal_real].tolist())):
+            m = cal_real & (study.sources == src)
+            new, old = CT.share(said[m]), CT.share(old_said[m])
+            lim = CT.TARGETS["real_called_fake_max_fairface" if src == "fairface-real"
+                             else "real_called_fake_max"]
+            row["reals_called_fake"][src], row["shipped"][src] = new, old
+            row["ok"] &= new["share"] <= lim and new["ci"][0] <= old["share"]
+        grid.append(row)
+    ok = [r["prior_fake"] for r in grid if r["ok"]]
+    return (max(ok) if ok else PRIORS[0]), grid
+
+
+def run_study(study: S.Study, z_old: np.ndarray, log=log) -> tuple[list[dict], dict, dict]:
+    """(all configurations, the selected one, the stacking ablation of the selected one)."""
+    results = [S.run_config(study, inputs, c, log=log)
+               for inputs in S.FEATURE_SETS for c in S.PENALTIES]
+    chosen = S.select(results)
+    stacked = S.Study({**study.feats, "mnv2": z_old[:, None]}, study.labels, study.sources,
+                      study.parts)
+    stack = S.run_config(stacked, (*chosen["inputs"], "mnv2"), chosen["C"], log=log)
+    return results, chosen, stack
+
+
+def tables(study: S.Study, final: dict, chosen: dict, z_old: np.ndarray, prior: float,
+           old_prior: float, old_bands: dict) -> dict:
+    """Every table of the card: left-out, test, and the shipped model on the same test files."""
+    scores = CT.left_out_scores(study, chosen["runs"], prior)
+    bands = fit_bands(scores)
+    test = CT.part_table(study, final["z50"], "test", prior, THRESHOLD, bands)
+    left = CT.left_out_table(study, chosen["runs"], prior, THRESHOLD, bands)
+    shipped_test = CT.part_table(study, z_old, "test", old_prior, THRESHOLD, old_bands)
+    # The shipped model never saw sdfd-faces: its row there is a true left-out one.
+    rows, y = S.left_out_rows(study, "sdfd-faces")
+    shipped_sdfd = CT.source_row(y, z_old[rows], old_prior, THRESHOLD, old_bands)
+    return {"bands": bands, "test": test, "left_out": left, "shipped_test": shipped_test,
+            "shipped_left_out": {"sdfd-faces": shipped_sdfd},
+            "targets": CT.targets_met(test, left, chosen["mean_left_out_auc"])}
+
+
+def strip_runs(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "runs"}
+
+
+def fit(args) -> dict:
+    study, rows = load_study(args.data, args.seed)
+    z_old, old_card = shipped_z50([r[2].path for r in rows], args.shipped)
+    results, chosen, stack = run_study(study, z_old)
+    log(f"selected {'+'.join(chosen['inputs'])} C={chosen['C']}")
+    final = S.train_run(study, tuple(chosen["inputs"]), chosen["C"])
+    prior, grid = choose_prior(study, final["z50"], z_old, float(old_card["prior_fake"]))
+    log(f"served prior {prior}")
+    old_bands = {k: old_card["assessment"][k] for k in ("likely_real_below", "likely_fake_from")}
+    tab = tables(study, final, chosen, z_old, prior, float(old_card["prior_fake"]), old_bands)
+    return {"study": study, "rows": rows, "final": final, "prior": prior, "prior_grid": grid,
+            "results": [strip_runs(r) for r in results], "chosen": strip_runs(chosen),
+            "stack": strip_runs(stack), "tables": tab, "shipped_card": old_card}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.clip_export import write_model
+
+    p = argparse.ArgumentParser(prog="dfd-train clip", description=__doc__)
+    p.add_argument("data", nargs="+", help="data roots (the study's sources)")
+    p.add_argument("--out", default="models/dfd-clip")
+    p.add_argument("--shipped", default="models/dfd-mnv2", help="the model it is compared with")
+    p.add_argument("--seed", type=int, default=1234)
+    args = p.parse_args(argv)
+    out = fit(args)
+    write_model(Path(args.out), out, args)
+    log(f"wrote {args.out}")
+    print(json.dumps(out["tables"]["targets"], indent=1))
+    return 0
