@@ -67,35 +67,59 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def run_submit(args: argparse.Namespace) -> int:
-    """Run `dfd submit`; returns 0 when every image is done, 1 if any failed, 2 on usage errors."""
+def _usage_error(args: argparse.Namespace) -> tuple[list[Path], str | None]:
+    """The images to send, and what is wrong with the command line (None when nothing)."""
     try:
         images = collect_images(args.paths)
     except FileNotFoundError as exc:
-        print(f"dfd submit: {exc}", file=sys.stderr)
-        return 2
+        return [], str(exc)
     if not images:
-        print("dfd submit: no .jpg/.jpeg/.png images found", file=sys.stderr)
-        return 2
+        return [], "no .jpg/.jpeg/.png images found"
     if not args.url.startswith(("http://", "https://")):
-        print(f"dfd submit: --url must start with http:// or https://: {args.url}", file=sys.stderr)
-        return 2
-    client = ApiClient(args.url, args.api_key)
-    try:  # one cheap probe, so a wrong URL or key is one error rather than a failed row per image
+        return [], f"--url must start with http:// or https://: {args.url}"
+    return images, None
+
+
+def _probe(client: ApiClient, url: str) -> int | None:
+    """One cheap request, so a wrong URL or key is one error rather than a failed row per
+    image; the exit code to stop with, or None to go on."""
+    try:
         client.request("GET", f"/api/v1/jobs/{'0' * 32}", "status", timeout=10)
     except ApiError as exc:
         if exc.status == 401:
             print(f"dfd submit: {exc}", file=sys.stderr)
             return 2
         if exc.status != 404:  # 404 is the expected answer for this made-up job id
-            print(f"dfd submit: cannot use {args.url}: {exc}", file=sys.stderr)
+            print(f"dfd submit: cannot use {url}: {exc}", file=sys.stderr)
             return 1
-    fmt = output_format(args.out, args.format)
-    done_before = load_done(args.out, fmt) if args.out else set()
-    todo = [p for p in images if path_key(p) not in done_before]
-    skipped = len(images) - len(todo)
-    writer = RowWriter.append_to(args.out, fmt) if args.out else RowWriter(sys.stdout, fmt)
-    counts: Counter[str] = Counter()
+    return None
+
+
+def _count(counts: Counter, row: dict, client: ApiClient, bar: tqdm) -> None:
+    """Tally one finished row and show the tallies on the progress bar."""
+    counts[row["status"]] += 1
+    if row["status"] == "done":
+        counts[str(row.get("label") or "").lower()] += 1
+        counts[f"assessment:{row.get('assessment')}"] += 1
+    postfix = {"real": counts["real"], "fake": counts["fake"], "failed": counts["failed"]}
+    if client.rate_limited:  # says why the bar stalls when the server throttles us
+        postfix["429s"] = client.rate_limited
+    bar.set_postfix(postfix, refresh=False)
+    bar.update()
+
+
+def _summary(counts: Counter, out: Path | None, skipped: int) -> str:
+    assessed = ", ".join(f"{counts[f'assessment:{a}']} {a}" for a in ASSESSMENTS
+                         if counts[f"assessment:{a}"])
+    summary = (f"{counts['done']} done: {counts['real']} real, {counts['fake']} fake"
+               + (f" (assessment: {assessed})" if assessed else "")
+               + f", {counts['failed']} failed -> {out or 'stdout'}")
+    return summary + (f" ({skipped} already done, skipped)" if skipped else "")
+
+
+def _send_all(client: ApiClient, todo: list[Path], args: argparse.Namespace,
+              writer: RowWriter, counts: Counter) -> bool:
+    """Process every image on a thread pool, writing rows as they come; False if interrupted."""
     # disable=None lets tqdm hide itself when stderr is not a terminal (logs, CI).
     bar = tqdm(total=len(todo), unit="img", file=sys.stderr,
                disable=True if args.no_progress else None, dynamic_ncols=True)
@@ -109,34 +133,42 @@ def run_submit(args: argparse.Namespace) -> int:
             else:  # rows and the bar share the terminal: clear the bar around each row
                 with tqdm.external_write_mode(file=sys.stdout):
                     writer.write(row)
-            counts[row["status"]] += 1
-            if row["status"] == "done":
-                counts[str(row.get("label") or "").lower()] += 1
-                counts[f"assessment:{row.get('assessment')}"] += 1
-            postfix = {"real": counts["real"], "fake": counts["fake"], "failed": counts["failed"]}
-            if client.rate_limited:  # says why the bar stalls when the server throttles us
-                postfix["429s"] = client.rate_limited
-            bar.set_postfix(postfix, refresh=False)
-            bar.update()
+            _count(counts, row, client, bar)
     except KeyboardInterrupt:
         client.stopping.set()
         pool.shutdown(wait=True, cancel_futures=True)
+        return False
+    finally:
         bar.close()
+    pool.shutdown(wait=True)
+    return True
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    """Run `dfd submit`; returns 0 when every image is done, 1 if any failed, 2 on usage errors."""
+    images, problem = _usage_error(args)
+    if problem:
+        print(f"dfd submit: {problem}", file=sys.stderr)
+        return 2
+    client = ApiClient(args.url, args.api_key)
+    stop = _probe(client, args.url)
+    if stop is not None:
+        return stop
+    fmt = output_format(args.out, args.format)
+    done_before = load_done(args.out, fmt) if args.out else set()
+    todo = [p for p in images if path_key(p) not in done_before]
+    writer = RowWriter.append_to(args.out, fmt) if args.out else RowWriter(sys.stdout, fmt)
+    counts: Counter[str] = Counter()
+    try:
+        finished = _send_all(client, todo, args, writer, counts)
+    finally:
         writer.close()
+    if not finished:
         print("dfd submit: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    pool.shutdown(wait=True)
-    bar.close()
-    writer.close()
-    assessed = ", ".join(f"{counts[f'assessment:{a}']} {a}" for a in ASSESSMENTS
-                         if counts[f"assessment:{a}"])
-    summary = (f"{counts['done']} done: {counts['real']} real, {counts['fake']} fake"
-               + (f" (assessment: {assessed})" if assessed else "")
-               + f", {counts['failed']} failed -> {args.out or 'stdout'}")
-    if skipped:
-        summary += f" ({skipped} already done, skipped)"
     # With rows on stdout the summary goes to stderr, so stdout stays machine-readable.
-    print(summary, file=sys.stdout if args.out else sys.stderr)
+    print(_summary(counts, args.out, len(images) - len(todo)),
+          file=sys.stdout if args.out else sys.stderr)
     return 1 if counts["failed"] else 0
 
 

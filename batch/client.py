@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from batch.rows import make_row, row_from_job
 
@@ -20,6 +22,24 @@ MAX_WAIT_S = 10  # the server holds ?wait= for at most 10 s (docs/API.md)
 # 409: the same Idempotency-Key is still being answered (a retry raced the first try).
 RETRYABLE = frozenset({409, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5  # for connection errors and 5xx; a 429 is waited out however often it comes
+RETRY_CAP_S = 30.0  # longest wait between two attempts, a server's Retry-After included
+
+
+class _Retry(Retry):
+    """urllib3's retries of connection errors and RETRYABLE answers, with a capped Retry-After.
+
+    429 is not retried here: ApiClient waits it out itself, pausing every thread, as often as it
+    comes. Every method is retried: each upload carries an Idempotency-Key."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({503})
+
+    def get_retry_after(self, response) -> float | None:
+        hinted = super().get_retry_after(response)
+        return None if hinted is None else min(hinted, RETRY_CAP_S)
+
+
+RETRY = _Retry(total=MAX_ATTEMPTS - 1, status_forcelist=RETRYABLE, allowed_methods=None,
+               backoff_factor=0.5, backoff_max=RETRY_CAP_S, raise_on_status=False)
 
 
 class ApiError(Exception):
@@ -32,7 +52,7 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do after one HTTP outcome: ok, wait (429, not an attempt), retry or fail."""
+    """What to do after one HTTP outcome: ok, wait (429, not an attempt) or fail."""
 
     action: str
     delay: float = 0.0
@@ -70,25 +90,16 @@ def error_message(status: int | None, body: Any) -> str:
     return f"HTTP {status}"
 
 
-def backoff(attempt: int) -> float:
-    """Delay before retry number `attempt` (1-based) of a transient failure."""
-    return min(30.0, 0.5 * 2 ** (attempt - 1))
-
-
-def decide(status: int | None, headers: Mapping[str, str] | None = None, body: Any = None,
-           attempt: int = 1) -> Decision:
-    """Map one HTTP outcome (status None means no response) to the client's next step."""
+def decide(status: int | None, headers: Mapping[str, str] | None = None,
+           body: Any = None) -> Decision:
+    """Map one HTTP outcome (status None means no response) to the client's next step, after
+    urllib3 has retried what RETRY retries: ok, wait (429) or fail."""
     if status is not None and status < 400:
         return Decision("ok")
     message = error_message(status, body)
     if status == 429:
         # A floor keeps a "Retry-After: 0" from turning into a tight request loop.
         return Decision("wait", max(0.1, retry_after(headers, body, 1.0) or 0.0), message)
-    if status is None or status in RETRYABLE:
-        if attempt >= MAX_ATTEMPTS:
-            return Decision("fail", 0.0, message)
-        hinted = retry_after(headers, body, None)  # capped, so retries take minutes, not hours
-        return Decision("retry", backoff(attempt) if hinted is None else min(hinted, 30.0), message)
     return Decision("fail", 0.0, message)
 
 
@@ -108,6 +119,8 @@ class ApiClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            session.mount("http://", HTTPAdapter(max_retries=RETRY))
+            session.mount("https://", HTTPAdapter(max_retries=RETRY))
             session.headers["User-Agent"] = "dfd-batch"
             if self.api_key:
                 session.headers["Authorization"] = f"Bearer {self.api_key}"
@@ -128,8 +141,8 @@ class ApiClient:
         self._sleep(until - time.monotonic())
 
     def request(self, method: str, path: str, kind: str, timeout: float, **kwargs: Any) -> dict:
-        """Send one API request, waiting out 429s and retrying transient failures; JSON back."""
-        attempt = 1
+        """Send one API request, waiting out 429s (transient failures are retried by RETRY);
+        the JSON body back."""
         while True:
             with self._lock:
                 pending = self._pause_until.get(kind, 0.0) - time.monotonic()
@@ -141,18 +154,14 @@ class ApiClient:
                     body: Any = resp.json()
                 except ValueError:
                     body = None
-            except requests.RequestException as exc:  # refused, reset, timed out
+            except requests.RequestException as exc:  # refused, reset, timed out: retried
                 status, headers, body = None, {}, str(exc)
-            decision = decide(status, headers, body, attempt)
+            decision = decide(status, headers, body)
             if decision.action == "ok":
                 return body if isinstance(body, dict) else {}
             if decision.action == "fail":
                 raise ApiError(decision.message, status)
-            if decision.action == "wait":
-                self._pause(kind, decision.delay)
-            else:
-                attempt += 1
-                self._sleep(decision.delay)
+            self._pause(kind, decision.delay)
 
     def submit(self, path: Path, wait: float = 0) -> dict:
         """Upload one image; returns its entry from the response's jobs list (with wait > 0,

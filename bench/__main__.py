@@ -204,7 +204,29 @@ def bench_e2e(model_dir: str, photos: list[Path], cores: int, batch: int, client
     return e2e, naive
 
 
+def _write_photos(photo_dir: Path, big_dir: Path, n: int, quick: bool) -> list[Path]:
+    """The photos every stage uses: n (plus warm-up and idle ones) distinct 640x480 JPEGs with a
+    face, and a few 12 MP ones; the 640x480 paths."""
+    import numpy as np
+
+    from bench import photos
+
+    count = (8 + 5 if quick else 24 + 30) + n  # warm-up and idle-latency photos first
+    log(f"photos: composing {count} distinct 640x480 JPEGs with a face")
+    paths = []
+    for i, b in enumerate(photos.make_photos(count, seed=1)):
+        p = photo_dir / f"photo{i:05d}.jpg"
+        p.write_bytes(b)
+        paths.append(p)
+    rng = np.random.default_rng(2)
+    faces = photos.face_files()
+    for i in range(3 if quick else 10):
+        (big_dir / f"big{i:03d}.jpg").write_bytes(photos.make_large_photo(faces[i], rng))
+    return paths
+
+
 def main(argv: list[str]) -> int:
+    """`python -m bench`: every stage, then the report (JSON and text)."""
     args = parse_args(argv)
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
@@ -220,7 +242,7 @@ def main(argv: list[str]) -> int:
     n = 60 if args.quick and args.n == 500 else args.n
     if n < 500 and not args.quick:
         log(f"note: --n {n} is under the 500 images the issue asks for")
-    batch = settings.load()["BATCH_SIZE"]
+    batch = settings.load().BATCH_SIZE
     model_dir, note = resolve_model(args.model)
     info = machine.describe()
     cores = info["cores"] or 1
@@ -233,21 +255,7 @@ def main(argv: list[str]) -> int:
         photo_dir, big_dir = Path(tmp) / "640x480", Path(tmp) / "12mp"
         photo_dir.mkdir()
         big_dir.mkdir()
-        warm_idle = 8 + 5 if args.quick else 24 + 30
-        count = warm_idle + n
-        log(f"photos: composing {count} distinct 640x480 JPEGs with a face")
-        import numpy as np
-
-        made = photos.make_photos(count, seed=1)
-        paths = []
-        for i, b in enumerate(made):
-            p = photo_dir / f"photo{i:05d}.jpg"
-            p.write_bytes(b)
-            paths.append(p)
-        rng = np.random.default_rng(2)
-        faces = photos.face_files()
-        for i in range(3 if args.quick else 10):
-            (big_dir / f"big{i:03d}.jpg").write_bytes(photos.make_large_photo(faces[i], rng))
+        paths = _write_photos(photo_dir, big_dir, n, args.quick)
 
         data["model"] = bench_model(ctx, model_dir, cores, batch, args.quick)
         data["worker"] = bench_pipeline(ctx, model_dir, photo_dir, big_dir, cores, batch,

@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 
 from bench.measure import RssSampler, cpu_per_image, percentiles
-from tests.services import ROOT, free_port, service_env, start_redis, stop, wait_for
+from harness.services import ROOT, free_port, service_env, start_redis, stop, wait_for
 
 BIN = Path(sys.executable).parent
 

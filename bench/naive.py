@@ -53,7 +53,7 @@ def run_naive(model_dir: str, photos: list[Path], *, web_workers: int, clients: 
 
     from bench.e2e import run_load, run_sequential
     from bench.measure import RssSampler, cpu_per_image
-    from tests.services import ROOT, free_port, service_env, stop, wait_for
+    from harness.services import ROOT, free_port, service_env, stop, wait_for
 
     card = json.loads((Path(model_dir) / "card.json").read_text())
     keras_file = str(Path(model_dir) / card["files"]["keras"])

@@ -40,14 +40,14 @@ def decode(data: bytes, max_pixels: int, reduce_to: int | None = None):
                       reduce_to=DECODE_SIZE if reduce_to == "default" else reduce_to)
 
 
-def _run_once(photos: list[bytes], batch: int, detector, model, decode_size,
+def _run_once(photos: list[bytes], batch: int, face_finder, model, decode_size,
               per_call: int | None = None, stability: bool = True) -> list[dict]:
     from detector.analyze import analyze_many
 
     results = []
     for s in range(0, len(photos), batch):
         imgs = [decode(b, MAX_PIXELS, reduce_to=decode_size) for b in photos[s:s + batch]]
-        results += analyze_many(imgs, detector, model, per_call=per_call, stability=stability)
+        results += analyze_many(imgs, face_finder, model, per_call=per_call, stability=stability)
     return results
 
 
@@ -59,19 +59,19 @@ def run(args: dict) -> dict:
 
     decode_size = DECODE_SIZE if args.get("decode_size", "default") == "default" \
         else args["decode_size"]
-    model, detector = _load(args["model_dir"], args.get("model_threads", 1),
+    model, face_finder = _load(args["model_dir"], args.get("model_threads", 1),
                             args.get("detector_threads", 1), args.get("detector_model", "full"))
     photos = _read(args["photo_dir"], args.get("limit"))
     batch = args.get("batch", 8)
     per_call, stability = args.get("crops_per_call"), args.get("stability", True)
-    _run_once(photos[:batch * 2], batch, detector, model, decode_size, per_call,
+    _run_once(photos[:batch * 2], batch, face_finder, model, decode_size, per_call,
               stability)  # warm-up
     if args.get("barrier") is not None:
         args["barrier"].wait()
     n, faces, t0 = 0, 0, time.perf_counter()
     cpu0 = time.process_time()
     while n == 0 or time.perf_counter() - t0 < args.get("seconds", 5.0):
-        results = _run_once(photos, batch, detector, model, decode_size, per_call, stability)
+        results = _run_once(photos, batch, face_finder, model, decode_size, per_call, stability)
         n += len(results)
         faces += sum(1 for r in results if r["faces"])
     wall = time.perf_counter() - t0
@@ -88,7 +88,7 @@ def stages(args: dict) -> dict:
     from detector.crop import face_crops
     from detector.stability import all_variants
 
-    model, detector = _load(args["model_dir"], 1, 1, "full")
+    model, face_finder = _load(args["model_dir"], 1, 1, "full")
     photos = _read(args["photo_dir"], args.get("limit"))
     batch = args.get("batch", 8)
 
@@ -102,8 +102,8 @@ def stages(args: dict) -> dict:
         return float(np.median(best)), out
 
     dec_ms, imgs = per_image(lambda b: decode(b, MAX_PIXELS, "default"), photos)
-    det_ms, _ = per_image(detector.detect, imgs)
-    fc_ms, found = per_image(lambda im: face_crops(im, detector), imgs)
+    det_ms, _ = per_image(face_finder.detect, imgs)
+    fc_ms, found = per_image(lambda im: face_crops(im, face_finder), imgs)
     groups = [np.concatenate([c for c, _ in found[s:s + batch]])
               for s in range(0, len(found), batch)]
     cls_ms, _ = per_image(lambda g: score_crops(model, g), groups)
@@ -139,7 +139,7 @@ def large_decode(args: dict) -> dict:
     """Decoding 12 MP JPEGs whole vs at reduced size (draft), and the pipeline on each."""
     from detector.analyze import DECODE_SIZE, analyze_many
 
-    model, detector = _load(args["model_dir"], 1, 1, "full")
+    model, face_finder = _load(args["model_dir"], 1, 1, "full")
     photos = _read(args["photo_dir"])
     out = {"photo": "4032x3024 JPEG", "decode_size": DECODE_SIZE}
     for name, size in (("full", None), ("reduced", DECODE_SIZE)):
@@ -147,7 +147,7 @@ def large_decode(args: dict) -> dict:
         imgs = [decode(b, MAX_PIXELS, reduce_to=size) for b in photos]
         dec = (time.perf_counter() - t) / len(photos) * 1e3
         t = time.perf_counter()
-        results = [analyze_many([im], detector, model)[0] for im in imgs]
+        results = [analyze_many([im], face_finder, model)[0] for im in imgs]
         rest = (time.perf_counter() - t) / len(photos) * 1e3
         out[name] = {"decoded": "{}x{}".format(*imgs[0].size), "decode_ms": dec,
                      "faces_crop_classify_ms": rest,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector.assess import MAX_FACES, assess, face_side
+from detector.chunks import in_chunks
 from detector.crop import face_crops
 from detector.faces import as_image
 from detector.stability import VARIANTS, all_variants, near, summary
@@ -19,20 +20,20 @@ from shared.schema import build_result
 DECODE_SIZE = 1024
 
 
-def analyze(image, detector, model, threshold: float | None = None) -> dict:
+def analyze(image, face_finder, model, threshold: float | None = None) -> dict:
     """The result for one decoded RGB image (array or PIL): every face scored, the most
     suspicious decides."""
-    return analyze_many([image], detector, model, threshold)[0]
+    return analyze_many([image], face_finder, model, threshold)[0]
 
 
-def analyze_many(images: list, detector, model, threshold: float | None = None,
+def analyze_many(images: list, face_finder, model, threshold: float | None = None,
                  per_call: int | None = None, stability: bool = True) -> list[dict]:
     """Results for several images: all crops scored in one model call, then, in a second call,
     the benign variants of every face whose score is near enough to the threshold for them to
     cross it (stability.near; stability=False skips them: the benchmark's comparison)."""
     images = [as_image(im) for im in images]
     # One face more than are judged, so that a crowd is known to be one.
-    found = [face_crops(img, detector, MAX_FACES + 1) for img in images]
+    found = [face_crops(img, face_finder, MAX_FACES + 1) for img in images]
     crops = np.concatenate([c for c, _ in found])
     threshold = model.threshold if threshold is None else threshold
     p_all = np.repeat(score_crops(model, crops, per_call)[:, None], len(VARIANTS), axis=1)
@@ -67,5 +68,4 @@ def score_crops(model, crops: np.ndarray, per_call: int | None = None) -> np.nda
     (None: one call, the fastest with LiteRT here, see docs/PERFORMANCE.md)."""
     if not per_call or len(crops) <= per_call:
         return model.predict(crops)
-    return np.concatenate([model.predict(crops[s:s + per_call])
-                           for s in range(0, len(crops), per_call)])
+    return in_chunks(model.predict, crops, per_call)

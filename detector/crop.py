@@ -1,18 +1,13 @@
 """Turn detected faces into model inputs: the one crop used by both training and serving.
 
-Most training images are already tight face crops. Measured in eye distances (200 images each),
-an ff-crops image is 2.3 wide, a dfdc-faces image 2.5, a BlazeFace box 2.5 and a stylegan-faces
-image 4.0. So on the tight crops the face box covers the whole image and the crop is the whole
-image whatever the margin: MARGIN only frames stylegan-faces images and uploaded photos, and it
-is chosen so that they look like the tight crops that make up most of the training data.
+How MARGIN was chosen (tight training crops, eye distances): docs/MODEL.md ("The face finder
+and the crop").
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import io
-import sys
 
 import numpy as np
 from PIL import Image
@@ -32,6 +27,9 @@ MARGIN = 0.05
 # camera is accused (issue 18). With it, every face carries the same resolution and compression.
 DETAIL_PX = 160
 DETAIL_QUALITY = 75
+# Bump when a change here or in the face finder (detector/faces.py) changes the crops a file
+# gives: the training crop cache (training/prep.py) is keyed on it, so a bump rebuilds it.
+CROP_VERSION = "1"
 
 
 def square_box(box, width: int, height: int, margin: float = MARGIN) -> tuple[int, int, int, int]:
@@ -80,12 +78,12 @@ def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def face_crops(
-    image: np.ndarray | Image.Image, detector: FaceDetector, max_faces: int = 8
+    image: np.ndarray | Image.Image, face_finder: FaceDetector, max_faces: int = 8
 ) -> tuple[np.ndarray, list[Face]]:
     """(N,224,224,3) uint8 crops, one per face (best first); no faces: the centred square."""
     img = as_image(image)  # checks the shape; a PIL image crops without copying the whole
     width, height = img.size
-    faces = detector.detect(img)[:max_faces]
+    faces = face_finder.detect(img)[:max_faces]
     if not faces:
         # Fallback: the centred square, not the whole image squashed. A tight crop the detector
         # missed then looks like the face crop it would have given (for a square crop it is the
@@ -102,10 +100,7 @@ def detector_settings() -> dict:
 
 
 def crop_settings() -> dict:
-    """What a crop depends on besides the file: size, margin, detector settings, and a hash of
-    this module's and the face finder's code (the training crop cache is keyed on it)."""
-    from detector import faces
-
-    src = inspect.getsource(sys.modules[__name__]) + inspect.getsource(faces)
+    """What a crop depends on besides the file: size, margin, detector settings and
+    CROP_VERSION (the training crop cache is keyed on all of them)."""
     return {"size": int(CROP_SIZE), "margin": MARGIN, "detector": detector_settings(),
-            "code": hashlib.sha256(src.encode()).hexdigest()[:12]}
+            "version": CROP_VERSION}

@@ -96,12 +96,12 @@ def largest(delta: np.ndarray) -> dict:
             "moved": bool(abs(d) >= MOVES)}
 
 
-def explain_image(image, detector, model, grid: int | None = None) -> list[dict]:
+def explain_image(image, face_finder, model, grid: int | None = None) -> list[dict]:
     """One entry per face (as analyze finds them; the centre square when there is none); the
     grid is the card's (grid_of) unless given."""
     grid = grid_of(model) if grid is None else grid
     img = as_image(image)
-    crops, faces = face_crops(img, detector)
+    crops, faces = face_crops(img, face_finder)
     w, h = img.size
     boxes = [square_box(f.box, w, h) for f in faces] or [centre_square(w, h)]
     out = []

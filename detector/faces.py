@@ -1,19 +1,7 @@
 """BlazeFace face detection on LiteRT, with MediaPipe's anchors and decoding written out here.
 
-Why "full" is the default (2-core CPU, one thread, 300 images per set and label, real / fake):
-- Photos: a 256 px stylegan image pasted into 640x480 at 60-100 px (face 40-65 px wide) is found
-  by full 90%, by short 6%; at 100-160 px full 100%, short 79%; larger, both 100%. Short range
-  needs the face to span about a fifth of the long side, and uploads are photos.
-- Tight crops (the face fills the frame): full's plain pass finds only 2-8%, so detect() retries
-  once with the image inside a black border (full: 50% of the side on each edge, short: 25%).
-  With the retry, full / short: ff-crops val 1.00 0.99 / 1.00 1.00, dfdc-faces 0.99 0.96-0.97
-  / 1.00 0.99-1.00, stylegan-faces 1.00 1.00 / 1.00 1.00. The dfdc real-fake gap matters
-  little: on a tight crop the face crop is (nearly) the whole image, as is the fallback.
-- False faces on 200 synthetic images (noise, gradients, blurred colour blobs), plain + border
-  pass: full 4 + 11, short 41 + 25, all on the blurred blobs; none on noise or gradients.
-- Time per 640x480 image with a face (resize included): full 5.6 ms, short 2.6 ms; 10.4 and
-  4.9 ms without a face, which pays for the retry. With the box-filtered resize (REDUCING_GAP)
-  full takes 4.8-5.2 ms in `make bench`; the model call alone is 3.3-3.5 ms.
+Why "full" range is the default, and why tight crops get a second pass inside a black border:
+the measurements are in docs/MODEL.md ("The face finder and the crop").
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 CPU only, no TensorFlow, run on every job beside the model (never folded into P(fake)). The
 markers it knows are in provenance_markers.json. Metadata is attacker-controlled: every reader
 caps what it looks at, and anything it cannot read becomes an "unreadable" marker, never an
-exception that fails the job.
+exception that fails the job. EXIF is read with Pillow's `Image.Exif`; the PNG chunks and JPEG
+segments are walked here because Pillow inflates every text chunk up to 1 MB (64 MB a file)
+before we could cap it, and raises on a larger one, which would lose the file's other markers.
 """
 
 from __future__ import annotations

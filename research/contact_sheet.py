@@ -34,11 +34,11 @@ def compose_photo(face: np.ndarray, rng: np.random.Generator, size=(640, 480)) -
     return buf.getvalue()
 
 
-def face_share(crops: list[np.ndarray], detector) -> float:
+def face_share(crops: list[np.ndarray], face_finder) -> float:
     """Mean side of the detected face box over the crop side: how tightly a crop frames a face."""
     sides = []
     for c in crops:
-        faces = detector.detect(c)
+        faces = face_finder.detect(c)
         if faces:
             x0, y0, x1, y1 = faces[0].box
             sides.append(max(x1 - x0, y1 - y0) / c.shape[0])

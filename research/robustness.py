@@ -81,8 +81,8 @@ def flip_rate(fake_before, fake_after) -> dict:
 class CachedDetector:
     """The serving detector, remembering its last answers so several models share one pass."""
 
-    def __init__(self, detector, keep: int = 16):
-        self.detector, self.keep, self.memo = detector, keep, {}
+    def __init__(self, face_finder, keep: int = 16):
+        self.detector, self.keep, self.memo = face_finder, keep, {}
 
     def detect(self, image):
         """detector.detect(image) (array or PIL), reused for an identical image."""
@@ -125,7 +125,7 @@ def applies(set_name: str, model) -> bool:
     return not set_name.endswith("/all") or set_name.split("/")[0] not in trained_sources(model)
 
 
-def score_sets(sets: dict, models: dict, detector, log=print) -> dict:
+def score_sets(sets: dict, models: dict, face_finder, log=print) -> dict:
     """Per set: labels, cues and each model's P(fake) through detector.analyze.analyze."""
     from detector.analyze import analyze
     from shared.images import decode_image
@@ -139,7 +139,7 @@ def score_sets(sets: dict, models: dict, detector, log=print) -> dict:
         for it in items:
             data = Path(it.path).read_bytes()
             rgb = decode_image(data)
-            faces = detector.detect(rgb)
+            faces = face_finder.detect(rgb)
             h, w = rgb.shape[:2]
             box = faces[0].box if faces else (0, 0, 0, 0)
             rec["cues"]["sharpness"].append(laplacian_variance(rgb))
@@ -147,7 +147,7 @@ def score_sets(sets: dict, models: dict, detector, log=print) -> dict:
             rec["cues"]["pixels"].append(w * h)
             rec["cues"]["face_box"].append((box[2] - box[0]) * (box[3] - box[1]) / (w * h))
             for m, model in use.items():
-                rec["p"][m].append(analyze(rgb, detector, model)["p_fake"])
+                rec["p"][m].append(analyze(rgb, face_finder, model)["p_fake"])
         log(f"{name}: {len(items)} images scored by {len(use)} model(s) in "
             f"{time.time() - t0:.0f}s")
         out[name] = rec
@@ -178,7 +178,7 @@ def drift(p_before, p_after) -> dict:
             "p_before_median": float(np.median(p_before)) if len(d) else float("nan")}
 
 
-def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
+def flip_rates(sets: dict, models: dict, face_finder, log=print) -> dict:
     """{model: {set: {change: flip_rate() | drift()}}} on the real images of each set."""
     from detector.analyze import analyze
     from shared.images import decode_image
@@ -192,7 +192,7 @@ def flip_rates(sets: dict, models: dict, detector, log=print) -> dict:
             variants = {"original": rgb} | {c: decode_image(apply_change(rgb, c)) for c in CHANGES}
             for c, img in variants.items():
                 for m, model in models.items():
-                    r = analyze(img, detector, model)
+                    r = analyze(img, face_finder, model)
                     res[m][name][c].append((r["label"] == "Fake", r["p_fake"]))
         log(f"flip rates {name}: {len(reals)} real images x {len(CHANGES)} changes in "
             f"{time.time() - t0:.0f}s")
@@ -242,10 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     split = Path(args.split or Path(named[0][1]) / "split.json")
     doc = json.loads(split.read_text())
     data = Path(args.data)
-    detector = CachedDetector(FaceDetector())
+    face_finder = CachedDetector(FaceDetector())
     sets = held_out_sets(data, split, args.limit, whole=args.whole_sources)
     t0 = time.time()
-    scored = score_sets(sets, models, detector)
+    scored = score_sets(sets, models, face_finder)
     cross, cues = auc_tables(scored, models)
     report = {"models": {n: {"dir": d, "version": models[n].version} for n, d in named},
               "split": str(split), "split_seed": doc["seed"], "limit": args.limit,
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
               "above 0.5 larger values go with fakes, below with reals"}
     if not args.no_flips:
         flip_sets = held_out_sets(data, split, args.flip_limit and 2 * args.flip_limit, seed=1)
-        report["flip_rates"] = flip_rates(flip_sets, models, detector)
+        report["flip_rates"] = flip_rates(flip_sets, models, face_finder)
         report["changes"] = CHANGES
     if args.batch_cues:
         strength = args.aug_strength or models[named[0][0]].card.get("training", {}).get(

@@ -13,12 +13,13 @@ import redis
 from shared.schema import FINAL
 
 PREFIX = "dfd:"
-# Queued job ids by age. A worker's task claims its own job plus others waiting, to batch them.
+# Queued job ids by age: not a queue (Celery's priority lists are: order and priority live there
+# alone), the pool a task fills its micro-batch from. A task claims its own job plus the oldest
+# others waiting, up to DFD_BATCH_SIZE (README, "How it fits together").
 READY = f"{PREFIX}ready"
 # Claimed (running) job ids by lease expiry. A lease past its time means the claiming worker
 # died without its task coming back; any later claim takes such a job over.
 LEASED = f"{PREFIX}leased"
-PRIORITY_SPAN = 1e10  # seconds: larger than any epoch time, so priority outranks age
 
 # Claiming is one atomic step with an owner (the Celery task id) and a lease. A job leased to
 # another live owner is left alone, so a job claimed into one worker's batch never runs again
@@ -119,13 +120,10 @@ class JobStore:
         return f"{PREFIX}job:{job_id}"
 
     def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str,
-               callback: str = "", priority: int = 0, explain: bool = False) -> dict:
+               callback: str = "", explain: bool = False) -> dict:
         """Write a new queued job record (callback: a checked webhook URL, or none; explain: the
-        worker caches the job's explanation before the upload is deleted).
-
-        priority (0 first) orders the ready set ahead of age, so a worker filling its batch
-        takes page uploads before API uploads before batch uploads, each oldest first.
-        """
+        worker caches the job's explanation before the upload is deleted) and put it in the
+        ready set, by age."""
         now = time.time()
         fields = {"id": job_id, "status": "queued", "created_at": now, "filename": filename,
                   "stored": stored, "sha256": sha256, "client": client, "attempts": 0,
@@ -134,7 +132,7 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
-        pipe.zadd(READY, {job_id: now + priority * PRIORITY_SPAN})
+        pipe.zadd(READY, {job_id: now})
         pipe.execute()
         return fields
 
@@ -254,10 +252,17 @@ class JobStore:
         rec = self.get(job_id.decode()) if job_id else None
         return rec if rec and rec["status"] == "done" else None
 
-    def reusable_result(self, version: str | None, client: str, sha256: str) -> dict | None:
-        """The same client's earlier result for the same bytes and model version, if stored."""
-        rec = self.reusable_job(version, client, sha256)
-        return rec["result"] if rec else None
+    def has_callback(self, job_id: str) -> bool:
+        """The job was sent with a callback_url (a webhook is due when it is final)."""
+        return bool(self.r.hexists(self.key(job_id), "callback"))
+
+    def set_webhook_outcome(self, job_id: str, outcome: str) -> None:
+        """Note how the job's webhook delivery ended (delivered, refused, failed)."""
+        self.r.hset(self.key(job_id), "webhook", outcome)
+
+    def sweep_turn(self, holder: str, every: float) -> bool:
+        """True for one caller per `every` seconds across all workers: its turn to sweep."""
+        return bool(self.r.set(f"{PREFIX}sweep", holder, nx=True, ex=int(every)))
 
     def set_model(self, info: dict) -> None:
         """Announce the model the workers serve (name, version, threshold) for the web side."""

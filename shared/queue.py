@@ -1,4 +1,4 @@
-"""Celery and Redis clients built from settings; used by the web (to send) and the worker."""
+"""Celery and Redis clients; used by the web (to send) and the worker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from redis.retry import Retry
 from shared.tasks import DEFAULT_PRIORITY, PRIORITY_STEPS, QUEUE
 
 
-def redis_client(settings: dict, ride_out: float = 0) -> redis.Redis:
+def redis_client(url: str, ride_out: float = 0) -> redis.Redis:
     """A Redis client with timeouts, so an outage surfaces as an error rather than a hang.
 
     The read timeout stays above the longest ?wait= long-poll (10 s), which blocks in BLPOP.
@@ -28,15 +28,15 @@ def redis_client(settings: dict, ride_out: float = 0) -> redis.Redis:
             waited += backoff.compute(retries)
         extra = {"retry": Retry(backoff, retries),
                  "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
-    return redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2,
+    return redis.Redis.from_url(url, socket_connect_timeout=2,
                                 socket_timeout=15, health_check_interval=30, **extra)
 
 
-def celery_config(settings: dict) -> dict:
+def celery_config(redis_url: str, time_limit: int) -> dict:
     """Celery settings: JSON only, late acks with requeue on a lost worker, prefetch 1."""
-    limit = int(settings["TASK_TIME_LIMIT"])
+    limit = int(time_limit)
     return {
-        "broker_url": settings["REDIS_URL"],
+        "broker_url": redis_url,
         "broker_connection_retry_on_startup": True,
         # A task's hard limit stays well under the visibility timeout, so a slow task is never
         # handed to a second worker while the first is still on it.
@@ -65,8 +65,9 @@ def celery_config(settings: dict) -> dict:
     }
 
 
-def make_celery(settings: dict, name: str = "dfd") -> Celery:
-    """A Celery app configured from settings (no tasks registered here)."""
+def make_celery(redis_url: str, time_limit: int, name: str = "dfd") -> Celery:
+    """A Celery app on the broker at redis_url (DFD_REDIS_URL, DFD_TASK_TIME_LIMIT); no tasks
+    registered here."""
     app = Celery(name)
-    app.conf.update(celery_config(settings))
+    app.conf.update(celery_config(redis_url, time_limit))
     return app

@@ -1,7 +1,14 @@
-"""Settings from DFD_* environment variables, parsed with typed parsers that fail fast."""
+"""Settings from DFD_* environment variables, parsed with typed parsers that fail fast.
+
+`load()` returns one frozen `Settings`; the app factories (`web.create_app`,
+`worker.app.create_worker`) call it, nothing reads the environment at import time. A new
+setting is one line in SPEC (its default and parser) and one typed field in `Settings` of the
+same name; `tests/test_shared.py` checks that the two list the same names.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -126,14 +133,52 @@ SPEC = {
 }
 
 
-def load(env: Mapping[str, str] | None = None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting, parsed; each field is named as in SPEC (DFD_<name> in the environment)."""
+
+    REDIS_URL: str
+    UPLOAD_DIR: str
+    RETENTION: float
+    JOB_TTL: float
+    FEEDBACK_TTL: float
+    QUEUE_DEADLINE: float
+    UPLOAD_LIMIT: str
+    STATUS_LIMIT: str
+    API_KEYS: dict[str, dict[str, str]]
+    REQUIRE_API_KEY: bool
+    TRUSTED_PROXIES: int
+    MAX_UPLOAD_MB: float
+    MAX_FILES: int
+    MAX_PIXELS: int
+    MODEL_PATH: str
+    THRESHOLD: float | None
+    DEVICE: str
+    BATCH_SIZE: int
+    PORT: int
+    LOG_FORMAT: str
+    METRICS_PORT: int
+    C2PA_TRUST_ANCHORS: str
+    WEBHOOK_SECRET: str
+    WEBHOOK_ALLOW_HTTP: bool
+    WEBHOOK_ALLOW_PRIVATE: bool
+    WEBHOOK_RETRIES: int
+    WEBHOOK_BACKOFF: float
+    TASK_TIME_LIMIT: int
+
+    def replace(self, **changes) -> Settings:
+        """A copy with some settings changed (already parsed values; for tests)."""
+        return dataclasses.replace(self, **changes)
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
     """All settings, parsed, from env (default os.environ); raises SettingsError on a bad value."""
     env = os.environ if env is None else env
-    out = {name: parser(name, env.get(PREFIX + name, default))
-           for name, (default, parser) in SPEC.items()}
-    if out["REQUIRE_API_KEY"] and not out["API_KEYS"]:
+    out = Settings(**{name: parser(name, env.get(PREFIX + name, default))
+                      for name, (default, parser) in SPEC.items()})
+    if out.REQUIRE_API_KEY and not out.API_KEYS:
         raise SettingsError(f"{PREFIX}REQUIRE_API_KEY is on but {PREFIX}API_KEYS is empty: "
                             "nobody could upload; set keys or turn it off")
-    if out["WEBHOOK_SECRET"] and len(out["WEBHOOK_SECRET"]) < 16:
+    if out.WEBHOOK_SECRET and len(out.WEBHOOK_SECRET) < 16:
         raise SettingsError(f"{PREFIX}WEBHOOK_SECRET: use 16 or more characters")
     return out

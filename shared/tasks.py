@@ -4,8 +4,9 @@ DETECT = "dfd.detect"
 QUEUE = "dfd"
 
 # Work classes, most urgent first: a person waiting at the page, then API clients, then batches.
-# The number is the Celery message priority (on Redis 0 is served first; one list per step,
-# "dfd", "dfd:3", "dfd:6", "dfd:9") and the job's rank in the ready set workers batch from.
+# The number is the Celery message priority, the one place priority lives (on Redis 0 is served
+# first; one list per step, "dfd", "dfd:3", "dfd:6", "dfd:9"). The ready set a task fills its
+# micro-batch from (shared/jobs.py) is by age only.
 PRIORITIES = {"page": 0, "api": 3, "batch": 6}
 PRIORITY_STEPS = [0, 3, 6, 9]
 DEFAULT_PRIORITY = 3  # tasks sent without one (webhook deliveries and their retries)

@@ -13,11 +13,13 @@ import redis
 import requests
 from PIL import Image
 
-from tests import services
+from harness import services
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 API_KEY = "test-key-0123456789abcdef"
+# A second client, for resources that the client under test must not be able to delete.
+OTHER_KEY = "other-key-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 IN_CI = os.environ.get("CI") == "true"
 
@@ -78,7 +80,7 @@ def service_env(redis_url, model_dir, tmp_root) -> dict:
     metrics.mkdir(exist_ok=True)
     return {"DFD_REDIS_URL": redis_url, "DFD_MODEL_PATH": str(model_dir),
             "DFD_UPLOAD_DIR": str(tmp_root / "uploads"),
-            "DFD_API_KEYS": f"tests:{API_KEY}:10000/minute",
+            "DFD_API_KEYS": f"tests:{API_KEY}:10000/minute,others:{OTHER_KEY}:10000/minute",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics),
             # Webhooks to a receiver on this machine (plain http on loopback), retried quickly.
             "DFD_WEBHOOK_SECRET": WEBHOOK_SECRET, "DFD_WEBHOOK_ALLOW_HTTP": "true",
@@ -93,7 +95,7 @@ def worker(service_env, tmp_root):
 
     log = tmp_root / "worker.log"
     proc = services.start_worker(service_env, log)
-    app = make_celery({"REDIS_URL": service_env["DFD_REDIS_URL"], "TASK_TIME_LIMIT": 60})
+    app = make_celery(service_env["DFD_REDIS_URL"], 60)
     services.wait_for(lambda: bool(app.control.ping(timeout=0.5)), 90, "celery worker", proc)
     yield proc
     services.stop(proc, timeout=20)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests import services
+from harness import services
 from tests.conftest import make_jpeg
 
 

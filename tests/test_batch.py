@@ -56,10 +56,13 @@ def test_decide_rate_limit_and_retries():
     assert decide(429, {"Retry-After": "3"}, body) == client.Decision("wait", 3.0, "slow down")
     assert decide(429, {}, body).delay == 7.0  # body field when the header is missing
     assert decide(429, {}, None).action == "wait"  # never a failure, whatever the attempt
-    assert decide(503, {}, None, attempt=1).action == "retry"
-    assert decide(503, {}, None, attempt=client.MAX_ATTEMPTS).action == "fail"
-    assert decide(None, {}, "refused", attempt=2) == client.Decision(
-        "retry", client.backoff(2), "connection error: refused")
+    # Connection errors and 5xx reach decide only once urllib3's retries are spent.
+    assert decide(503, {}, None).action == "fail"
+    assert decide(None, {}, "refused") == client.Decision("fail", 0.0, "connection error: refused")
+    assert client.RETRY.total == client.MAX_ATTEMPTS - 1
+    assert client.RETRY.is_retry("POST", 503) and client.RETRY.is_retry("POST", 409)
+    assert not client.RETRY.is_retry("POST", 429, has_retry_after=True)
+    assert not client.RETRY.is_retry("POST", 413, has_retry_after=True)
     refused = {"error": {"code": "unsupported_type", "message": "x.jpg: not a JPEG or PNG image"}}
     assert decide(415, {}, refused) == client.Decision("fail", 0.0, refused["error"]["message"])
     assert decide(413, {}, None).message == "HTTP 413"
@@ -290,10 +293,10 @@ def test_live_anonymous_429_is_waited_out(live_server, tmp_path, monkeypatch):
     store = redis.Redis.from_url(live_server.redis_url)
     seen, slept = [], []
 
-    def recording_decide(status, headers=None, body=None, attempt=1):
+    def recording_decide(status, headers=None, body=None):
         if status == 429:
             seen.append((headers.get("Retry-After"), body))
-        return decide(status, headers, body, attempt)
+        return decide(status, headers, body)
 
     def sleep_by_forgetting(self, seconds):
         # Stands in for the up-to-60 s wait: forgetting the counters is what time would do.

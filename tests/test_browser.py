@@ -1,4 +1,4 @@
-"""The upload page (web/templates/index.html, web/static/js/*.js) in headless Debian chromium.
+"""The upload page (templates/index.html, web/static/js/*.js) in headless Debian chromium.
 
 Real-server tests upload through the real gunicorn + Celery worker + redis behind `live_server`,
 as an anonymous visitor would (rate-limit counters are reset first). Tests of error words and of

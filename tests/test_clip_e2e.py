@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 
-from tests import services
+from harness import services
 from tests.conftest import API_KEY
 from tests.golden import DATA, MODELS
 

@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
+from harness.services import consumers_paused, wait_queue_drained
 from shared.jobs import LEASED, READY, JobStore, new_job_id
-from tests.services import consumers_paused, wait_queue_drained
 from tests.test_faults import Stack, batch_jpegs
 
 
@@ -88,7 +88,7 @@ def test_two_workers_run_each_of_200_jobs_exactly_once(tmp_path, model_dir):
     finally:
         for name in ("web", "worker", "worker-1", "redis"):
             if name in stack.procs:
-                from tests import services
+                from harness import services
 
                 services.stop(stack.procs[name], timeout=20)
 

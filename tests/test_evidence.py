@@ -144,10 +144,14 @@ def test_explanation_errors(live_server, reset_limits):
                         data={"explain": "yes"},
                         headers={"Authorization": f"Bearer {live_server.api_key}"}, timeout=10)
     assert _error(bad, 400, "bad_request")["error"]["message"].startswith("explain must be")
-    _error(requests.get(f"{base}/{job['id']}/explanation?wait=x", timeout=10), 400,
-           "bad_request")
+    # ?wait= is gone from this endpoint (it never waited): an old client's is ignored.
+    assert requests.get(f"{base}/{job['id']}/explanation?wait=x", timeout=10).status_code != 400
     r.hset(f"dfd:job:{job['id']}", "status", "running")
     _error(requests.get(f"{base}/{job['id']}/explanation", timeout=10), 409, "job_not_done")
+    # Feedback on a job that exists but is not done: 409 naming its state, never a 404.
+    got = _error(requests.post(f"{base}/{job['id']}/feedback", json={"label": "Real"},
+                               timeout=10), 409, "job_not_done")
+    assert "is running, not done" in got["error"]["message"]
 
 
 def test_feedback_once_per_client_and_export(live_server, reset_limits):

@@ -23,11 +23,11 @@ import redis
 import requests
 from PIL import Image
 
+from harness import services
+from harness.services import consumers_paused
 from shared.jobs import READY, JobStore
 from shared.queue import make_celery
-from tests import services
 from tests.conftest import API_KEY
-from tests.services import consumers_paused
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -103,7 +103,7 @@ class Stack:
     def start_worker(self) -> None:
         self.procs["worker"] = services.start_worker(self.env, self.root / "worker.log",
                                                      concurrency=self.concurrency)
-        app = make_celery({"REDIS_URL": self.env["DFD_REDIS_URL"], "TASK_TIME_LIMIT": 60})
+        app = make_celery(self.env["DFD_REDIS_URL"], 60)
         services.wait_for(lambda: bool(app.control.ping(timeout=0.5)), 90, "worker",
                           self.procs["worker"])
 
@@ -455,8 +455,7 @@ def test_publishing_to_a_dead_broker_fails_fast():
     so an upload never hangs on it (it becomes a 503, see the next test)."""
     from kombu.exceptions import OperationalError
 
-    app = make_celery({"REDIS_URL": f"redis://127.0.0.1:{services.free_port()}/0",
-                       "TASK_TIME_LIMIT": 60})
+    app = make_celery(f"redis://127.0.0.1:{services.free_port()}/0", 60)
     t0 = time.monotonic()
     with pytest.raises(OperationalError):
         app.send_task("dfd.detect", args=["0" * 32], queue="dfd")

@@ -19,9 +19,10 @@ import redis
 import requests
 from PIL import Image
 
+from harness import services
+from harness.services import consumers_paused
 from shared.jobs import READY, JobStore
-from tests import hostile, services
-from tests.services import consumers_paused
+from tests import hostile
 
 CASES = hostile.cases()
 STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png)$")

@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("web", "worker", "shared", "detector", "training", "research", "batch", "bench")
+PACKAGES = ("web", "worker", "shared", "detector", "training", "research", "batch", "bench",
+            "harness")
 # package -> packages of ours it must never import (directly or by a module inside it)
 FORBIDDEN = {
     "web": {"worker", "detector", "training", "research"},
@@ -15,6 +16,8 @@ FORBIDDEN = {
     "worker": {"training", "research", "web"},
     "shared": set(PACKAGES) - {"shared"},
     "batch": {"worker", "detector", "training", "research", "web"},
+    # Starts the real processes by command line; never imports what it starts.
+    "harness": set(PACKAGES) - {"harness", "shared"},
 }
 
 
@@ -103,7 +106,35 @@ def test_no_forbidden_direction():
     assert not bad, bad
 
 
+def _our_python_files() -> list[Path]:
+    """Every module of the packages, and the scripts."""
+    return [*_modules().values(), *sorted((ROOT / "scripts").rglob("*.py"))]
+
+
 def test_modules_stay_under_300_lines():
-    long = [f"{p.relative_to(ROOT)}: {n}" for p in _modules().values()
+    long = [f"{p.relative_to(ROOT)}: {n}" for p in _our_python_files()
             if (n := len(p.read_text().splitlines())) > 300]
+    assert not long, long
+
+
+def _only_returns_data(node: ast.FunctionDef) -> bool:
+    """A function whose body is a docstring and `return <literal>`: data, such as the OpenAPI
+    document (web/openapi.py spec)."""
+    body = [n for n in node.body if not (isinstance(n, ast.Expr)
+                                         and isinstance(n.value, ast.Constant))]
+    return len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(
+        body[0].value, ast.Dict | ast.List)
+
+
+def test_functions_stay_under_60_lines():
+    """No function over 60 lines (decorators and docstring included) outside data; tests are
+    left out."""
+    long = []
+    for path in _our_python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and \
+                    not _only_returns_data(node):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                if (n := node.end_lineno - first + 1) > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {n}")
     assert not long, long

@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from tests import services
+from harness import services
 from tests.conftest import make_jpeg
 
 WINDOW = 10

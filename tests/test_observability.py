@@ -12,8 +12,8 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness import services
 from shared.queue import make_celery
-from tests import services
 from tests.conftest import make_jpeg
 
 AUTH_HEADER = "Authorization"
@@ -106,7 +106,7 @@ def test_json_logs(live_server, tmp_path):
 
 
 def test_worker_sends_task_events_for_flower(live_server):
-    app = make_celery({"REDIS_URL": live_server.redis_url, "TASK_TIME_LIMIT": 60})
+    app = make_celery(live_server.redis_url, 60)
     seen: list[dict] = []
     with app.connection() as conn:
         recv = app.events.Receiver(conn, handlers={"*": seen.append})

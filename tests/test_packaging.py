@@ -1,5 +1,5 @@
 """The wheel (what the Docker image installs) carries everything the service needs to run
-without the source tree: the page's templates and static files, and the model."""
+without the source tree: the page's static files, its templates and the model."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def test_wheel_holds_page_files_and_model(tmp_path):
         for needed in files:
             assert f"{data}share/dfd/models/{model}/{needed}" in names, \
                 sorted(n for n in names if "data" in n)
+    # The page templates (top-level templates/, Flask's template_folder) as data files too.
+    templates = {f"{data}share/dfd/templates/{p.name}" for p in (ROOT / "templates").glob("*")}
+    assert templates and templates <= names, templates - names
     assert "web/wsgi.py" in names and "worker/app.py" in names and "detector/model.py" in names
     assert "detector/provenance_markers.json" in names  # read by the worker for every job
     assert not any(n.startswith(("tests/", "var/")) for n in names)

@@ -9,8 +9,8 @@ import time
 import redis
 import requests
 
+from harness.services import consumers_paused
 from shared.jobs import JobStore
-from tests.services import consumers_paused
 from tests.test_faults import batch_jpegs, record_figures
 
 BATCH = int(os.environ.get("DFD_TEST_PRIORITY_BATCH", "200"))

@@ -11,10 +11,10 @@ import pytest
 import redis
 import requests
 
+from harness.services import consumers_paused, wait_queue_drained
 from shared.jobs import READY, JobStore
 from shared.settings import SettingsError, load
 from tests.conftest import make_jpeg
-from tests.services import consumers_paused, wait_queue_drained
 
 
 def _post(server, blob: bytes, key: str | None = None, name: str = "p.jpg"):

@@ -21,12 +21,12 @@ import redis
 import requests
 from PIL import Image
 
+from harness import services
+from harness.services import consumers_paused
 from shared.jobs import JobStore, new_job_id
 from shared.queue import celery_config, make_celery
 from shared.tasks import DETECT, QUEUE
-from tests import services
 from tests.conftest import make_jpeg
-from tests.services import consumers_paused
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_CODE = ["web", "worker", "shared", "training", "batch"]
@@ -215,10 +215,13 @@ def test_no_pickle_or_unsafe_loading_in_the_code():
 
 
 def test_celery_speaks_json_only():
-    conf = celery_config({"REDIS_URL": "redis://127.0.0.1:1/0", "TASK_TIME_LIMIT": 120})
+    conf = celery_config("redis://127.0.0.1:1/0", 120)
     assert conf["accept_content"] == ["json"]
     assert conf["task_serializer"] == conf["result_serializer"] == "json"
-    from worker.app import celery as worker_app
+    from shared.settings import load
+    from worker.app import create_worker
+
+    worker_app = create_worker(load({}))
 
     assert list(worker_app.conf.accept_content) == ["json"]
     assert worker_app.conf.task_serializer == "json"
@@ -240,7 +243,7 @@ def test_worker_refuses_a_pickled_task_message(live_server, tmp_path):
     """A pickle sent straight to the queue (as an attacker with broker access could) is refused
     by the real worker without being deserialised, and the worker carries on."""
     marker = tmp_path / "unpickled"
-    app = make_celery({"REDIS_URL": live_server.redis_url, "TASK_TIME_LIMIT": 60})
+    app = make_celery(live_server.redis_url, 60)
     task_id = str(uuid.uuid4())
     body = pickle.dumps(((_Touch(marker),), {}, {"callbacks": None, "errbacks": None,
                                                    "chain": None, "chord": None}))

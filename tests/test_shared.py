@@ -28,11 +28,21 @@ def png_bytes(arr: np.ndarray, mode: str | None = None) -> bytes:
 
 def test_settings_defaults_and_parsing():
     s = settings.load({})
-    assert s["UPLOAD_LIMIT"] == "5/minute" and s["RETENTION"] == 3600
+    assert s.UPLOAD_LIMIT == "5/minute" and s.RETENTION == 3600
     s = settings.load({"DFD_RETENTION": "15m", "DFD_UPLOAD_LIMIT": "10 per hour",
                        "DFD_API_KEYS": "batch:abcdefghijklmnop0:100/minute"})
-    assert s["RETENTION"] == 900 and s["UPLOAD_LIMIT"] == "10 per hour"
-    assert s["API_KEYS"] == {"abcdefghijklmnop0": {"name": "batch", "limit": "100/minute"}}
+    assert s.RETENTION == 900 and s.UPLOAD_LIMIT == "10 per hour"
+    assert s.API_KEYS == {"abcdefghijklmnop0": {"name": "batch", "limit": "100/minute"}}
+
+
+def test_settings_are_frozen_and_spec_names_every_field():
+    import dataclasses
+
+    s = settings.load({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.PORT = 1
+    assert [f.name for f in dataclasses.fields(settings.Settings)] == list(settings.SPEC)
+    assert s.replace(PORT=8080).PORT == 8080 and s.PORT == 5000
 
 
 @pytest.mark.parametrize("name,value", [("PORT", "http"), ("RETENTION", "soon"),

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from detector.assess import MAX_FACES
+from detector.chunks import in_chunks
 from detector.stability import VARIANTS
 from training import metrics as M
 from training.calibrate import logit
@@ -89,8 +90,8 @@ def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.n
                    variants_fn, threshold: float) -> dict:
     """The card's `assessment` entry. predict: crops -> served-scale P(fake) (calibrated)."""
     # In chunks: five variants of a few thousand crops would hold gigabytes at once.
-    p_var = np.concatenate([predict(variants_fn(crops[s:s + 256])).reshape(-1, len(VARIANTS))
-                            for s in range(0, len(crops), 256)])
+    p_var = in_chunks(lambda part: predict(variants_fn(part)).reshape(-1, len(VARIANTS)), crops,
+                      256)
     aucs = {m: float(np.nanmean([M.roc_auc(labels[sources == s], p[sources == s])
                                  for s in np.unique(sources)]))
             for m, p in (("original", p_var[:, 0]), ("mean of variants", p_var.mean(axis=1)))}
@@ -127,12 +128,17 @@ def shares_at(z: np.ndarray, prior: float, threshold: float, labels: np.ndarray,
     return out
 
 
+# How choose_prior picks the prior (written into the card as prior_choice.rule).
+PRIOR_RULE = ("The prior share of fakes to serve, chosen on the calibration split alone: the "
+              "largest (closest to 50/50, so catching the most fakes) under which every "
+              "source's real faces called Fake at the threshold stay within issue 11's limits; "
+              "if none does, the largest under which the most sources do. Harm to real people "
+              "first, then as many fakes caught as that allows.")
+
+
 def choose_prior(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
                  threshold: float) -> tuple[float, list[dict]]:
-    """The prior share of fakes to serve, chosen on the calibration split alone: the largest
-    (closest to 50/50, so catching the most fakes) under which every source's real faces called
-    Fake at the threshold stay within issue 11's limits; if none does, the largest under which
-    the most sources do. Harm to real people first, then as many fakes caught as that allows.
+    """The prior share of fakes to serve and the table it was chosen from, by PRIOR_RULE.
     p50: served P(fake) with no prior (0.5)."""
     from training.verdicts import TARGETS
 
@@ -173,7 +179,7 @@ def scores_at_even_prior(root: Path, card: dict, crops: np.ndarray) -> np.ndarra
     from detector.model import LoadedModel
 
     model = LoadedModel(root, {**card, "prior_fake": 0.5}, "tflite", threads=2)
-    return np.concatenate([model.predict(crops[s:s + 64]) for s in range(0, len(crops), 64)])
+    return in_chunks(model.predict, crops, 64)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,12 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.prior_fake == "auto":
         p50 = scores_at_even_prior(root, card, crops)
         card["prior_fake"], table = choose_prior(labels, p50, sources, float(card["threshold"]))
-        card["prior_choice"] = {"rule": choose_prior.__doc__.split("\n\n")[0].strip()
-                                .replace("\n", " ").replace("    ", " "), "grid": table}
+        card["prior_choice"] = {"rule": PRIOR_RULE, "grid": table}
         print(f"prior share of fakes chosen on the calibration split: {card['prior_fake']}")
     model = LoadedModel(root, card, "tflite", threads=2)
-    entry = fit_assessment(lambda x: np.concatenate([model.predict(x[s:s + 64])
-                                                     for s in range(0, len(x), 64)]),
+    entry = fit_assessment(lambda x: in_chunks(model.predict, x, 64),
                            crops, labels, sources, all_variants,
                            float(card["threshold"]))
     card["assessment"] = entry

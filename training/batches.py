@@ -7,6 +7,7 @@ import threading
 import numpy as np
 from PIL import Image
 
+from detector.chunks import in_chunks
 from training.augment import augment_batch
 from training.recipe import SHARES
 from training.sbi import sbi_batch
@@ -109,11 +110,9 @@ def epoch_indices(train_by_source: dict[str, np.ndarray], labels: np.ndarray, n:
 
 def predict(model, crops, idx: np.ndarray, batch: int = 128) -> np.ndarray:
     """Raw P(fake) for cache rows idx (no augmentation)."""
-    out = [np.asarray(model.predict_on_batch(np.asarray(crops[np.sort(idx)[s:s + batch]],
-                                                        np.float32))).reshape(-1)
-           for s in range(0, len(idx), batch)]
-    order = np.argsort(np.argsort(idx))  # predictions were made on sorted rows
-    return np.concatenate(out)[order] if out else np.zeros(0)
+    p = in_chunks(lambda rows: np.asarray(model.predict_on_batch(
+        np.asarray(crops[rows], np.float32))).reshape(-1), np.sort(idx), batch)
+    return p[np.argsort(np.argsort(idx))]  # predictions were made on sorted rows
 
 
 def train_keypoints(crops, meta: dict, ranges: dict, labels: np.ndarray) -> np.ndarray:

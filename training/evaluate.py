@@ -35,7 +35,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def score_images(paths: list[str], detector, model, threshold=None, log=None) -> list[dict]:
+def score_images(paths: list[str], face_finder, model, threshold=None, log=None) -> list[dict]:
     """detector.analyze.analyze for each file: the result dicts, in order."""
     from detector.analyze import analyze
     from shared.images import decode_image
@@ -44,7 +44,7 @@ def score_images(paths: list[str], detector, model, threshold=None, log=None) ->
     for k, path in enumerate(paths, 1):
         with open(path, "rb") as fh:
             rgb = decode_image(fh.read())
-        out.append(analyze(rgb, detector, model, threshold))
+        out.append(analyze(rgb, face_finder, model, threshold))
         if log and k % 500 == 0:
             log(f"{k}/{len(paths)} images, {k / (time.time() - t0):.0f} img/s")
     return out
@@ -122,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    detector = FaceDetector()
+    face_finder = FaceDetector()
     t0 = time.time()
-    results = score_images([i.path for i in items], detector, model, args.threshold,
+    results = score_images([i.path for i in items], face_finder, model, args.threshold,
                            log=lambda m: print(m, file=sys.stderr, flush=True))
     y = np.array([i.label for i in items])
     p = np.array([r["p_fake"] for r in results], dtype=np.float64)

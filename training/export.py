@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.chunks import in_chunks
 from training.templating import render
 
 NAME = "dfd-mobilenetv2"
@@ -61,9 +62,8 @@ def tflite_predict(tflite_path: str | Path, x: np.ndarray, threads: int = 2) -> 
 
 def keras_predict(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
     """P(fake) through Keras predict_on_batch (no per-call overhead of predict())."""
-    res = [np.asarray(model.predict_on_batch(np.asarray(x[s:s + batch], np.float32))).reshape(-1)
-           for s in range(0, len(x), batch)]
-    return np.concatenate(res) if res else np.zeros(0, np.float32)
+    return in_chunks(lambda part: np.asarray(model.predict_on_batch(
+        np.asarray(part, np.float32))).reshape(-1), x, batch)
 
 
 def check_agreement(model, tflite_path: str | Path, crops: np.ndarray) -> float:

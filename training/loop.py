@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -11,10 +10,9 @@ from detector.model import calibrate
 from detector.stability import all_variants
 from training import calibrate as C
 from training import metrics as M
-from training.bands import choose_prior, fit_assessment
+from training.bands import PRIOR_RULE, choose_prior, fit_assessment
 from training.batches import Batches, epoch_indices, predict
-from training.data import SPLIT_RULE
-from training.export import SOURCES, TERMS, export_model, keras_predict
+from training.export import export_model, keras_predict
 from training.model import (
     batchnorm_stats,
     build_model,
@@ -22,7 +20,9 @@ from training.model import (
     serving_model,
     set_trunk_trainable,
 )
-from training.recipe import AUGMENTATION, LIMITATIONS, SBI, SHARES, THRESHOLD
+from training.recipe import LIMITATIONS, THRESHOLD
+from training.run_record import export_check_crops, held_out_metrics, input_spec, training_record
+from training.schedule import learning_rate
 from training.state import RunContext, TrainState
 
 FINAL_RESERVE_S = 420  # calibration, bands (~3 min), export (~10 s), test-set scoring, margin
@@ -93,26 +93,87 @@ def _restore_optimizer(model, opt, path) -> None:
             v.assign(a)
 
 
-def run(ctx: RunContext) -> None:
-    """Train, pick the best epoch on the calibration split, calibrate, export, evaluate."""
+def _start(ctx: RunContext):
+    """The model to train (warm-started or resumed as asked), its ImageNet BatchNorm statistics
+    and the run's state."""
     import keras
 
     args, log, work = ctx.args, ctx.log, ctx.work
     keras.utils.set_random_seed(args.seed)
     model = build_model(args.weights, internal_size=args.internal_size, width=args.width,
                         mask_head=bool(args.mask_weight))
-    grid = int(model.outputs[1].shape[1]) if args.mask_weight else 0
     if args.init_model:
         # Warm start from a trained detector: its BatchNorm statistics are ImageNet's too.
         model.set_weights(keras.saving.load_model(args.init_model, safe_mode=True).get_weights())
         log(f"weights from {args.init_model}")
     bn_before = batchnorm_stats(model)  # ImageNet statistics: frozen, so they must stay
     state = TrainState(planned_epochs=args.epochs)
-    resumed = args.resume and (work / "state.json").exists()
-    if resumed:
+    if args.resume and (work / "state.json").exists():
         state = TrainState.load(work / "state.json")
         model.load_weights(work / "last.weights.h5")
         log(f"resuming after epoch {state.epoch}")
+    return model, bn_before, state
+
+
+def _train_epoch(ctx: RunContext, model, opt, phase: str, state: TrainState, feed,
+                 steps: int) -> dict:
+    """One epoch of batches; the epoch's running loss and accuracy."""
+    args = ctx.args
+    full_steps = max(1, (state.planned_epochs - args.warmup_epochs) * steps)
+    t0, sums = time.time(), np.zeros(2)
+    logs = {"loss": float("nan"), "accuracy": float("nan")}
+    for b, (x, y) in enumerate(feed):
+        if phase == "full":
+            opt.learning_rate.assign(learning_rate(args.lr * state.lr_scale, state.full_step,
+                                                   full_steps))
+            state.full_step += 1
+        res = model.train_on_batch(x, list(y) if feed.mask_grid else y, return_dict=True)
+        # train_on_batch reports the batch alone: keep the epoch's running means here.
+        sums += (res["loss"], _accuracy(res))
+        logs = {"loss": sums[0] / (b + 1), "accuracy": sums[1] / (b + 1)}
+        if (b + 1) % 100 == 0:
+            rate = (b + 1) * args.batch_size / (time.time() - t0)
+            ctx.log(f"  epoch {state.epoch + 1} step {b + 1}/{steps} loss {logs['loss']:.4f} "
+                    f"acc {logs['accuracy']:.4f} {rate:.0f} img/s")
+    return logs
+
+
+def _replan(ctx: RunContext, state: TrainState) -> None:
+    """Fit the plan (and with it the cosine schedule) to the budget, at most --epochs: the
+    machine is shared, so epoch times drift; judge by the last two full epochs."""
+    args = ctx.args
+    recent = [h["seconds"] for h in state.history if h["phase"] == "full"][-2:]
+    left = args.time_budget * 60 - (time.time() - ctx.t_start) - FINAL_RESERVE_S
+    fit = min(args.epochs, state.epoch + max(0, int(left // np.mean(recent))))
+    if fit != state.planned_epochs:
+        ctx.log(f"time budget: {state.planned_epochs} -> {fit} epochs")
+        state.planned_epochs = fit
+
+
+def _record_epoch(ctx: RunContext, state: TrainState, phase: str, logs: dict, aucs: dict,
+                  score: float, train_s: float, epoch_s: float, steps: int) -> bool:
+    """Note the epoch in the history and the log; whether it is the best so far."""
+    epoch, args = state.epoch, ctx.args
+    best = score > state.best_score
+    if best:
+        state.best_score, state.best_epoch = score, epoch + 1
+    state.history.append({"epoch": epoch + 1, "phase": phase, "loss": float(logs["loss"]),
+                          "train_acc": float(logs["accuracy"]), "calib_auc": aucs,
+                          "calib_score": score, "seconds": round(epoch_s, 1)})
+    ctx.log(f"epoch {epoch + 1}/{state.planned_epochs} [{phase}] loss {logs['loss']:.4f} "
+            f"train acc {logs['accuracy']:.4f} calib AUC "
+            + " ".join(f"{k} {v:.4f}" for k, v in aucs.items())
+            + f" mean {score:.4f}{' *best' if best else ''} | {train_s:.0f}s train, "
+            f"{epoch_s:.0f}s epoch, {steps * args.batch_size / train_s:.0f} img/s")
+    return best
+
+
+def run(ctx: RunContext) -> None:
+    """Train, pick the best epoch on the calibration split, calibrate, export, evaluate."""
+    args, work = ctx.args, ctx.work
+    resumed = args.resume and (work / "state.json").exists()
+    model, bn_before, state = _start(ctx)
+    grid = int(model.outputs[1].shape[1]) if args.mask_weight else 0
     train_by_source = {s: idx for (s, part), idx in ctx.ranges.items()
                        if part == "train" and len(idx)}
     steps = args.epoch_images // args.batch_size
@@ -128,30 +189,12 @@ def run(ctx: RunContext) -> None:
                 _restore_optimizer(model, opt, work / "optimizer.npz")
         idx = epoch_indices(train_by_source, ctx.labels, steps * args.batch_size,
                             np.random.default_rng([args.seed, epoch]))
-        full_steps = max(1, (state.planned_epochs - args.warmup_epochs) * steps)
-        t0, sums = time.time(), np.zeros(2)
+        t0 = time.time()
         feed = Batches(ctx.crops, idx, ctx.labels, args.batch_size, (args.seed, epoch),
                        args.aug_strength, sbi_rate=args.sbi_rate,
                        keypoints=ctx.keypoints,
                        sbi_balanced=args.sbi_mode == "replace-fake", mask_grid=grid)
-        for b, (x, y) in enumerate(feed):
-            if phase == "full":
-                # Linear warm-up over 100 steps, then cosine decay to 2% of the peak.
-                s = state.full_step
-                frac = min(s / full_steps, 1.0)
-                peak = args.lr * state.lr_scale
-                lr = peak * min(1.0, (s + 1) / 100) * (
-                    0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
-                opt.learning_rate.assign(lr)
-                state.full_step += 1
-            res = model.train_on_batch(x, list(y) if grid else y, return_dict=True)
-            # train_on_batch reports the batch alone: keep the epoch's running means here.
-            sums += (res["loss"], _accuracy(res))
-            logs = {"loss": sums[0] / (b + 1), "accuracy": sums[1] / (b + 1)}
-            if (b + 1) % 100 == 0:
-                rate = (b + 1) * args.batch_size / (time.time() - t0)
-                log(f"  epoch {epoch + 1} step {b + 1}/{steps} loss {logs['loss']:.4f} "
-                    f"acc {logs['accuracy']:.4f} {rate:.0f} img/s")
+        logs = _train_epoch(ctx, model, opt, phase, state, feed, steps)
         train_s = time.time() - t0
         score, aucs = _calib_score(ctx, serving_model(model))
         epoch_s = time.time() - t0
@@ -163,119 +206,70 @@ def run(ctx: RunContext) -> None:
             state.lr_scale = state.lr_scale / 2
             model.load_weights(work / "best.weights.h5")
             opt = _compile(model, phase, args.lr * state.lr_scale, args.mask_weight)
-            log(f"epoch {epoch + 1} collapsed to a constant output: back to epoch "
-                f"{state.best_epoch}'s weights, learning rate x{state.lr_scale:g}")
-        best = score > state.best_score
-        if best:
-            state.best_score, state.best_epoch = score, epoch + 1
-        state.history.append({"epoch": epoch + 1, "phase": phase, "loss": float(logs["loss"]),
-                                 "train_acc": float(logs["accuracy"]), "calib_auc": aucs,
-                                 "calib_score": score, "seconds": round(epoch_s, 1)})
-        log(f"epoch {epoch + 1}/{state.planned_epochs} [{phase}] loss {logs['loss']:.4f} "
-            f"train acc {logs['accuracy']:.4f} calib AUC "
-            + " ".join(f"{k} {v:.4f}" for k, v in aucs.items())
-            + f" mean {score:.4f}{' *best' if best else ''} | {train_s:.0f}s train, "
-            f"{epoch_s:.0f}s epoch, {steps * args.batch_size / train_s:.0f} img/s")
+            ctx.log(f"epoch {epoch + 1} collapsed to a constant output: back to epoch "
+                    f"{state.best_epoch}'s weights, learning rate x{state.lr_scale:g}")
+        best = _record_epoch(ctx, state, phase, logs, aucs, score, train_s, epoch_s, steps)
         state.epoch = epoch + 1
         if args.time_budget and phase == "full":
-            # Fit the plan (and with it the cosine schedule) to the budget, at most --epochs:
-            # the machine is shared, so epoch times drift; judge by the last two full epochs.
-            recent = [h["seconds"] for h in state.history if h["phase"] == "full"][-2:]
-            left = args.time_budget * 60 - (time.time() - ctx.t_start) - FINAL_RESERVE_S
-            fit = min(args.epochs, state.epoch + max(0, int(left // np.mean(recent))))
-            if fit != state.planned_epochs:
-                log(f"time budget: {state.planned_epochs} -> {fit} epochs")
-                state.planned_epochs = fit
+            _replan(ctx, state)
         _save(model, opt, ctx, state, best)
     finish(ctx, state, bn_before)
 
 
-def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
-    """Best weights -> temperature -> metrics -> export of the model directory."""
-    args, log, crops, labels = ctx.args, ctx.log, ctx.crops, ctx.labels
+def _calibration(ctx: RunContext, p_cal: np.ndarray, calib: np.ndarray,
+                 source: np.ndarray) -> tuple[float, float, dict | None]:
+    """Temperature fitted on the calibration split, then the served prior (chosen there too
+    with --prior-fake auto): (temperature, prior, prior_choice for the card)."""
+    args, log, labels = ctx.args, ctx.log, ctx.labels
+    temperature = C.fit_temperature(C.logit(p_cal), labels[calib])
+    z, y = C.logit(p_cal), labels[calib]
+    log(f"temperature {temperature:.4f} (calibration NLL {C.nll(z, y, 1):.4f} -> "
+        f"{C.nll(z, y, temperature):.4f})")
+    prior_choice = None
+    if args.prior_fake == "auto":
+        prior, grid = choose_prior(labels[calib], C.apply_temperature(p_cal, temperature),
+                                   source[calib], THRESHOLD)
+        prior_choice = {"rule": PRIOR_RULE, "grid": grid}
+    else:
+        prior = float(args.prior_fake)
+    log(f"served prior share of fakes {prior}")
+    return temperature, prior, prior_choice
+
+
+def _best_serving_model(ctx: RunContext, bn_before):
+    """The best epoch's weights as the serving model (P(fake) only); raises if the trunk's
+    frozen BatchNorm statistics moved."""
+    args = ctx.args
     model = build_model(None, internal_size=args.internal_size, mask_head=bool(args.mask_weight),
                         width=args.width)
     model.load_weights(ctx.work / "best.weights.h5")
     bn_after = batchnorm_stats(model)
     model = serving_model(model)  # P(fake) only, from here on: what is exported and served
-    bn_ok = all(np.array_equal(a, b) for a, b in zip(bn_before, bn_after, strict=True))
-    if not bn_ok:
+    if not all(np.array_equal(a, b) for a, b in zip(bn_before, bn_after, strict=True)):
         raise RuntimeError("trunk BatchNorm moving statistics changed during training")
+    return model
+
+
+def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
+    """Best weights -> temperature -> metrics -> export of the model directory."""
+    log, crops, labels = ctx.log, ctx.crops, ctx.labels
+    model = _best_serving_model(ctx, bn_before)
     calib = np.concatenate([i for (s, p), i in ctx.ranges.items() if p == "calib"])
     p_cal = predict(model, crops, calib)
-    temperature = C.fit_temperature(C.logit(p_cal), labels[calib])
-    z, y = C.logit(p_cal), labels[calib]
-    log(f"temperature {temperature:.4f} (calibration NLL {C.nll(z, y, 1):.4f} -> "
-        f"{C.nll(z, y, temperature):.4f})")
     source = np.empty(len(labels), object)
     for (src, _), idx in ctx.ranges.items():
         source[idx] = src
-    prior_choice = None
-    if args.prior_fake == "auto":
-        prior, grid = choose_prior(labels[calib], C.apply_temperature(p_cal, temperature),
-                                   source[calib], THRESHOLD)
-        prior_choice = {"rule": " ".join(choose_prior.__doc__.split("\n\n")[0].split()),
-                        "grid": grid}
-    else:
-        prior = float(args.prior_fake)
-    log(f"served prior share of fakes {prior}")
+    temperature, prior, prior_choice = _calibration(ctx, p_cal, calib, source)
 
     def served(p_raw):
         return calibrate(p_raw, temperature, prior)
-    metrics = {"calibration (pooled)": M.report(labels[calib],
-                                                served(p_cal), THRESHOLD)}
-    for (src, part), idx in ctx.ranges.items():
-        if part == "train" or not len(idx):
-            continue
-        name = f"{src}/val" if src == "ff-crops" and part == "test" else f"{src}/held-out-{part}"
-        p = served(predict(model, crops, idx))
-        metrics[name] = M.report(labels[idx], p, THRESHOLD)
-        m = metrics[name]
-        log(f"{name}: AUC {m['auc']:.4f} acc {m['accuracy']:.4f} ECE {m['ece']:.4f} "
-            f"EER {m['eer']:.4f} (n {m['n_real']} real, {m['n_fake']} fake)")
-    # 200 real test images for the export check (ff-crops/val first, as it is the largest).
-    reals = np.concatenate([i[labels[i] == 0] for (s, p), i in ctx.ranges.items()
-                            if p == "test"])
-    check = np.asarray(crops[np.sort(np.random.default_rng(args.seed).choice(
-        reals, min(200, len(reals)), replace=False))]) if len(reals) else None
-    from detector import crop
-
-    sources = {}
-    for src, parts in ctx.splits.items():
-        sources[src] = {"origin": SOURCES.get(src, src), "terms": TERMS.get(src, "see source"),
-                        "counts": {part: {"real": sum(i.label == 0 for i in its),
-                                          "fake": sum(i.label == 1 for i in its)}
-                                   for part, its in parts.items()}}
-    det = crop.detector_settings()
-
+    metrics = held_out_metrics(ctx, model, served, p_cal, calib)
+    check = export_check_crops(ctx)
     card = {
-        "name": "dfd-mobilenetv2",
-        "input": {"shape": [224, 224, 3], "dtype": "float32", "range": [0, 255], "color": "RGB",
-                  "crop": {"size": crop.CROP_SIZE, "margin": crop.MARGIN,
-                           "detector": f"BlazeFace {det['model']}-range, "
-                                       f"min_score {det['min_score']}"}},
+        "name": "dfd-mobilenetv2", "input": input_spec(),
         "threshold": THRESHOLD, "temperature": temperature, "prior_fake": prior,
         "prior_choice": prior_choice,
-        "training": {
-            "sources": sources, "split_rule": SPLIT_RULE, "seed": args.seed,
-            "epochs": state.epoch, "warmup_epochs": args.warmup_epochs,
-            "best_epoch": state.best_epoch, "images_seen": state.images_seen,
-            "images": {"train": int(sum(len(i) for (s, p), i in ctx.ranges.items()
-                                        if p == "train"))},
-            "batch_size": args.batch_size, "lr": args.lr, "head_lr": args.head_lr,
-            "internal_size": args.internal_size, "epoch_images": args.epoch_images,
-            "aug_strength": args.aug_strength, "source_shares": SHARES,
-            "face_found": ctx.meta["face_found"], "augmentation": AUGMENTATION,
-            "sbi_rate": args.sbi_rate, "pseudo_fakes": SBI if args.sbi_rate else None,
-            "sbi_mode": args.sbi_mode if args.sbi_rate else None,
-            "mask_weight": args.mask_weight, "trunk_width": args.width,
-            "left_out_reals": args.leave_out_reals,
-            "init_model": args.init_model,
-            "prep_seconds": round(ctx.prep_seconds, 1),
-            "seconds": round(time.time() - ctx.t_start, 1), "machine": ctx.machine,
-            "batchnorm_frozen_verified": bn_ok, "history": state.history,
-            "model_selection": "best mean per-source AUC on the calibration split",
-        },
+        "training": training_record(ctx, state, bn_ok=True),
         "metrics": metrics, "limitations": LIMITATIONS,
     }
     order = np.sort(calib)

@@ -1,8 +1,17 @@
-"""Classification metrics in plain numpy: accuracy, ROC AUC, EER, ECE, per-class P/R, confusion."""
+"""Classification metrics: accuracy, ROC AUC, EER, ECE, per-class P/R, confusion, intervals.
+
+ROC, confusion and precision/recall come from scikit-learn and Spearman from scipy (the
+`train` extra); EER, ECE and the intervals are a few lines of numpy on top.
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from scipy import stats
+from sklearn import exceptions as sk_exceptions
+from sklearn import metrics as sk
 
 
 def _arrays(y_true, p_fake) -> tuple[np.ndarray, np.ndarray]:
@@ -19,37 +28,22 @@ def accuracy(y_true, p_fake, threshold: float = 0.5) -> float:
     return float(np.mean((p > threshold).astype(np.int64) == y)) if len(y) else float("nan")
 
 
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank (what Mann-Whitney U needs)."""
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    # A run of equal values spans positions end - count + 1 .. end: its mean rank.
-    ends = np.cumsum(counts)
-    return ((ends - counts + 1 + ends) / 2.0)[inverse.ravel()]
-
-
 def roc_auc(y_true, p_fake) -> float:
-    """ROC AUC as the Mann-Whitney statistic (a tie counts one half); NaN if a class is absent."""
+    """ROC AUC (a tie counts one half, as in Mann-Whitney U); NaN if a class is absent."""
     y, p = _arrays(y_true, p_fake)
-    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-    if n_pos == 0 or n_neg == 0:
+    if len(np.unique(y)) < 2:
         return float("nan")
-    ranks = _average_ranks(p)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(sk.roc_auc_score(y, p))
 
 
 def roc_curve(y_true, p_fake) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds) over every distinct score, from (0,0) to (1,1)."""
+    """(fpr, tpr, thresholds) over every distinct score, from (0,0) to (1,1); a rate whose class
+    is absent reads 0."""
     y, p = _arrays(y_true, p_fake)
-    order = np.argsort(-p, kind="mergesort")
-    p, y = p[order], y[order]
-    # Cut only between distinct scores so tied images move together.
-    last = np.concatenate([np.flatnonzero(np.diff(p)), [len(p) - 1]])
-    tps = np.cumsum(y)[last]
-    fps = (last + 1) - tps
-    n_pos, n_neg = max(int(y.sum()), 1), max(int(len(y) - y.sum()), 1)
-    tpr = np.concatenate([[0.0], tps / n_pos])
-    fpr = np.concatenate([[0.0], fps / n_neg])
-    return fpr, tpr, np.concatenate([[np.inf], p[last]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sk_exceptions.UndefinedMetricWarning)
+        fpr, tpr, thresholds = sk.roc_curve(y, p, drop_intermediate=False)
+    return np.nan_to_num(fpr), np.nan_to_num(tpr), thresholds
 
 
 def eer(y_true, p_fake) -> float:
@@ -87,13 +81,17 @@ def ece(y_true, p_fake, n_bins: int = 15) -> float:
 def confusion(y_true, p_fake, threshold: float) -> dict:
     """Counts with 'fake' as the positive class: tp, fp, tn, fn."""
     y, p = _arrays(y_true, p_fake)
-    pred = p > threshold
-    return {"tp": int(np.sum(pred & (y == 1))), "fp": int(np.sum(pred & (y == 0))),
-            "tn": int(np.sum(~pred & (y == 0))), "fn": int(np.sum(~pred & (y == 1)))}
+    tn, fp, fn, tp = sk.confusion_matrix(y, p > threshold, labels=[0, 1]).ravel()
+    return {"tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)}
 
 
-def _ratio(a: int, b: int) -> float:
-    return a / b if b else float("nan")
+def _per_class(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Precision and recall of each class ({"precision": {"fake", "real"}, "recall": ...});
+    NaN where nothing was predicted (precision) or present (recall)."""
+    precision, recall, _, _ = sk.precision_recall_fscore_support(
+        y, (p > threshold).astype(np.int64), labels=[0, 1], zero_division=np.nan)
+    return {"precision": {"fake": float(precision[1]), "real": float(precision[0])},
+            "recall": {"fake": float(recall[1]), "real": float(recall[0])}}
 
 
 def report(y_true, p_fake, threshold: float) -> dict:
@@ -104,12 +102,7 @@ def report(y_true, p_fake, threshold: float) -> dict:
         "n": int(len(y)), "n_real": int(np.sum(y == 0)), "n_fake": int(np.sum(y == 1)),
         "threshold": float(threshold),
         "accuracy": accuracy(y, p, threshold), "auc": roc_auc(y, p), "eer": eer(y, p),
-        "ece": ece(y, p),
-        "precision": {"fake": _ratio(c["tp"], c["tp"] + c["fp"]),
-                      "real": _ratio(c["tn"], c["tn"] + c["fn"])},
-        "recall": {"fake": _ratio(c["tp"], c["tp"] + c["fn"]),
-                   "real": _ratio(c["tn"], c["tn"] + c["fp"])},
-        "confusion": c,
+        "ece": ece(y, p), **_per_class(y, p, threshold), "confusion": c,
         "mean_p_fake": {"real": float(p[y == 0].mean()) if np.any(y == 0) else float("nan"),
                         "fake": float(p[y == 1].mean()) if np.any(y == 1) else float("nan")},
     }
@@ -142,7 +135,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def spearman(a, b) -> float:
     """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
-    ra, rb = _average_ranks(np.asarray(a, np.float64)), _average_ranks(np.asarray(b, np.float64))
-    if ra.std() == 0 or rb.std() == 0:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(stats.spearmanr(a, b).statistic)

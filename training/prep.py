@@ -33,14 +33,14 @@ def _init_worker() -> None:
     _det = FaceDetector(num_threads=1)
 
 
-def crop_one(path: str, detector) -> tuple[np.ndarray, int, float]:
+def crop_one(path: str, face_finder) -> tuple[np.ndarray, int, float]:
     """(best face crop or whole image 224x224x3 uint8, faces found, best face score)."""
     from detector.crop import face_crops
     from shared.images import decode_pil
 
     with open(path, "rb") as fh:
         img = decode_pil(fh.read())
-    crops, faces = face_crops(img, detector)
+    crops, faces = face_crops(img, face_finder)
     # The first crop is the best face (faces come sorted by score) or the whole image.
     return crops[0], len(faces), float(faces[0].score) if faces else 0.0
 

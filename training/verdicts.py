@@ -1,11 +1,7 @@
 """`dfd-train verdicts MODEL`: what users see, per source and pooled, with 95% intervals.
 
-Every held-out test image goes through the serving path (decode, BlazeFace, the crop, the model,
-the stability check, the assessment: detector.analyze.analyze_many) and is counted: the share of
-real faces called Fake and of fakes caught at the served threshold, the ROC AUC, and how often
-each assessment occurs. The held-out lists are MODEL's split.json, used for every model compared
-(other models of the same seed hold out the same files; a source one never trained on is marked).
-The result goes into card.json as `verdicts` and MODEL_CARD.md is rendered again.
+How it counts is PROTOCOL (written into the card). The result goes into card.json as `verdicts`
+and MODEL_CARD.md is rendered again.
 """
 
 from __future__ import annotations
@@ -32,13 +28,21 @@ TARGETS = {
     "likely_fake_on_reals_max": {"pooled": 0.03},
 }
 
+PROTOCOL = ("Every held-out test image goes through the serving path (decode, BlazeFace, the "
+            "crop, the model, the stability check, the assessment: "
+            "detector.analyze.analyze_many) and is counted: the share of real faces called Fake "
+            "and of fakes caught at the served threshold, the ROC AUC, and how often each "
+            "assessment occurs. The held-out lists are MODEL's split.json, used for every model "
+            "compared (other models of the same seed hold out the same files; a source one "
+            "never trained on is marked).")
+
 
 def _share(k: int, n: int) -> dict:
     lo, hi = M.wilson(k, n)
     return {"k": int(k), "n": int(n), "share": k / n if n else float("nan"), "ci": [lo, hi]}
 
 
-def score_set(items, detector, model, batch: int = 16) -> list[dict]:
+def score_set(items, face_finder, model, batch: int = 16) -> list[dict]:
     """Serving-path results for the items' files, in order."""
     from detector.analyze import DECODE_SIZE, analyze_many
     from shared.images import decode_pil
@@ -47,7 +51,7 @@ def score_set(items, detector, model, batch: int = 16) -> list[dict]:
     for s in range(0, len(items), batch):
         imgs = [decode_pil(Path(i.path).read_bytes(), reduce_to=DECODE_SIZE)
                 for i in items[s:s + batch]]
-        out += analyze_many(imgs, detector, model)
+        out += analyze_many(imgs, face_finder, model)
     return out
 
 
@@ -74,13 +78,13 @@ def evaluate(model_dir: Path, split: Path, trained_on: set[str]) -> dict:
     from detector.faces import FaceDetector
     from detector.model import load_model
 
-    model, detector = load_model(model_dir), FaceDetector()
+    model, face_finder = load_model(model_dir), FaceDetector()
     doc = json.loads(split.read_text())
     per, all_labels, all_results = {}, [], []
     for src in doc["sources"]:
         items = [i for i in read_split(split, src, "test") if Path(i.path).is_file()]
         labels = np.array([i.label for i in items])
-        results = score_set(items, detector, model)
+        results = score_set(items, face_finder, model)
         per[f"{src}/test"] = summarise(labels, results) | {"seen": src in trained_on}
         all_labels.append(labels)
         all_results += results
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     card = json.loads((args.model / "card.json").read_text())
-    card["verdicts"] = {"protocol": __doc__.split("\n\n", 1)[1].strip(), "models": out}
+    card["verdicts"] = {"protocol": PROTOCOL, "models": out}
     (args.model / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (args.model / "MODEL_CARD.md").write_text(card_markdown(card))
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -10,6 +13,12 @@ from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
+
+# The page templates: templates/ at the top of the source tree, else where the wheel installs
+# them (its data files, as for the model: <prefix>/share/dfd/templates).
+_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = next((p for p in (_ROOT / "templates", Path(sys.prefix) / "share" / "dfd" / "templates")
+                  if p.is_dir()), _ROOT / "templates")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -23,17 +32,17 @@ SECURITY_HEADERS = {
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: settings from DFD_* (or test_config['DFD']), extensions, blueprints."""
-    # web/templates and web/static: package data, so an installed wheel serves the page too.
-    app = Flask(__name__)
+    """Build the app: settings from DFD_* (test_config: 'ENV' instead of os.environ, 'DFD' to
+    replace parsed settings), extensions, blueprints."""
+    # web/static is package data; the templates are the wheel's data files (TEMPLATES).
+    app = Flask(__name__, template_folder=str(TEMPLATES))
     test_config = dict(test_config or {})
-    dfd = settings_mod.load(test_config.pop("ENV", None))
-    dfd.update(test_config.pop("DFD", {}))
+    dfd = settings_mod.load(test_config.pop("ENV", None)).replace(**test_config.pop("DFD", {}))
     app.config.from_mapping(
         DFD=dfd,
-        MAX_CONTENT_LENGTH=int(dfd["MAX_UPLOAD_MB"] * 1_000_000),
-        MAX_FORM_PARTS=dfd["MAX_FILES"] + 10,
-        RATELIMIT_STORAGE_URI=dfd["REDIS_URL"],
+        MAX_CONTENT_LENGTH=int(dfd.MAX_UPLOAD_MB * 1_000_000),
+        MAX_FORM_PARTS=dfd.MAX_FILES + 10,
+        RATELIMIT_STORAGE_URI=dfd.REDIS_URL,
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,
@@ -45,12 +54,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     from web.errors import register_errorhandlers
 
     register_errorhandlers(app)
-    if dfd["TRUSTED_PROXIES"]:
+    if dfd.TRUSTED_PROXIES:
         # Only then is X-Forwarded-For believed, and only for that many hops.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=dfd["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=dfd.TRUSTED_PROXIES)
     app.after_request(_security_headers)
     app.before_request(_job_in_logs)
-    logs.configure(dfd["LOG_FORMAT"])
+    logs.configure(dfd.LOG_FORMAT)
     return app
 
 
@@ -64,12 +73,12 @@ def register_extensions(app: Flask) -> None:
     from web.extensions import limiter
 
     dfd = app.config["DFD"]
-    client = redis_client(dfd)
+    client = redis_client(dfd.REDIS_URL)
     app.extensions["dfd"] = {
         "redis": client,
-        "jobs": JobStore(client, dfd["JOB_TTL"]),
-        "storage": Storage(dfd["UPLOAD_DIR"]),
-        "celery": make_celery(dfd, "dfd-web"),
+        "jobs": JobStore(client, dfd.JOB_TTL),
+        "storage": Storage(dfd.UPLOAD_DIR),
+        "celery": make_celery(dfd.REDIS_URL, dfd.TASK_TIME_LIMIT, "dfd-web"),
     }
     # Registered before the limiter's own hook so that it runs after it (Flask runs them in
     # reverse): the limiter rounds Retry-After down, which sends clients back a second early.

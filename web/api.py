@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -10,13 +9,14 @@ import time
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
 from shared.images import EXTENSIONS, ImageError, inspect_image
-from shared.jobs import iso, new_job_id, public_view
+from shared.jobs import public_view
 from shared.schema import FINAL
-from shared.tasks import DETECT, PRIORITIES, QUEUE
-from shared.webhooks import WEBHOOK, CallbackError, check_url
+from shared.tasks import PRIORITIES
+from shared.webhooks import CallbackError, check_url
 from web.extensions import api_key_entry, client_id, limiter, upload_cost, upload_limit
 from web.idempotency import HEADER, Idempotency, fingerprint
 from web.openapi import spec
+from web.queueing import queue_all
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def _ext():
 
 
 def _status_limit() -> str:
-    return current_app.config["DFD"]["STATUS_LIMIT"]
+    return current_app.config["DFD"].STATUS_LIMIT
 
 
 def _wait_arg() -> float:
@@ -49,7 +49,7 @@ def _checked_files() -> list[tuple[str, bytes, dict]]:
     if not files:
         hint = f" (got a file under {others[0]!r})" if others else ""
         abort(400, description=f"no image: send files in the multipart field 'image'{hint}")
-    limit = current_app.config["DFD"]["MAX_FILES"]
+    limit = current_app.config["DFD"].MAX_FILES
     if len(files) > limit:
         abort(400, description=f"{len(files)} files in one request; the limit is {limit}")
     checked = []
@@ -63,7 +63,7 @@ def _checked_files() -> list[tuple[str, bytes, dict]]:
                              415)
         data = f.read()
         try:
-            info = inspect_image(data, current_app.config["DFD"]["MAX_PIXELS"])
+            info = inspect_image(data, current_app.config["DFD"].MAX_PIXELS)
         except ImageError as exc:
             raise ImageError(exc.code, f"{name}: {exc}", exc.status) from None
         checked.append((name, data, info))
@@ -76,7 +76,7 @@ def submit():
     """Queue one job per uploaded image; 202 with the job ids (?wait=S: 200 with the results
     when every job is final within S seconds)."""
     ext, client = _ext(), client_id()
-    if current_app.config["DFD"]["REQUIRE_API_KEY"] and api_key_entry() is None:
+    if current_app.config["DFD"].REQUIRE_API_KEY and api_key_entry() is None:
         abort(401, description="this service requires an API key: send "
                                "'Authorization: Bearer <api key>'")
     wait = _wait_arg()
@@ -87,13 +87,14 @@ def submit():
     idem, replayed = None, None
     if request.headers.get(HEADER) is not None:
         idem = Idempotency(ext["redis"], client, request.headers[HEADER],
-                           fingerprint(checked, callback), current_app.config["DFD"]["JOB_TTL"])
+                           fingerprint(checked, callback), current_app.config["DFD"].JOB_TTL)
         replayed = idem.begin()
     if replayed is not None:
         jobs = _current(replayed)
     else:
         try:
-            jobs = _queue_all(ext, client, checked, callback, priority, explain)
+            jobs = [_located(job)
+                    for job in queue_all(ext, client, checked, callback, priority, explain)]
         except BaseException:
             if idem is not None:
                 idem.abandon()
@@ -108,6 +109,12 @@ def submit():
     if replayed is not None:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _located(stub: dict) -> dict:
+    """A queued job's stub with its status URL, after its filename (the documented order)."""
+    return {"id": stub["id"], "status": stub["status"], "filename": stub["filename"],
+            "location": url_for("api.job", job_id=stub["id"]), **stub}
 
 
 def _current(stubs: list[dict]) -> list[dict]:
@@ -127,12 +134,12 @@ def _callback_arg() -> str:
     if not url:
         abort(400, description="callback_url is empty: leave the field out for no webhook")
     dfd = current_app.config["DFD"]
-    if not dfd["WEBHOOK_SECRET"]:
+    if not dfd.WEBHOOK_SECRET:
         abort(400, description="callback_url is not available here: the operator has not "
                                "set DFD_WEBHOOK_SECRET")
     try:
-        return check_url(url, allow_http=dfd["WEBHOOK_ALLOW_HTTP"],
-                         allow_private=dfd["WEBHOOK_ALLOW_PRIVATE"])
+        return check_url(url, allow_http=dfd.WEBHOOK_ALLOW_HTTP,
+                         allow_private=dfd.WEBHOOK_ALLOW_PRIVATE)
     except CallbackError as exc:
         abort(400, description=str(exc))
 
@@ -158,68 +165,12 @@ def _explain_arg() -> bool:
     return asked in ("1", "true")
 
 
-def _reusable(store, version: str | None, client: str, sha: str, explain: bool) -> dict | None:
-    """The client's earlier done job for these bytes and model, if its result may be reused: a
-    request for an explanation reuses only a job that has one (else the bytes are run again)."""
-    earlier = store.reusable_job(version, client, sha)
-    if earlier is not None and explain and not earlier.get("explanation"):
-        return None
-    return earlier
-
-
-def _queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
-               callback: str = "", priority: int = 0, explain: bool = False) -> list[dict]:
-    """Create every job, then send their tasks; all or nothing.
-
-    If any send fails, every job of the request is removed again (records, files) before the
-    error answers 503: a task already sent finds no record and does nothing.
-    """
-    store, model = ext["jobs"], ext["jobs"].current_model()
-    jobs, made, to_send = [], [], []
-    try:
-        for name, data, info in checked:
-            job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
-            earlier = _reusable(store, model and model["version"], client, sha, explain)
-            reused = earlier and earlier["result"]
-            if reused is not None:
-                made.append((job_id, ""))
-                # source: the job that made the result, whose explanation this one shares.
-                store.create_reused(job_id, filename=name, sha256=sha, client=client,
-                                    result=reused, callback=callback, source=earlier["id"])
-                if callback:
-                    to_send.append((WEBHOOK, job_id))
-            else:
-                stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
-                made.append((job_id, stored))
-                store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
-                             callback=callback, priority=priority, explain=explain)
-                to_send.append((DETECT, job_id))
-            jobs.append({"id": job_id, "status": "done" if reused is not None else "queued",
-                         "filename": name, "location": url_for("api.job", job_id=job_id),
-                         "created_at": iso(store.get(job_id)["created_at"]),
-                         **({"reused": True} if reused is not None else {})})
-        for task, job_id in to_send:
-            ext["celery"].send_task(task, args=[job_id], queue=QUEUE, priority=priority)
-    except Exception:
-        # Nothing half-made survives: no record without a task, no file without a record.
-        for _, stored in made:
-            if stored:
-                ext["storage"].delete(stored)  # first: the disk works even if Redis does not
-        for job_id, _ in made:
-            store.discard(job_id)
-        raise
-    for job in jobs:
-        log.info("job %s queued client=%s reused=%s", job["id"], client, "reused" in job,
-                 extra={"job_id": job["id"]})
-    return jobs
-
-
 def _wait_all(jobs: list[dict], wait: float) -> bool:
     """Hold until every job is final or `wait` seconds pass; fill in their views. All final?"""
     # One round trip instead of two for a script that wants the verdict: the upload's own
     # response carries the result (measured in docs/PERFORMANCE.md).
     store, deadline = _ext()["jobs"], time.monotonic() + wait
-    limit = current_app.config["DFD"]["QUEUE_DEADLINE"]
+    limit = current_app.config["DFD"].QUEUE_DEADLINE
     for item in jobs:
         left = deadline - time.monotonic()
         if item["status"] not in (*FINAL, "deleted") and left >= 0.01:  # BLPOP's shortest timeout
@@ -242,7 +193,7 @@ def job(job_id: str):
     if wait and rec["status"] not in FINAL:
         jobs.wait(job_id, wait)
         rec = jobs.get(job_id) or rec
-    return jsonify(public_view(rec, deadline=current_app.config["DFD"]["QUEUE_DEADLINE"]))
+    return jsonify(public_view(rec, deadline=current_app.config["DFD"].QUEUE_DEADLINE))
 
 
 @bp.delete("/jobs/<job_id>")

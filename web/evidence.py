@@ -16,7 +16,6 @@ from web.extensions import api_key_entry, client_id, limiter
 
 bp = Blueprint("evidence", __name__)
 log = logging.getLogger(__name__)
-MAX_WAIT = 10.0
 EXPORT_MAX = 10_000
 OFFSET_MAX = 10**12  # far past any store; beyond it Redis refuses the range (a 500, not a 400)
 
@@ -26,11 +25,11 @@ def _ext():
 
 
 def _store() -> FeedbackStore:
-    return FeedbackStore(_ext()["redis"], current_app.config["DFD"]["FEEDBACK_TTL"])
+    return FeedbackStore(_ext()["redis"], current_app.config["DFD"].FEEDBACK_TTL)
 
 
 def _status_limit() -> str:
-    return current_app.config["DFD"]["STATUS_LIMIT"]
+    return current_app.config["DFD"].STATUS_LIMIT
 
 
 def _done_job(job_id: str) -> dict:
@@ -56,12 +55,6 @@ def _gone(job_id: str):
 def explanation(job_id: str):
     """Occlusion map per face, cached in the job record by the worker when the upload came with
     explain=1 (computed from the image before it is deleted); 410 without it."""
-    try:
-        wait = float(request.args.get("wait", MAX_WAIT))
-    except ValueError:
-        abort(400, description="wait must be a number of seconds")
-    if not 0 <= wait <= MAX_WAIT:  # accepted for older clients: the answer never waits now
-        abort(400, description=f"wait must be between 0 and {MAX_WAIT:g} seconds")
     rec = _done_job(job_id)
     if rec.get("reused") and rec.get("source"):
         # A reused result is the earlier job's verdict on the same bytes: its explanation, if

@@ -19,7 +19,7 @@ def api_key_entry() -> dict | None:
     token = token.strip().encode()
     found = None
     # Compare against every key in constant time, so timing does not reveal a prefix match.
-    for key, entry in current_app.config["DFD"]["API_KEYS"].items():
+    for key, entry in current_app.config["DFD"].API_KEYS.items():
         if hmac.compare_digest(key.encode(), token):
             found = entry
     if found is None:
@@ -38,7 +38,7 @@ def client_id() -> str:
 def upload_limit() -> str:
     """The upload rate for this client: its key's own limit, else DFD_UPLOAD_LIMIT."""
     entry = api_key_entry()
-    return entry["limit"] if entry else current_app.config["DFD"]["UPLOAD_LIMIT"]
+    return entry["limit"] if entry else current_app.config["DFD"].UPLOAD_LIMIT
 
 
 def upload_cost() -> int:

@@ -18,12 +18,6 @@ def _ref(name: str) -> dict:
 TOO_LONG = {"description": "Request line too long (the server's limit)"}
 
 
-def _job_ref() -> dict:
-    return {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
-
-
-
-
 # From the upload's answer to its first job's status, so stateful API testing can follow it.
 LINKS = {"GetFirstJob": {"operationId": "getJob",
                          "parameters": {"job_id": "$response.body#/jobs/0/id"}},
@@ -99,7 +93,7 @@ def spec() -> dict:
                      "schema": {"type": "string"}},
                     {"name": "wait", "in": "query", "required": False,
                      "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
-                "responses": {"200": {"description": "The job", **_job_ref(),
+                "responses": {"200": {"description": "The job", **_ref("Job"),
                                       "links": JOB_LINKS},
                               "400": _error("Bad wait parameter"),
                               "404": _error("Unknown or expired job id"),
@@ -136,13 +130,9 @@ def spec() -> dict:
                                "with the explanation of the job that made it, if it has one.",
                 "parameters": [
                     {"name": "job_id", "in": "path", "required": True,
-                     "schema": {"type": "string"}},
-                    {"name": "wait", "in": "query", "required": False,
-                     "description": "accepted for older clients; the answer never waits",
-                     "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
+                     "schema": {"type": "string"}}],
                 "responses": {
                     "200": {"description": "The explanation", **_ref("Explanation")},
-                    "400": _error("Bad wait parameter"),
                     "404": _error("Unknown or expired job id"),
                     "409": _error("The job is not done (code job_not_done)"),
                     "410": _error("No explanation: the upload was not sent with explain=1 "

@@ -14,10 +14,10 @@ bp = Blueprint("pages", __name__)
 def index():
     """The upload page."""
     dfd = current_app.config["DFD"]
-    return render_template("index.html", upload_limit=dfd["UPLOAD_LIMIT"],
-                           max_upload_mb=dfd["MAX_UPLOAD_MB"],
-                           job_ttl=duration_text(dfd["JOB_TTL"]),
-                           feedback_ttl=duration_text(dfd["FEEDBACK_TTL"]))
+    return render_template("index.html", upload_limit=dfd.UPLOAD_LIMIT,
+                           max_upload_mb=dfd.MAX_UPLOAD_MB,
+                           job_ttl=duration_text(dfd.JOB_TTL),
+                           feedback_ttl=duration_text(dfd.FEEDBACK_TTL))
 
 
 def duration_text(seconds: float) -> str:

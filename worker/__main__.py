@@ -18,13 +18,13 @@ except ModelError as exc:
 """
 
 
-def trial_load(settings: dict) -> None:
+def trial_load(settings) -> None:
     """Load the model once in a throwaway process, so a file that looks right but does not load
     (corrupt inside, wrong schema) stops the worker here rather than failing every job later.
     A separate process, because the worker forks its pool and TensorFlow must not be loaded
     before the fork."""
-    proc = subprocess.run([sys.executable, "-c", _TRIAL, settings["MODEL_PATH"],
-                           settings["DEVICE"]], cwd=Path(__file__).resolve().parents[1],
+    proc = subprocess.run([sys.executable, "-c", _TRIAL, settings.MODEL_PATH,
+                           settings.DEVICE], cwd=Path(__file__).resolve().parents[1],
                           capture_output=True, text=True, timeout=600)
     if proc.returncode == 0:
         return
@@ -32,7 +32,7 @@ def trial_load(settings: dict) -> None:
         if line.startswith('{"error"'):
             raise ModelError(json.loads(line)["error"])
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    raise ModelError(f"loading the model in {settings['MODEL_PATH']} crashed "
+    raise ModelError(f"loading the model in {settings.MODEL_PATH} crashed "
                      f"(exit {proc.returncode}): {tail}")
 
 
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
 
     try:
         settings = load()
-        check_model(settings["MODEL_PATH"])
+        check_model(settings.MODEL_PATH)
         from worker.app import apply_trust_anchors
 
         apply_trust_anchors(settings)
@@ -51,9 +51,9 @@ def main(argv: list[str]) -> int:
     except (ModelError, SettingsError) as exc:
         print(f"dfd worker: cannot start: {exc}", file=sys.stderr)
         return 2
-    from worker.app import celery
+    from worker.app import create_worker
 
-    celery.worker_main(["worker", "--loglevel=INFO", "-Q", "dfd", *argv])
+    create_worker(settings).worker_main(["worker", "--loglevel=INFO", "-Q", "dfd", *argv])
     return 0
 
 

@@ -12,7 +12,7 @@ from shared.jobs import JobStore
 log = logging.getLogger(__name__)
 
 
-def explain_image_of(job_id: str, image, jobs: JobStore, detector, model) -> str:
+def explain_image_of(job_id: str, image, jobs: JobStore, face_finder, model) -> str:
     """Compute and cache the explanation of one job from its decoded image; what happened.
 
     `image` is the upload decoded exactly as for the verdict, so the faces and crops are the
@@ -20,7 +20,7 @@ def explain_image_of(job_id: str, image, jobs: JobStore, detector, model) -> str
     the job: the verdict stands without its explanation.
     """
     try:
-        faces = explain_image(image, detector, model)
+        faces = explain_image(image, face_finder, model)
     except Exception:  # noqa: BLE001 - a failure is recorded for the client, not lost
         log.exception("job %s: explanation failed", job_id, extra={"job_id": job_id})
         jobs.set_explanation(job_id, {"error": "failed"})

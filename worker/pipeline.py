@@ -84,16 +84,16 @@ def _forget_uploads(jobs: JobStore, storage: Storage, job_ids: list[str]) -> Non
             log.warning("job %s: could not delete its upload", job_id)
 
 
-def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, detector, model, *,
+def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, face_finder, model, *,
              max_pixels: int, threshold: float | None = None) -> dict[str, str]:
     """Process jobs as one batch, record each final state, delete the uploads; id -> outcome."""
     try:
-        return _run(job_ids, jobs, storage, detector, model, max_pixels, threshold)
+        return _run(job_ids, jobs, storage, face_finder, model, max_pixels, threshold)
     finally:
         _forget_uploads(jobs, storage, job_ids)
 
 
-def _run(job_ids, jobs, storage, detector, model, max_pixels, threshold) -> dict[str, str]:
+def _run(job_ids, jobs, storage, face_finder, model, max_pixels, threshold) -> dict[str, str]:
     loaded, outcomes = {}, {}
     for job_id in job_ids:
         try:
@@ -110,7 +110,8 @@ def _run(job_ids, jobs, storage, detector, model, max_pixels, threshold) -> dict
         return outcomes
     started = time.perf_counter()
     try:
-        results = analyze_many([img for _, img, _ in loaded.values()], detector, model, threshold)
+        results = analyze_many([img for _, img, _ in loaded.values()], face_finder, model,
+                               threshold)
     except Exception as exc:  # noqa: BLE001 - any failure must end the jobs, never strand them
         log.exception("batch of %d failed", len(loaded))
         for job_id in loaded:
@@ -129,7 +130,7 @@ def _run(job_ids, jobs, storage, detector, model, max_pixels, threshold) -> dict
         if rec.get("explain"):
             # Asked for with the upload (explain=1): computed now, while the image is at hand,
             # and cached before the job is final, because the upload is deleted then.
-            explain_image_of(job_id, image, jobs, detector, model)
+            explain_image_of(job_id, image, jobs, face_finder, model)
         _finish(jobs, job_id, rec["created_at"], result=result, sha256=rec["sha256"],
                 client=rec["client"])
         outcomes[job_id] = "done"

@@ -10,6 +10,7 @@ import requests
 from shared import metrics
 from shared.jobs import JobStore, public_view
 from shared.schema import FINAL
+from shared.settings import Settings
 from shared.webhooks import CallbackError, check_url, sign
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def backoff(retries: int, base: float) -> float:
     return min(600.0, base * 2 ** retries)
 
 
-def deliver(settings: dict, jobs: JobStore, job_id: str) -> str:
+def deliver(settings: Settings, jobs: JobStore, job_id: str) -> str:
     """One attempt: 'delivered', 'gone' (job or callback gone), 'refused' (URL not allowed
     now, or the receiver answered 4xx for good); raises DeliveryError to be retried."""
     rec = jobs.get(job_id)
@@ -33,14 +34,14 @@ def deliver(settings: dict, jobs: JobStore, job_id: str) -> str:
         return "gone"
     try:
         # Checked again here: the name may resolve elsewhere now than at upload time.
-        url = check_url(rec["callback"], allow_http=settings["WEBHOOK_ALLOW_HTTP"],
-                        allow_private=settings["WEBHOOK_ALLOW_PRIVATE"])
+        url = check_url(rec["callback"], allow_http=settings.WEBHOOK_ALLOW_HTTP,
+                        allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
     except CallbackError as exc:
         log.warning("job %s webhook refused: %s", job_id, exc, extra={"job_id": job_id})
         return _record(jobs, job_id, "refused")
     body = json.dumps(public_view(rec), separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "dfd-webhook",
-               "X-DFD-Job": job_id, "X-DFD-Signature": sign(settings["WEBHOOK_SECRET"], body)}
+               "X-DFD-Job": job_id, "X-DFD-Signature": sign(settings.WEBHOOK_SECRET, body)}
     try:
         resp = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S,
                              allow_redirects=False)
@@ -58,7 +59,7 @@ def deliver(settings: dict, jobs: JobStore, job_id: str) -> str:
 
 
 def _record(jobs: JobStore, job_id: str, outcome: str) -> str:
-    jobs.r.hset(JobStore.key(job_id), "webhook", outcome)
+    jobs.set_webhook_outcome(job_id, outcome)
     metrics.WEBHOOKS.labels(outcome).inc()
     return outcome
 

@@ -1,4 +1,5 @@
-"""Start and stop the real processes the integration tests use: redis-server, worker, gunicorn."""
+"""Start and stop the real processes that the integration tests and benchmarks use: redis-server,
+worker, gunicorn."""
 
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ def consumers_paused(redis_url: str):
     from shared.queue import make_celery
     from shared.tasks import QUEUE
 
-    app = make_celery({"REDIS_URL": redis_url, "TASK_TIME_LIMIT": 60})
+    app = make_celery(redis_url, 60)
     workers = len(app.control.ping(timeout=1))
     assert workers, "no worker answered a ping"
     replies = app.control.cancel_consumer(QUEUE, reply=True, timeout=2, limit=workers)

@@ -1,0 +1,88 @@
+"""Queueing the jobs of one upload request, all or nothing: reuse an earlier result or store
+the upload, write the job records, send their tasks, and undo all of it if a send fails.
+
+A service used by the API view (web/api.py); it takes the app's extensions explicitly."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from shared.jobs import JobStore, iso, new_job_id
+from shared.tasks import DETECT, QUEUE
+from shared.webhooks import WEBHOOK
+
+log = logging.getLogger(__name__)
+
+
+def _reusable(store: JobStore, version: str | None, client: str, sha: str,
+              explain: bool) -> dict | None:
+    """The client's earlier done job for these bytes and model, if its result may be reused: a
+    request for an explanation reuses only a job that has one (else the bytes are run again)."""
+    earlier = store.reusable_job(version, client, sha)
+    if earlier is not None and explain and not earlier.get("explanation"):
+        return None
+    return earlier
+
+
+def _make_job(ext: dict, version: str | None, client: str, upload: tuple[str, bytes, dict],
+              options: dict, made: list, to_send: list) -> dict:
+    """One job: done at once with a reused result, or stored and queued; its stub for the
+    answer. `made` and `to_send` collect what to undo and what to send."""
+    store = ext["jobs"]
+    name, data, info = upload
+    job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
+    earlier = _reusable(store, version, client, sha, options["explain"])
+    reused = earlier and earlier["result"]
+    if reused is not None:
+        made.append((job_id, ""))
+        # source: the job that made the result, whose explanation this one shares.
+        store.create_reused(job_id, filename=name, sha256=sha, client=client, result=reused,
+                            callback=options["callback"], source=earlier["id"])
+        if options["callback"]:
+            to_send.append((WEBHOOK, job_id))
+    else:
+        stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
+        made.append((job_id, stored))
+        store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
+                     callback=options["callback"], explain=options["explain"])
+        to_send.append((DETECT, job_id))
+    return {"id": job_id, "status": "done" if reused is not None else "queued",
+            "filename": name, "created_at": iso(store.get(job_id)["created_at"]),
+            **({"reused": True} if reused is not None else {})}
+
+
+def _undo(ext: dict, made: list[tuple[str, str]]) -> None:
+    # Nothing half-made survives: no record without a task, no file without a record.
+    for _, stored in made:
+        if stored:
+            ext["storage"].delete(stored)  # first: the disk works even if Redis does not
+    for job_id, _ in made:
+        ext["jobs"].discard(job_id)
+
+
+def queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
+              callback: str = "", priority: int = 0, explain: bool = False) -> list[dict]:
+    """Create every job, then send their tasks at `priority` (shared.tasks.PRIORITIES); all or
+    nothing. The stubs of the jobs.
+
+    If any send fails, every job of the request is removed again (records, files) before the
+    error propagates (the API answers 503): a task already sent finds no record and does
+    nothing.
+    """
+    model = ext["jobs"].current_model()
+    options = {"callback": callback, "explain": explain}
+    jobs, made, to_send = [], [], []
+    try:
+        for upload in checked:
+            jobs.append(_make_job(ext, model and model["version"], client, upload, options,
+                                  made, to_send))
+        for task, job_id in to_send:
+            ext["celery"].send_task(task, args=[job_id], queue=QUEUE, priority=priority)
+    except Exception:
+        _undo(ext, made)
+        raise
+    for job in jobs:
+        log.info("job %s queued client=%s reused=%s", job["id"], client, "reused" in job,
+                 extra={"job_id": job["id"]})
+    return jobs
