@@ -245,10 +245,27 @@ def summary(c2pa: dict, found: list[dict]) -> str:
     return " ".join(parts)
 
 
+def mime_of(data: bytes) -> str:
+    """The media type of an accepted upload, from its first bytes (for the C2PA reader)."""
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data[:4] == b"RIFF":
+        return "image/webp"
+    if data[:4] == b"GIF8":
+        return "image/gif"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in (b"avif", b"avis"):
+            return "image/avif"
+        return "image/heic" if brand in (b"heic", b"heix", b"mif1", b"msf1") else "video/mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm"
+    return "image/jpeg"
+
+
 def provenance(data: bytes) -> dict:
     """{"c2pa": {...}, "markers": [...], "summary": "..."} for the upload's original bytes."""
-    mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
-    c2pa = read_c2pa(data, mime)
+    c2pa = read_c2pa(data, mime_of(data))
     found = metadata_markers(data)
     return {"c2pa": c2pa, "markers": found, "summary": summary(c2pa, found)}
 

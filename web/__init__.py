@@ -31,7 +31,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     dfd.update(test_config.pop("DFD", {}))
     app.config.from_mapping(
         DFD=dfd,
-        MAX_CONTENT_LENGTH=int(dfd["MAX_UPLOAD_MB"] * 1_000_000),
+        # The larger of the two: images are held to DFD_MAX_UPLOAD_MB each (web/uploads.py).
+        MAX_CONTENT_LENGTH=int(max(dfd["MAX_UPLOAD_MB"], dfd["VIDEO_MAX_MB"]) * 1_000_000),
         MAX_FORM_PARTS=dfd["MAX_FILES"] + 10,
         RATELIMIT_STORAGE_URI=dfd["REDIS_URL"],
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},

@@ -118,7 +118,8 @@ def detect(self, job_id: str) -> str:
     batch = st["jobs"].claim_ready(job_id, SETTINGS["BATCH_SIZE"] - 1, owner=self.request.id,
                                    lease=LEASE_S)
     outcomes = run_jobs(batch, st["jobs"], st["storage"], st["detector"], st["model"],
-                        max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"])
+                        max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"],
+                        settings=SETTINGS)
     _maybe_sweep(st)
     for done_id, outcome in outcomes.items():
         if outcome in ("done", "failed") and st["jobs"].r.hexists(st["jobs"].key(done_id),

@@ -16,6 +16,7 @@ from shared.jobs import JobStore
 from shared.schema import FINAL
 from shared.storage import Storage
 from worker.explain import explain_image_of
+from worker.video import is_video_job, video_job
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,19 @@ def _forget_uploads(jobs: JobStore, storage: Storage, job_ids: list[str]) -> Non
 
 
 def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, detector, model, *,
-             max_pixels: int, threshold: float | None = None) -> dict[str, str]:
-    """Process jobs as one batch, record each final state, delete the uploads; id -> outcome."""
+             max_pixels: int, threshold: float | None = None,
+             settings: dict | None = None) -> dict[str, str]:
+    """Process jobs as one batch, record each final state, delete the uploads; id -> outcome.
+    Videos (with settings: the DFD_VIDEO_* limits) run one by one after the stills."""
     try:
-        return _run(job_ids, jobs, storage, detector, model, max_pixels, threshold)
+        videos = [j for j in job_ids if is_video_job(jobs.get(j))] if settings else []
+        outcomes = _run([j for j in job_ids if j not in videos], jobs, storage, detector, model,
+                        max_pixels, threshold)
+        for job_id in videos:
+            outcomes[job_id] = video_job(job_id, jobs, storage, detector, model, settings,
+                                         model.threshold if threshold is None else threshold,
+                                         _finish, _provenance)
+        return outcomes
     finally:
         _forget_uploads(jobs, storage, job_ids)
 
