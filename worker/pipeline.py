@@ -136,6 +136,7 @@ def _run(job_ids, jobs, storage, detector, model, max_pixels, threshold) -> dict
     done.sort(key=lambda item: bool(item[0][1][0].get("explain")))
     for (job_id, (rec, image, prov)), result in done:
         result["provenance"] = prov  # beside the verdict: label, p_fake and assessment as is
+        result["media"] = "image"
         if rec.get("explain"):
             # Asked for with the upload (explain=1): computed now, while the image is at hand,
             # and cached before the job is final, because the upload is deleted then.
