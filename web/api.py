@@ -238,4 +238,4 @@ def delete_job(job_id: str):
 @limiter.exempt
 def openapi():
     """The OpenAPI 3 document of this API."""
-    return jsonify(spec())
+    return jsonify(spec(webhooks=bool(current_app.config["DFD"]["WEBHOOK_SECRET"])))

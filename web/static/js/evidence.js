@@ -157,8 +157,12 @@ export function wireEvidence(item) {
   r.wrong.addEventListener("click", (e) => {
     e.preventDefault();
     r.wrongForm.hidden = false;
-    const other = item.result && item.result.label === "Fake" ? "Real" : "Fake";
-    const radio = r.wrongForm.querySelector("input[value=" + other + "]");
+    // The other answer is preselected only where the card said one: "Can't tell" (or a photo
+    // it cannot judge) leaves the choice to the person.
+    const said = item.result && item.result.assessment;
+    const other = said === "likely_fake" ? "Real" : said === "likely_real" ? "Fake" : "";
+    r.wrongForm.querySelectorAll("input[name=truth]").forEach((b) => { b.checked = false; });
+    const radio = other && r.wrongForm.querySelector("input[value=" + other + "]");
     if (radio) radio.checked = true;
   });
   r.wrongForm.addEventListener("submit", (e) => sendFeedback(item, e));

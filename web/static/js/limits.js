@@ -14,10 +14,10 @@ export function retryAfterSeconds(body, header) {
   return Math.max(1, Math.ceil(n || 60));
 }
 
-// Counts down on the card's error line, then calls `then` (the page uploads again by itself).
-// The error line is an alert: screen readers hear one sentence when the wait starts; the ticking
-// seconds are shown in an aria-hidden part, so they are not re-announced every second. The
-// handle is kept on the item so that clearing the error (retry, a result) or removal stops it.
+// Counts down on the card's status line, then calls `then` (the page uploads again by itself).
+// The status line is a live region: screen readers hear one sentence when the wait starts; the
+// ticking seconds are shown in an aria-hidden part, so they are not re-announced every second.
+// The handle is kept on the item so that a new start, a result or removal stops it.
 export function startCountdown(item, seconds, then) {
   const until = Date.now() + seconds * 1000;
   const said = document.createElement("span");
@@ -26,11 +26,11 @@ export function startCountdown(item, seconds, then) {
     "about " + seconds + " seconds.";
   const shown = document.createElement("span");
   shown.setAttribute("aria-hidden", "true");
-  item.refs.error.replaceChildren(said, shown);
+  item.refs.status.replaceChildren(said, shown);
   function tick() {
     const left = Math.ceil((until - Date.now()) / 1000);
     if (left > 0) {
-      shown.textContent = "Upload limit reached — uploading again in " + left + " s";
+      shown.textContent = "Waiting for the upload limit — uploading by itself in " + left + " s";
       return;
     }
     stopCountdown(item);

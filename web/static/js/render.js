@@ -6,6 +6,7 @@ import { MAX_BYTES, maxMb, errorOf, formatPercent, isBusy } from "./util.js";
 import { stopCountdown } from "./limits.js";
 import { refreshControls } from "./cards.js";
 import { resetEvidence, showProvenance, wireEvidence } from "./evidence.js";
+import { showVideo, showVideoProgress } from "./video.js";
 
 const template = document.getElementById("card-template");
 
@@ -120,7 +121,7 @@ export function describeFailure(status, body, fileName) {
     return "Too large — " + (msg || (MAX_BYTES ? "images must be at most " + maxMb + " MB"
       : "the server refused the size"));
   }
-  if (status === 415) return "Wrong file type — " + (msg || fileName + " is not a JPEG or PNG image.");
+  if (status === 415) return "Wrong file type — " + (msg || fileName + " is not an image or video we can check.");
   if (status === 400) return "Not accepted — " + (msg || "the server could not read this image.");
   if (status === 401 || status === 403) return "Not allowed — " + (msg || "the server refused this request.");
   if (status === 404) return "Not found — " + (msg || "the job is unknown or has expired.");
@@ -136,7 +137,7 @@ export function showJob(item, job) {
     setProgress(item, null);
   } else if (job.status === "running") {
     setState(item, "running", "Running — analysing the image");
-    setProgress(item, null);
+    if (!showVideoProgress(item, job)) setProgress(item, null);
   }
 }
 
@@ -204,6 +205,7 @@ export function showResult(item, result) {
       faces.length + " faces found — the most suspicious face decides";
   }
   drawFaces(item, result, faces);
+  showVideo(item, result);  // a video's tracks, best frames and score charts (video.js)
 
   const bits = [];
   if (result.model && result.model.name) {
