@@ -112,3 +112,20 @@ def test_forwarded_for_is_believed_only_for_the_configured_proxy_hops(webs):
     codes = [upload(url, 40 + i, {"X-Forwarded-For": f"10.0.0.{i}, 198.51.100.9"}).status_code
              for i in range(6)]
     assert codes == [202] * 5 + [429]
+
+
+def test_refused_files_do_not_use_the_upload_allowance_but_have_their_own_limit(webs):
+    """One wrong pick must not cost a real photo's turn; refusals are bounded on their own."""
+    (url,) = webs(1, DFD_REFUSED_LIMIT=f"4 per {WINDOW} seconds")
+
+    def refused_upload(i: int) -> requests.Response:
+        return requests.post(f"{url}/api/v1/jobs", timeout=30, files=[
+            ("image", (f"notes{i}.jpg", b"not an image at all", "image/jpeg"))])
+
+    assert [refused_upload(i).status_code for i in range(3)] == [415] * 3
+    # The five photos a minute are all still there.
+    assert [upload(url, 50 + i).status_code for i in range(5)] == [202] * 5
+    assert upload(url, 60).status_code == 429
+    # And refusals stop at their own limit: the 5th within the window is a 429.
+    assert refused_upload(3).status_code == 415
+    assert_429(refused_upload(4), retry_max=WINDOW)

@@ -47,7 +47,7 @@ def encode(frame_iter, fps: float, fmt: str = "mp4", codec: str = "libx264",
         stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, 1000)
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         if codec == "libx264":
             stream.options = {"preset": "ultrafast"}
         t = 0.0
