@@ -37,6 +37,8 @@ def stages(model_dir: str, seconds: float = 30, fps: float = 30) -> dict:
     from worker import video as wv
 
     model, detector = _model(model_dir)
+    model.predict(np.zeros((8, 224, 224, 3), np.uint8))  # warm: the first call builds the graph
+    detector.detect(np.zeros((360, 640, 3), np.uint8))
     face = videos.faces("fake", 1)[0]
     data = videos.encode(videos.frames([[face]], seconds, fps, (1280, 720), 300), fps)
     s = settings.load()

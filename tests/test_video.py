@@ -35,6 +35,15 @@ def test_tracks_link_by_overlap_and_survive_a_gap():
     assert iou(a, moved) > 0.5 and iou(a, b) == 0.0
 
 
+def test_a_cut_to_another_face_at_the_same_place_starts_a_new_track():
+    rng = np.random.default_rng(0)
+    one, other = rng.normal(size=(24, 24)), rng.normal(size=(24, 24))
+    one, other = (a / np.linalg.norm(a) for a in (one - one.mean(), other - other.mean()))
+    box = (10, 10, 60, 60)
+    assert len(link([[box]] * 4, looks=[[one]] * 4)) == 1
+    assert len(link([[box]] * 4, looks=[[one], [one], [other], [other]])) == 2
+
+
 def test_the_track_rule_is_the_mean_logit():
     assert aggregate(np.array([0.5, 0.5])) == pytest.approx(0.5)
     assert aggregate(np.array([0.9, 0.9, 0.9])) == pytest.approx(0.9)

@@ -18,7 +18,7 @@ from detector.analyze import DECODE_SIZE, score_crops
 from detector.assess import face_side
 from detector.crop import face_crops
 from detector.stability import summary
-from detector.tracks import Track, assess_tracks, link
+from detector.tracks import Track, assess_tracks, link, look
 from shared.images import ImageError
 from shared.jobs import JobStore
 from shared.media import VIDEO_SUFFIXES
@@ -86,7 +86,8 @@ def analyze_video(frames: np.ndarray, meta: dict, detector, model, threshold: fl
     times = meta["times"]
     boxes = [[f.box for f in found[i][1]] for i in range(len(found))]
     tracks = []
-    for k, members in enumerate(link(boxes)):
+    looks = [[look(c) for c in found[i][0]] if found[i][1] else [] for i in range(len(found))]
+    for k, members in enumerate(link(boxes, looks=looks)):
         t = Track(k + 1)
         for s, f in members:
             t.samples.append(s)
