@@ -127,6 +127,12 @@ def render(st: dict | None, ru: dict | None) -> str:
     return "\n".join(lines)
 
 
+def measure(model_dir: str, quick: bool = False, n: int = 40) -> dict:
+    """Both video measurements, as `make bench` records them."""
+    return {"stages": stages(model_dir, seconds=10 if quick else 30),
+            "rules": rules(model_dir, n=5 if quick else n)}
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.video_bench", description=__doc__)
     p.add_argument("--model", default=str(ROOT / "models" / "dfd-mnv2"))
@@ -135,10 +141,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    st = stages(args.model, seconds=10 if args.quick else 30)
-    ru = rules(args.model, n=5 if args.quick else args.n)
-    Path(args.out).write_text(json.dumps({"stages": st, "rules": ru}, indent=1) + "\n")
-    print(render(st, ru))
+    got = measure(args.model, args.quick, args.n)
+    Path(args.out).write_text(json.dumps(got, indent=1) + "\n")
+    print(render(got["stages"], got["rules"]))
     return 0
 
 
