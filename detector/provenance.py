@@ -205,12 +205,37 @@ def metadata_markers(data: bytes) -> list[dict]:
         except Exception as exc:  # noqa: BLE001
             return [_unreadable("jpeg", f"JPEG segments cannot be read ({type(exc).__name__})")]
     else:
-        return []
+        try:
+            packets, exif = pillow_metadata(data)
+        except Exception as exc:  # noqa: BLE001
+            return [_unreadable("metadata", f"the metadata cannot be read ({type(exc).__name__})")]
     for packet in packets:
         found += _guarded("xmp", xmp_markers, packet)
     if exif:
         found += _guarded("exif", exif_markers, exif)
     return found
+
+
+def pillow_metadata(data: bytes) -> tuple[list[bytes], bytes | None]:
+    """The XMP packets and EXIF payload of a WebP, HEIC/HEIF, AVIF or GIF, as Pillow (and
+    pillow-heif) read them from the header; nothing for other files (videos among them)."""
+    import io
+
+    from PIL import Image
+
+    from shared.images import FORMATS
+
+    if not data.startswith((b"RIFF", b"GIF8")) and data[4:8] != b"ftyp":
+        return [], None
+    try:
+        img = Image.open(io.BytesIO(data), formats=[f for f in FORMATS if f not in ("JPEG", "PNG")])
+    except Exception:  # noqa: BLE001 - not a still (an MP4 starts with ftyp too): no metadata
+        return [], None
+    with img:
+        xmp = img.info.get("xmp")
+        exif = img.info.get("exif")
+    packets = [xmp.encode("utf-8") if isinstance(xmp, str) else xmp] if xmp else []
+    return packets, exif if isinstance(exif, bytes) and exif else None
 
 
 def summary(c2pa: dict, found: list[dict]) -> str:

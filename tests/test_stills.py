@@ -102,3 +102,14 @@ def test_other_types_are_refused_naming_the_accepted_ones(live_server):
     message = r.json()["error"]["message"]
     for word in ("JPEG", "PNG", "WebP", "GIF", "HEIC", "AVIF", "MP4", "WebM"):
         assert word in message, message
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "HEIF", "AVIF"])
+def test_provenance_is_read_where_the_format_carries_it(fmt):
+    from detector.provenance import provenance
+
+    exif = Image.Exif()
+    exif[0x0131] = "Adobe Photoshop 25.0"  # Software
+    found = provenance(encode(Image.new("RGB", (64, 64)), fmt, exif=exif.tobytes()))
+    assert [(m["kind"], m["name"]) for m in found["markers"]] == [("editor", "Adobe Photoshop")]
+    assert "Adobe Photoshop" in found["summary"]
