@@ -200,3 +200,21 @@ def test_videos_have_their_own_rate_limit(live_server, reset_limits, tmp_path):
         assert post(live_server, photo, "still.jpg", wait=0, url=url).status_code == 202
     finally:
         services.stop(proc)
+
+
+def test_decoding_is_bounded_in_time_and_memory(tmp_path):
+    """The child that decodes is killed past its time, or fails past its memory, with a reason."""
+    from shared import settings as settings_mod
+    from worker.video import sample_frames
+
+    path = tmp_path / "c.mp4"
+    path.write_bytes(clip(seconds=3))
+    s = settings_mod.load({})
+    frames, meta = sample_frames(path, s)
+    assert len(frames) == 3 and meta["times"][0] == pytest.approx(0.5, abs=0.25)
+    with pytest.raises(ImageError) as info:
+        sample_frames(path, {**s, "VIDEO_DECODE_S": 0.05})
+    assert info.value.code == "video_decode_timeout"
+    with pytest.raises(ImageError) as info:
+        sample_frames(path, {**s, "VIDEO_DECODE_MB": 64})
+    assert info.value.code == "corrupt_video" and "more than 64 MB" in str(info.value)

@@ -14,7 +14,7 @@ from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
-from shared.tasks import DETECT
+from shared.tasks import DETECT, QUEUE
 from shared.webhooks import WEBHOOK
 
 log = logging.getLogger("worker")
@@ -121,6 +121,8 @@ def detect(self, job_id: str) -> str:
                         max_pixels=SETTINGS["MAX_PIXELS"], threshold=st["threshold"],
                         settings=SETTINGS)
     _maybe_sweep(st)
+    for again in (j for j, outcome in outcomes.items() if outcome == "requeued"):
+        detect.apply_async(args=[again], queue=QUEUE)  # its own task: one video a task
     for done_id, outcome in outcomes.items():
         if outcome in ("done", "failed") and st["jobs"].r.hexists(st["jobs"].key(done_id),
                                                                    "callback"):

@@ -16,7 +16,7 @@ from shared.jobs import JobStore
 from shared.schema import FINAL
 from shared.storage import Storage
 from worker.explain import explain_image_of
-from worker.video import is_video_job, video_job
+from worker.video import is_video_job, requeue, video_job
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _forget_uploads(jobs: JobStore, storage: Storage, job_ids: list[str]) -> Non
     for job_id in job_ids:
         rec = jobs.get(job_id)
         stored = rec["stored"] if rec else None
-        if rec is not None and rec["status"] not in FINAL:
+        if rec is not None and rec["status"] not in FINAL:  # running elsewhere, or requeued
             continue  # another worker holds it; it deletes the upload when it is done
         try:
             if stored:
@@ -94,10 +94,12 @@ def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, detector, mod
         videos = [j for j in job_ids if is_video_job(jobs.get(j))] if settings else []
         outcomes = _run([j for j in job_ids if j not in videos], jobs, storage, detector, model,
                         max_pixels, threshold)
-        for job_id in videos:
+        for job_id in videos[:1]:
             outcomes[job_id] = video_job(job_id, jobs, storage, detector, model, settings,
                                          model.threshold if threshold is None else threshold,
                                          _finish, _provenance)
+        for job_id in requeue(jobs, videos[1:]):  # one video a task (worker/video.py)
+            outcomes[job_id] = "requeued"
         return outcomes
     finally:
         _forget_uploads(jobs, storage, job_ids)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import resource
 import subprocess
 import sys
@@ -20,12 +22,14 @@ from detector.crop import face_crops
 from detector.stability import summary
 from detector.tracks import Track, assess_tracks, link, look
 from shared.images import ImageError
-from shared.jobs import JobStore
+from shared.jobs import LEASED, READY, JobStore
 from shared.media import VIDEO_SUFFIXES
 from shared.schema import build_result
 
 log = logging.getLogger(__name__)
 VIDEO_STORED = tuple(VIDEO_SUFFIXES.values())
+# One BLAS thread in the decoding child: it does no maths, and each thread reserves memory.
+_CHILD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 PER_CALL = 32  # crops per model call: a few calls for a video, memory bounded for a large trunk
 
 
@@ -33,6 +37,8 @@ def sample_frames(path: Path, settings: dict) -> tuple[np.ndarray, dict]:
     """(frames, meta) from worker.video_decode in a child process held to DFD_VIDEO_DECODE_S
     seconds and DFD_VIDEO_DECODE_MB of memory; ImageError naming why it failed."""
     limit_b = settings["VIDEO_DECODE_MB"] * 1024 * 1024
+    # Never more than half the task's own limit: the faces and the model need the rest.
+    limit_s = min(settings["VIDEO_DECODE_S"], settings["TASK_TIME_LIMIT"] / 2)
 
     def bound():  # runs in the child before exec: its address space is capped
         resource.setrlimit(resource.RLIMIT_AS, (limit_b, limit_b))
@@ -42,13 +48,13 @@ def sample_frames(path: Path, settings: dict) -> tuple[np.ndarray, dict]:
                 str(settings["VIDEO_FPS"]), str(settings["VIDEO_MAX_FRAMES"]), str(DECODE_SIZE)]
         try:
             done = subprocess.run(args, capture_output=True, text=True, preexec_fn=bound,  # noqa: S603, PLW1509
-                                  timeout=settings["VIDEO_DECODE_S"], check=False)
+                                  timeout=limit_s, check=False, env=_CHILD_ENV)
         except subprocess.TimeoutExpired:
             raise ImageError("video_decode_timeout", "decoding the video took longer than "
-                             f"{settings['VIDEO_DECODE_S']:g} s; refused") from None
+                             f"{limit_s:g} s; refused") from None
         if done.returncode != 0:
             why = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
-            if done.returncode < 0 or "MemoryError" in why:
+            if done.returncode < 0 or re.search(r"memory|alloc", why, re.I):
                 why = f"it needs more than {settings['VIDEO_DECODE_MB']} MB to decode ({why})"
             raise ImageError("corrupt_video", f"the video cannot be decoded: {why}")
         meta = json.loads((Path(tmp) / "meta.json").read_text())
@@ -141,6 +147,30 @@ def run_video(job_id: str, rec: dict, jobs: JobStore, path: Path, detector, mode
     jobs.r.hset(JobStore.key(job_id), mapping={"frames_total": len(frames), "frames_done": 0})
     return analyze_video(frames, meta, detector, model, threshold,
                          progress=lambda fr: _faces(fr, detector, jobs, job_id))
+
+
+# Back to the queue, as one step and only while the record exists and is still running.
+_REQUEUE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued')
+redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"""
+
+
+def requeue(jobs: JobStore, job_ids: list[str]) -> list[str]:
+    """Give claimed video jobs back to the queue: a task runs one video, so that a batch of
+    them stays well inside the task's time limit. The ids given back (each needs a task)."""
+    back = []
+    script = jobs.r.register_script(_REQUEUE)
+    for job_id in job_ids:
+        rec = jobs.get(job_id)
+        if rec and script(keys=[jobs.key(job_id), LEASED, READY],
+                          args=[job_id, rec["created_at"]]) == 1:
+            back.append(job_id)
+    return back
 
 
 def is_video_job(rec: dict | None) -> bool:
