@@ -218,3 +218,19 @@ def test_decoding_is_bounded_in_time_and_memory(tmp_path):
     with pytest.raises(ImageError) as info:
         sample_frames(path, {**s, "VIDEO_DECODE_MB": 64})
     assert info.value.code == "corrupt_video" and "more than 64 MB" in str(info.value)
+
+
+def test_claimed_videos_beyond_the_first_go_back_to_the_queue(clean_redis):
+    from shared.jobs import READY
+    from worker.video import requeue
+
+    store = JobStore(clean_redis)
+    ids = [new_job_id() for _ in range(3)]
+    for job_id in ids:
+        store.create(job_id, filename="a.mp4", stored="", sha256="0" * 64, client="ip:x")
+    assert sorted(store.claim_ready(ids[0], 2, owner="task-1")) == sorted(ids)
+    store.delete(ids[2])  # deleted meanwhile: stays gone
+    assert requeue(store, ids[1:]) == [ids[1]]
+    assert store.get(ids[1])["status"] == "queued" and clean_redis.zscore(READY, ids[1])
+    assert store.get(ids[2]) is None
+    assert store.claim_ready(ids[1], 0, owner="task-2") == [ids[1]]
