@@ -24,7 +24,7 @@ from tests import hostile, services
 from tests.services import consumers_paused
 
 CASES = hostile.cases()
-STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png)$")
+STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|gif|webp)$")
 RESULTS: list[dict] = []
 
 

@@ -60,8 +60,11 @@ def assert_429(r: requests.Response, retry_max: float) -> int:
 
 def test_exactly_five_per_window_across_two_processes_and_retry_after_is_right(webs):
     urls = webs(2)
+    # An upload is counted when it is answered (a refused one is not), so the window of the
+    # first runs from its answer.
+    codes = [upload(urls[0], seed=0).status_code]
     t_first = time.time()
-    codes = [upload(urls[i % 2], seed=i).status_code for i in range(5)]
+    codes += [upload(urls[i % 2], seed=i).status_code for i in range(1, 5)]
     assert codes == [202] * 5
     # The 6th and later, on either process, are refused; Retry-After counts down to the moment
     # the first of the five leaves the window.
@@ -118,14 +121,17 @@ def test_refused_files_do_not_use_the_upload_allowance_but_have_their_own_limit(
     """One wrong pick must not cost a real photo's turn; refusals are bounded on their own."""
     (url,) = webs(1, DFD_REFUSED_LIMIT=f"4 per {WINDOW} seconds")
 
-    def refused_upload(i: int) -> requests.Response:
-        return requests.post(f"{url}/api/v1/jobs", timeout=30, files=[
+    def refused_upload(i: int, headers: dict | None = None) -> requests.Response:
+        return requests.post(f"{url}/api/v1/jobs", timeout=30, headers=headers or {}, files=[
             ("image", (f"notes{i}.jpg", b"not an image at all", "image/jpeg"))])
 
     assert [refused_upload(i).status_code for i in range(3)] == [415] * 3
     # The five photos a minute are all still there.
     assert [upload(url, 50 + i).status_code for i in range(5)] == [202] * 5
     assert upload(url, 60).status_code == 429
-    # And refusals stop at their own limit: the 5th within the window is a 429.
-    assert refused_upload(3).status_code == 415
-    assert_429(refused_upload(4), retry_max=WINDOW)
+    # Refusals stop at their own limit (another client here, whose uploads are all still to
+    # come: the limits are checked before a request, whatever it brings; a key's own rate
+    # is its refusal limit too, 3 per window for key B).
+    key_b = {"Authorization": f"Bearer {KEY_B}"}
+    assert [refused_upload(10 + i, key_b).status_code for i in range(3)] == [415] * 3
+    assert_429(refused_upload(13, key_b), retry_max=WINDOW)

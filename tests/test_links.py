@@ -61,6 +61,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"\xff")
                 self.wfile.flush()
                 time.sleep(1)
+        elif path == "/gigabyte-declared":
+            self._send(b"\xff\xd8\xff", "image/jpeg", length=1 << 30)
         elif path == "/gigabyte":
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
@@ -163,7 +165,7 @@ def test_links_through_the_service(live_server, site):
     for path, status, code in [("/page.html", 415, "unsupported_type"),
                                ("/to-loopback", 400, "forbidden_address"),
                                ("/slow", 504, "fetch_timeout"),
-                               ("/gigabyte", 413, "too_large")]:
+                               ("/gigabyte-declared", 413, "too_large")]:
         r = submit_link(live_server, site + path)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (path, r.text)
     r = submit_link(live_server, "http://127.0.0.1:1/face.jpg")

@@ -47,8 +47,10 @@ def upload_cost() -> int:
 
 
 def refused_limit() -> str:
-    """The allowance for uploads refused for their type or content (DFD_REFUSED_LIMIT)."""
-    return current_app.config["DFD"]["REFUSED_LIMIT"]
+    """The allowance for uploads refused for their type or content: DFD_REFUSED_LIMIT, or an
+    API key's own rate (a key is trusted with that many requests either way)."""
+    entry = api_key_entry()
+    return entry["limit"] if entry else current_app.config["DFD"]["REFUSED_LIMIT"]
 
 
 def judged(response) -> bool:

@@ -12,7 +12,7 @@ from limits import parse
 
 from shared.fetch import FetchError, fetch
 from shared.images import SUFFIXES, ImageError
-from shared.media import VIDEO_SUFFIXES, VideoLimits, inspect_upload
+from shared.media import VIDEO_SUFFIXES, VideoLimits, inspect_upload, looks_like_video
 from web.errors import error_response
 from web.extensions import client_id, limiter
 
@@ -24,15 +24,14 @@ def suffix_of(info: dict) -> str:
 
 def _check(name: str, data: bytes) -> dict:
     dfd = current_app.config["DFD"]
+    # Anything but a video is held to the photo limit before its content is even looked at.
+    if len(data) > dfd["MAX_UPLOAD_MB"] * 1_000_000 and not looks_like_video(data):
+        raise ImageError("too_large", f"{name}: the file is {len(data) / 1e6:.1f} MB; photos "
+                         f"are limited to {dfd['MAX_UPLOAD_MB']:g} MB", 413)
     try:
-        info = inspect_upload(data, dfd["MAX_PIXELS"], VideoLimits.from_settings(dfd))
+        return inspect_upload(data, dfd["MAX_PIXELS"], VideoLimits.from_settings(dfd))
     except ImageError as exc:
         raise ImageError(exc.code, f"{name}: {exc}", exc.status) from None
-    cap = dfd["MAX_UPLOAD_MB"] * 1_000_000
-    if info["media"] == "image" and len(data) > cap:
-        raise ImageError("too_large", f"{name}: the image is {len(data) / 1e6:.1f} MB; images "
-                         f"are limited to {dfd['MAX_UPLOAD_MB']:g} MB", 413)
-    return info
 
 
 def checked_files() -> list[tuple[str, bytes, dict]]:
