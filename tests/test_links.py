@@ -170,3 +170,25 @@ def test_links_through_the_service(live_server, site):
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (path, r.text)
     r = submit_link(live_server, "http://127.0.0.1:1/face.jpg")
     assert r.status_code == 400 and "internal address" in r.json()["error"]["message"]
+
+
+def test_a_name_that_rebinds_after_the_check_is_not_looked_up_again(site, monkeypatch):
+    """DNS rebinding: the name answers a permitted address, then loopback. The connection goes
+    to the address checked; the name is looked up once per hop."""
+    import socket
+
+    real = socket.getaddrinfo
+    asked = []
+    port = int(site.rsplit(":", 1)[1])
+
+    def resolver(host, *args, **kw):
+        if host == "rebind.test":
+            asked.append(host)
+            address = HOST if len(asked) == 1 else "127.0.0.1"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    got = fetch(f"http://rebind.test:{port}/face.jpg", max_bytes=10**7, timeout=5,
+                allow_http=True, allow_private=["127.0.0.2/32"])
+    assert got.body == Handler.photo and asked == ["rebind.test"]
