@@ -148,8 +148,6 @@ SPEC = {
     "VIDEO_MAX_FRAMES": ("64", lambda n, r: parse_int(n, r, 1, 1000)),
     "VIDEO_DECODE_S": ("60", lambda n, r: parse_float(n, r, 1, 3000)),
     "VIDEO_DECODE_MB": ("2048", lambda n, r: parse_int(n, r, 256, 65536)),
-    # Uploads refused for their type or content count here, not against UPLOAD_LIMIT.
-    "REFUSED_LIMIT": ("30/minute", parse_rate),
     # Links (url=): fetched over https from public addresses only, unless these (tests, closed
     # networks) say otherwise.
     "FETCH_ALLOW_HTTP": ("false", parse_bool),

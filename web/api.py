@@ -12,16 +12,7 @@ from shared.jobs import iso, new_job_id, public_view
 from shared.schema import FINAL
 from shared.tasks import DETECT, PRIORITIES, QUEUE
 from shared.webhooks import WEBHOOK, CallbackError, check_url
-from web.extensions import (
-    api_key_entry,
-    client_id,
-    judged,
-    limiter,
-    refused,
-    refused_limit,
-    upload_cost,
-    upload_limit,
-)
+from web.extensions import api_key_entry, client_id, limiter, upload_cost, upload_limit
 from web.idempotency import HEADER, Idempotency, fingerprint
 from web.openapi import spec
 from web.uploads import checked_files, suffix_of
@@ -51,10 +42,7 @@ def _wait_arg() -> float:
 
 
 @bp.post("/jobs")
-# A refused file (wrong type, damaged) costs nothing of the upload allowance, so one wrong pick
-# does not take a real photo's turn; refusals have their own, higher limit instead.
-@limiter.limit(upload_limit, cost=upload_cost, scope="upload", deduct_when=judged)
-@limiter.limit(refused_limit, cost=upload_cost, scope="refused", deduct_when=refused)
+@limiter.limit(upload_limit, cost=upload_cost, scope="upload")
 def submit():
     """Queue one job per uploaded image or video (or the file of `url`); 202 with the job ids
     (?wait=S: 200 with the results when every job is final within S seconds)."""

@@ -46,21 +46,4 @@ def upload_cost() -> int:
     return max(1, len(request.files.getlist("image")) + ("url" in request.form))
 
 
-def refused_limit() -> str:
-    """The allowance for uploads refused for their type or content: DFD_REFUSED_LIMIT, or an
-    API key's own rate (a key is trusted with that many requests either way)."""
-    entry = api_key_entry()
-    return entry["limit"] if entry else current_app.config["DFD"]["REFUSED_LIMIT"]
-
-
-def judged(response) -> bool:
-    """An upload that was taken (2xx) uses the upload allowance; a refused one does not."""
-    return response.status_code < 400
-
-
-def refused(response) -> bool:
-    """An upload refused for what it is (4xx but not 429) counts against the refusal limit."""
-    return 400 <= response.status_code < 500 and response.status_code != 429
-
-
 limiter = Limiter(key_func=client_id, key_prefix="dfd")

@@ -2,7 +2,7 @@
  * upload progress), at most MAX_UPLOADS at a time. */
 
 import { API, MAX_BYTES, WAIT_S, maxMb, Slots, formatBytes, parseJson } from "./util.js";
-import { retryAfterSeconds, startCountdown } from "./limits.js";
+import { retryAfterSeconds, startCountdown, waitingText } from "./limits.js";
 import {
   clearError, describeFailure, fail, setProgress, setState, showError, showFailedJob, showJob,
   showResult
@@ -134,7 +134,7 @@ function upload(item, release) {
 // status line, and goes on by itself. Waiting is not an error: no alert, no Retry button (it
 // could only hit the limit again).
 function rateLimited(item, seconds) {
-  setState(item, "waiting", "Waiting for the upload limit");
+  setState(item, "waiting", waitingText(seconds));
   item.refs.progress.hidden = true;
   item.refs.retry.hidden = true;
   startCountdown(item, seconds, () => { if (!item.removed) start(item); });
