@@ -21,6 +21,11 @@ export function videoPreview(item) {
   v.controls = true;
   v.src = item.url;
   v.setAttribute("aria-label", "Preview of " + item.file.name);
+  // A codec this browser cannot play: no preview (the server still judges the file).
+  v.addEventListener("error", () => {
+    item.refs.preview.hidden = true;
+    item.refs.nopreview.hidden = false;
+  });
   item.refs.img.hidden = true;
   item.refs.preview.appendChild(v);
   item.video = v;
@@ -133,6 +138,7 @@ function drawBest(item, t, canvas) {
   v.muted = true;
   v.preload = "auto";
   v.src = item.url;
+  v.addEventListener("error", () => { canvas.setAttribute("data-drawn", "false"); });
   v.addEventListener("loadedmetadata", () => { v.currentTime = Math.max(0, t.best.t); });
   v.addEventListener("seeked", () => {
     const [x0, y0, x1, y1] = t.best.box;
