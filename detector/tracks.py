@@ -26,6 +26,7 @@ MIN_TRACK_FRAMES = 3  # fewer scored frames than this: too short to judge
 _EPS = 1e-6
 SHORT_TEXT = ("The most suspicious face is seen in only {n} of the sampled frames, too few to "
               "judge a video by.")
+TEXT = {"short_track": SHORT_TEXT}  # the reasons only a video has, beside detector.assess.TEXT
 
 
 @dataclass
