@@ -65,9 +65,8 @@ def test_the_bands_read_the_served_score():
 
 def test_every_reason_has_its_sentence():
     from detector.assess import TEXT
-    from shared.schema import REASONS
-
     from detector.tracks import TEXT as VIDEO_TEXT
+    from shared.schema import REASONS
 
     assert set(TEXT) | set(VIDEO_TEXT) == set(REASONS)
 
