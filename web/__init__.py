@@ -14,6 +14,7 @@ from shared.storage import Storage
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "media-src 'self' blob:; "  # the page previews a chosen video from the local file
         "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
