@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections import Counter
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit = sub.add_parser("submit", help="send images to a server and collect the verdicts",
                             description="Send images to a server and write one row per image.")
     submit.add_argument("paths", nargs="+", metavar="PATH",
-                        help="image files or folders (searched recursively for .jpg/.jpeg/.png)")
+                        help="photo or video files, or folders (searched recursively)")
     submit.add_argument("--url", default=os.environ.get("DFD_URL", "http://127.0.0.1:5000"),
                         help="server base URL (env DFD_URL; default %(default)s)")
     submit.add_argument("--api-key", default=os.environ.get("DFD_API_KEY"),
@@ -74,7 +75,7 @@ def _usage_error(args: argparse.Namespace) -> tuple[list[Path], str | None]:
     except FileNotFoundError as exc:
         return [], str(exc)
     if not images:
-        return [], "no .jpg/.jpeg/.png images found"
+        return [], "no photos or videos found"
     if not args.url.startswith(("http://", "https://")):
         return [], f"--url must start with http:// or https://: {args.url}"
     return images, None
@@ -104,6 +105,7 @@ def _count(counts: Counter, row: dict, client: ApiClient, bar: tqdm) -> None:
     postfix = {"real": counts["real"], "fake": counts["fake"], "failed": counts["failed"]}
     if client.rate_limited:  # says why the bar stalls when the server throttles us
         postfix["429s"] = client.rate_limited
+    bar.set_description_str("", refresh=False)  # clears "waiting N s for the upload limit"
     bar.set_postfix(postfix, refresh=False)
     bar.update()
 
@@ -123,6 +125,7 @@ def _send_all(client: ApiClient, todo: list[Path], args: argparse.Namespace,
     # disable=None lets tqdm hide itself when stderr is not a terminal (logs, CI).
     bar = tqdm(total=len(todo), unit="img", file=sys.stderr,
                disable=True if args.no_progress else None, dynamic_ncols=True)
+    client.on_wait = lambda kind, s: _waiting(bar, kind, s)
     pool = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="dfd-submit")
     try:
         futures = [pool.submit(client.process, path, args.timeout) for path in todo]
@@ -190,3 +193,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _waiting(bar, kind: str, seconds: float) -> None:
+    """Say on the progress line (or stderr, without one) why nothing moves: a 429 wait."""
+    what = "upload limit" if kind == "upload" else f"{kind} limit"
+    text = f"waiting {math.ceil(seconds)} s for the {what}"
+    if bar.disable:
+        print(f"dfd submit: {text}", file=sys.stderr, flush=True)
+    else:
+        bar.set_description_str(text)

@@ -113,6 +113,8 @@ class ApiClient:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pause_until: dict[str, float] = {}
+        # Told (kind, seconds) when a 429 pauses requests, so the progress line can say so.
+        self.on_wait = None
 
     def _session(self) -> requests.Session:
         # requests.Session is not documented as thread-safe, so each worker thread gets its own.
@@ -138,6 +140,8 @@ class ApiClient:
             self.rate_limited += 1
             until = max(self._pause_until.get(kind, 0.0), time.monotonic() + seconds)
             self._pause_until[kind] = until
+        if self.on_wait is not None:
+            self.on_wait(kind, until - time.monotonic())
         self._sleep(until - time.monotonic())
 
     def request(self, method: str, path: str, kind: str, timeout: float, **kwargs: Any) -> dict:
@@ -166,7 +170,9 @@ class ApiClient:
     def submit(self, path: Path, wait: float = 0) -> dict:
         """Upload one image; returns its entry from the response's jobs list (with wait > 0,
         the server holds the answer up to that many seconds for the result)."""
-        mime = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+        # A hint only: the server decides the type by content.
+        mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}.get(
+            path.suffix.lower(), "application/octet-stream")
         # Bytes rather than an open file, so a retried request sends the whole file again.
         files = {"image": (path.name, path.read_bytes(), mime)}
         params = {"wait": wait} if wait > 0 else None

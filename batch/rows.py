@@ -9,7 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+# What a folder search picks up (the server decides by content; a file named on the command
+# line is always sent).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif", ".avif",
+                            ".mp4", ".mov", ".m4v", ".webm", ".mkv"})
 COLUMNS = ("path", "job_id", "status", "assessment", "reasons", "label", "confidence", "p_fake",
            "faces", "model_version", "error")
 
@@ -20,7 +23,8 @@ def path_key(path: str | os.PathLike) -> str:
 
 
 def collect_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Return the .jpg/.jpeg/.png files named or found (recursively) under paths, sorted, unique."""
+    """Return the photo and video files named or found (recursively) under paths, sorted,
+    unique."""
     found: dict[str, Path] = {}
     for raw in paths:
         root = Path(raw)

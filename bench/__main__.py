@@ -263,6 +263,11 @@ def main(argv: list[str]) -> int:
         e2e, naive = bench_e2e(model_dir, paths, cores, batch, args.clients, args.quick,
                                not (args.quick or args.no_variants), n)
     data["e2e"], data["naive"] = e2e, naive
+    from bench import video_bench
+
+    log("video: a 30 s 720p clip by stage; the track rule against the frame mean")
+    with ctx.Pool(1) as pool:
+        data["video"] = pool.apply(video_bench.measure, (model_dir, args.quick))
     data["ratio_e2e_to_naive"] = (e2e["images_per_s"] / naive["images_per_s"]
                                   if naive["images_per_s"] else None)
     data["rss_mb"] = {"web": e2e["rss_mb"]["web"], "worker": e2e["rss_mb"]["worker"],
@@ -270,6 +275,7 @@ def main(argv: list[str]) -> int:
     data["duration_s"] = time.time() - started
     text = report.write(data, Path(args.out))
     print(text)
+    print(video_bench.render(data["video"]["stages"], data["video"]["rules"]))
     if note:
         print(f"NOTE: {note}")
     log(f"wrote {args.out} and {Path(args.out).with_suffix('.txt')} in {data['duration_s']:.0f} s")

@@ -207,12 +207,37 @@ def metadata_markers(data: bytes) -> list[dict]:
         except Exception as exc:  # noqa: BLE001
             return [_unreadable("jpeg", f"JPEG segments cannot be read ({type(exc).__name__})")]
     else:
-        return []
+        try:
+            packets, exif = pillow_metadata(data)
+        except Exception as exc:  # noqa: BLE001
+            return [_unreadable("metadata", f"the metadata cannot be read ({type(exc).__name__})")]
     for packet in packets:
         found += _guarded("xmp", xmp_markers, packet)
     if exif:
         found += _guarded("exif", exif_markers, exif)
     return found
+
+
+def pillow_metadata(data: bytes) -> tuple[list[bytes], bytes | None]:
+    """The XMP packets and EXIF payload of a WebP, HEIC/HEIF, AVIF or GIF, as Pillow (and
+    pillow-heif) read them from the header; nothing for other files (videos among them)."""
+    import io
+
+    from PIL import Image
+
+    from shared.images import FORMATS
+
+    if not data.startswith((b"RIFF", b"GIF8")) and data[4:8] != b"ftyp":
+        return [], None
+    try:
+        img = Image.open(io.BytesIO(data), formats=[f for f in FORMATS if f not in ("JPEG", "PNG")])
+    except Exception:  # noqa: BLE001 - not a still (an MP4 starts with ftyp too): no metadata
+        return [], None
+    with img:
+        xmp = img.info.get("xmp")
+        exif = img.info.get("exif")
+    packets = [xmp.encode("utf-8") if isinstance(xmp, str) else xmp] if xmp else []
+    return packets, exif if isinstance(exif, bytes) and exif else None
 
 
 def summary(c2pa: dict, found: list[dict]) -> str:
@@ -247,10 +272,27 @@ def summary(c2pa: dict, found: list[dict]) -> str:
     return " ".join(parts)
 
 
+def mime_of(data: bytes) -> str:
+    """The media type of an accepted upload, from its first bytes (for the C2PA reader)."""
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data[:4] == b"RIFF":
+        return "image/webp"
+    if data[:4] == b"GIF8":
+        return "image/gif"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in (b"avif", b"avis"):
+            return "image/avif"
+        return "image/heic" if brand in (b"heic", b"heix", b"mif1", b"msf1") else "video/mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm"
+    return "image/jpeg"
+
+
 def provenance(data: bytes) -> dict:
     """{"c2pa": {...}, "markers": [...], "summary": "..."} for the upload's original bytes."""
-    mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
-    c2pa = read_c2pa(data, mime)
+    c2pa = read_c2pa(data, mime_of(data))
     found = metadata_markers(data)
     return {"c2pa": c2pa, "markers": found, "summary": summary(c2pa, found)}
 

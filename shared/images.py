@@ -1,4 +1,5 @@
-"""Image validation and decoding: JPEG and PNG only, checked by content, pixel count capped."""
+"""Image validation and decoding: the stills people send (JPEG, PNG, WebP, GIF, HEIC/HEIF,
+AVIF), checked by content whatever the file is called, pixel count capped."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
-FORMATS = ("JPEG", "PNG")
-EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Pillow reads WebP and AVIF itself (libwebp, libavif in its wheels); HEIC/HEIF through the
+# pillow-heif plugin. GIF: the first frame is judged.
+register_heif_opener()
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF")
+ACCEPTED = "JPEG, PNG, WebP, GIF, HEIC/HEIF or AVIF"
+# The suffix an accepted format is stored under (the stored name never comes from the client).
+SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "HEIF": ".heic",
+            "AVIF": ".avif"}
 DEFAULT_MAX_PIXELS = 40_000_000
+# Magic bytes of our formats, for telling a damaged header from another kind of file.
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
 
 
 class ImageError(ValueError):
@@ -31,12 +41,13 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         try:
             img = Image.open(io.BytesIO(data), formats=FORMATS)
         except UnidentifiedImageError:
-            if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+            kind = _claimed(data)
+            if kind:
                 # It says it is one of ours by its magic bytes, but its header is broken.
-                kind = "PNG" if data[:1] == b"\x89" else "JPEG"
                 raise ImageError("corrupt_image", f"the {kind} header is damaged or truncated"
                                  ) from None
-            raise ImageError("unsupported_type", "not a JPEG or PNG image", 415) from None
+            raise ImageError("unsupported_type", f"not an accepted image ({ACCEPTED}) or "
+                             "video (MP4, MOV, WebM, MKV)", 415) from None
         except Image.DecompressionBombError:
             raise ImageError("too_many_pixels", "the image has too many pixels") from None
         except (OSError, ValueError, SyntaxError) as exc:
@@ -51,8 +62,21 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
+def _claimed(data: bytes) -> str:
+    """The format the first bytes claim ('' for none of ours)."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"avif", b"avis"):
+        return "AVIF" if data[8:11] == b"avi" else "HEIF"
+    return ""
+
+
 def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
-    """Check bytes are a whole JPEG or PNG within the pixel cap; returns format, width, height."""
+    """Check bytes are a whole accepted still within the pixel cap; returns format, width,
+    height."""
     img = _open(data, max_pixels)
     info = {"format": img.format, "width": img.width, "height": img.height}
     try:

@@ -288,6 +288,10 @@ def public_view(rec: dict, now: float | None = None, deadline: float | None = No
         out["stale"] = True
     if rec.get("reused"):
         out["reused"] = True
+    if rec.get("frames_total") and rec["status"] not in FINAL:
+        # A video job reports how far it is (frames sampled, and faces looked for so far).
+        out["progress"] = {"frames_done": int(rec.get("frames_done") or 0),
+                           "frames_total": int(rec["frames_total"])}
     if rec["status"] == "done":
         out["result"] = rec["result"]
     elif rec["status"] == "failed":

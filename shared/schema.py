@@ -8,7 +8,7 @@ LABELS = ("Real", "Fake")
 # The assessment beside the label (detector/assess.py decides it; the web only passes it on).
 ASSESSMENTS = ("likely_real", "uncertain", "likely_fake", "not_applicable")
 REASONS = ("low_score", "middle_score", "high_score", "unstable", "no_face", "face_too_small",
-           "too_many_faces", "small_faces_skipped", "several_faces")
+           "too_many_faces", "small_faces_skipped", "several_faces", "short_track")
 # Each face's own assessment (it tags the face's box on the page); not_judged: too small, or
 # one of a crowd.
 FACE_ASSESSMENTS = ("likely_real", "uncertain", "likely_fake", "not_judged")

@@ -99,6 +99,20 @@ def parse_bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{PREFIX}{name}={raw!r}: expected true or false")
 
 
+def parse_networks(name: str, raw: str):
+    """true/false, or a comma list of CIDR networks (such as 10.0.0.0/8,127.0.0.2/32)."""
+    import ipaddress
+
+    if raw.strip().lower() in ("0", "1", "true", "false", "yes", "no", "on", "off", ""):
+        return parse_bool(name, raw)
+    try:
+        return tuple(str(ipaddress.ip_network(part.strip(), strict=False))
+                     for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected true, false or a comma list of "
+                            "networks like 10.0.0.0/8") from None
+
+
 # name -> (default, parser). Defaults are strings so that they go through the same parser.
 SPEC = {
     "REDIS_URL": ("redis://127.0.0.1:6379/0", lambda n, r: r.strip()),
@@ -130,6 +144,22 @@ SPEC = {
     "WEBHOOK_RETRIES": ("6", lambda n, r: parse_int(n, r, 0, 20)),
     "WEBHOOK_BACKOFF": ("5s", parse_duration),
     "TASK_TIME_LIMIT": ("120", lambda n, r: parse_int(n, r, 5, 3000)),
+    # Video, more stills and links (issue 20). Video uploads have their own size, length and
+    # frame-size limits and rate; the worker samples VIDEO_FPS frames a second, at most
+    # VIDEO_MAX_FRAMES, decoding in a child process bounded by VIDEO_DECODE_S and _MB.
+    "VIDEO_MAX_MB": ("200", lambda n, r: parse_float(n, r, 0.01, 4096)),
+    "VIDEO_MAX_S": ("600", lambda n, r: parse_float(n, r, 1, 86400)),
+    "VIDEO_MAX_PIXELS": (str(3840 * 2160), lambda n, r: parse_int(n, r, 1, 100_000_000)),
+    "VIDEO_LIMIT": ("2/minute", parse_rate),
+    "VIDEO_FPS": ("1", lambda n, r: parse_float(n, r, 0.01, 30)),
+    "VIDEO_MAX_FRAMES": ("64", lambda n, r: parse_int(n, r, 1, 1000)),
+    "VIDEO_DECODE_S": ("60", lambda n, r: parse_float(n, r, 1, 3000)),
+    "VIDEO_DECODE_MB": ("2048", lambda n, r: parse_int(n, r, 256, 65536)),
+    # Links (url=): fetched over https from public addresses only, unless these (tests, closed
+    # networks) say otherwise.
+    "FETCH_ALLOW_HTTP": ("false", parse_bool),
+    "FETCH_ALLOW_PRIVATE": ("false", parse_networks),
+    "FETCH_TIMEOUT": ("10s", parse_duration),
 }
 
 
@@ -165,6 +195,17 @@ class Settings:
     WEBHOOK_RETRIES: int
     WEBHOOK_BACKOFF: float
     TASK_TIME_LIMIT: int
+    VIDEO_MAX_MB: float
+    VIDEO_MAX_S: float
+    VIDEO_MAX_PIXELS: int
+    VIDEO_LIMIT: str
+    VIDEO_FPS: float
+    VIDEO_MAX_FRAMES: int
+    VIDEO_DECODE_S: float
+    VIDEO_DECODE_MB: int
+    FETCH_ALLOW_HTTP: bool
+    FETCH_ALLOW_PRIVATE: object  # False, True, or a tuple of allowed networks (parse_networks)
+    FETCH_TIMEOUT: float
 
     def replace(self, **changes) -> Settings:
         """A copy with some settings changed (already parsed values; for tests)."""

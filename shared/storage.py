@@ -11,8 +11,10 @@ from pathlib import Path
 
 # The only names the service writes: 32 hex characters and our suffix, or the temporary file
 # that becomes one. The sweep touches nothing else, so a shared folder is never emptied.
-NAME = re.compile(r"[0-9a-f]{32}\.(jpg|png)")
-PART = re.compile(r"\.[0-9a-f]{32}\.(jpg|png)\.part")
+SUFFIXES = ("jpg", "png", "webp", "gif", "heic", "avif", "mp4", "mov", "webm", "mkv")
+_ANY = "|".join(SUFFIXES)
+NAME = re.compile(rf"[0-9a-f]{{32}}\.({_ANY})")
+PART = re.compile(rf"\.[0-9a-f]{{32}}\.({_ANY})\.part")
 
 
 class Storage:
@@ -23,7 +25,7 @@ class Storage:
 
     def save(self, data: bytes, suffix: str) -> str:
         """Store bytes under a fresh random name; returns that name (not a path)."""
-        if suffix not in (".jpg", ".png"):
+        if suffix.lstrip(".") not in SUFFIXES or not suffix.startswith("."):
             raise ValueError(f"unexpected suffix {suffix!r}")
         self.root.mkdir(parents=True, exist_ok=True)
         name = secrets.token_hex(16) + suffix

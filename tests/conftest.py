@@ -85,7 +85,12 @@ def service_env(redis_url, model_dir, tmp_root) -> dict:
             # Webhooks to a receiver on this machine (plain http on loopback), retried quickly.
             "DFD_WEBHOOK_SECRET": WEBHOOK_SECRET, "DFD_WEBHOOK_ALLOW_HTTP": "true",
             "DFD_WEBHOOK_ALLOW_PRIVATE": "true", "DFD_WEBHOOK_RETRIES": "3",
-            "DFD_WEBHOOK_BACKOFF": "0.2"}
+            "DFD_WEBHOOK_BACKOFF": "0.2",
+            # Links from local test servers on 127.0.0.2 only (plain http), with short timeouts;
+            # videos not held to the per-client video limit (tests/test_video.py checks it).
+            "DFD_FETCH_ALLOW_HTTP": "true", "DFD_FETCH_ALLOW_PRIVATE": "127.0.0.2/32",
+            "DFD_FETCH_TIMEOUT": "3s", "DFD_VIDEO_LIMIT": "1000/minute",
+            "DFD_VIDEO_DECODE_S": "20"}
 
 
 @pytest.fixture(scope="session")

@@ -178,14 +178,16 @@ def cards(tab: Tab):
     return tab.page.locator("[data-testid=card]")
 
 
-def wait_settled(card, timeout_ms: int = VERDICT_TIMEOUT_MS, live_server=None) -> str:
-    """Wait until a card reaches a final state; fail with what the card says if it never does."""
+def wait_settled(card, timeout_ms: int = VERDICT_TIMEOUT_MS, live_server=None,
+                 waiting: bool = False) -> str:
+    """Wait until a card reaches a final state (or, with waiting, waits for the upload limit);
+    fail with what the card says if it never does."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    states = "[data-state=done],[data-state=failed],[data-state=error],[data-state=rejected]"
     try:
-        card.and_(card.page.locator(
-            "[data-state=done],[data-state=failed],[data-state=error],[data-state=rejected]"
-        )).wait_for(timeout=timeout_ms)
+        card.and_(card.page.locator(states + (",[data-state=waiting]" if waiting else ""))
+                  ).wait_for(timeout=timeout_ms)
     except PlaywrightTimeout:
         raise AssertionError(f"card not final after {timeout_ms / 1000:g} s: {describe(card)!r}"
                              f"{server_logs(live_server)}") from None
@@ -369,7 +371,8 @@ def test_phone_layout_has_no_horizontal_scroll(phone_tab, live_server, fresh_lim
 
 
 def test_upload_limit_reached_on_the_real_server(tab, live_server, fresh_limits):
-    """Six images at the default anonymous limit of 5 a minute: one card says so, in words."""
+    """Six images at the default anonymous limit of 5 a minute: one card waits, counting down
+    (not an error, no Retry), and the summary counts it."""
     rate = str(live_server.env.get("DFD_UPLOAD_LIMIT", "5/minute"))
     if not re.match(r"^5\s*(/|per)\s*minute$", rate):
         pytest.skip(f"live_server runs with DFD_UPLOAD_LIMIT={rate}, not the default 5/minute")
@@ -377,10 +380,15 @@ def test_upload_limit_reached_on_the_real_server(tab, live_server, fresh_limits)
     files = [image_file(f"small-{i}.png", drawn_face((96, 96), "PNG", tint=i * 9), "image/png")
              for i in range(6)]
     choose_and_detect(tab, files)
-    states = [wait_settled(cards(tab).nth(i), live_server=live_server) for i in range(6)]
-    limited = [describe(cards(tab).nth(i)) for i, s in enumerate(states) if s == "error"]
+    states = [wait_settled(cards(tab).nth(i), live_server=live_server, waiting=True)
+              for i in range(6)]
+    limited = [cards(tab).nth(i) for i, s in enumerate(states) if s == "waiting"]
     assert len(limited) == 1, [describe(cards(tab).nth(i)) for i in range(6)]
-    assert re.search(r"Upload limit reached — uploading again in \d+ s", limited[0]), limited[0]
+    assert re.search(r"Waiting for the upload limit — uploading by itself in \d+ s",
+                     describe(limited[0])), describe(limited[0])
+    assert limited[0].locator("[data-testid=error]").is_hidden()
+    assert limited[0].locator(".card__retry").is_hidden()
+    assert "1 waiting for the upload limit" in tab.page.locator("#summary").inner_text()
     assert states.count("done") == 5, states
 
 
@@ -483,24 +491,40 @@ def test_assessment_comes_first_in_plain_words(tab, live_server, assessment, rea
     assert ("0.12–0.90" if unstable else "0.84–0.90") in stability
 
 
+@pytest.mark.parametrize(("answer", "seconds"), [
+    (json_response(429, error_body("rate_limited", "upload limit reached", retry_after=42),
+                   {"Retry-After": "42"}), (42, 41, 40)),
+    (json_response(429, error_body("rate_limited", "upload limit reached"),
+                   {"Retry-After": "17"}), (17, 16, 15)),
+], ids=["429-body", "429-header"])
+def test_upload_limit_is_a_countdown_not_an_error(tab, live_server, answer, seconds):
+    page = tab.page
+    open_page(tab, live_server)
+    page.route(JOBS_URL, lambda route: route.fulfill(**answer))
+    choose_and_detect(tab, [image_file("photo.jpg", drawn_face((120, 90)))])
+    card = cards(tab).first
+    assert wait_settled(card, UI_TIMEOUT_MS, waiting=True) == "waiting", describe(card)
+    status = describe(card)
+    left = re.search(r"Waiting for the upload limit — uploading by itself in (\d+) s", status)
+    assert left and int(left.group(1)) in seconds, status
+    assert "will be uploaded again by itself" in card.locator("[data-testid=status]").inner_text()
+    assert card.locator("[data-testid=error]").is_hidden()
+    assert card.locator(".card__retry").is_hidden()
+    assert "1 waiting" in page.locator("#summary").inner_text()
+
+
 @pytest.mark.parametrize(("answer", "expected", "can_retry"), [
     (json_response(413, error_body("too_large", "the upload is larger than the limit of 10 MB")),
      r"^Too large — the upload is larger than the limit of 10 MB$", False),
-    (json_response(415, error_body("unsupported_type", "photo.jpg: not a JPEG or PNG image")),
-     r"^Wrong file type — photo.jpg: not a JPEG or PNG image$", False),
+    (json_response(415, error_body("unsupported_type", "photo.jpg: not an accepted image")),
+     r"^Wrong file type — photo.jpg: not an accepted image$", False),
     (json_response(400, error_body("bad_request", "photo.jpg: the image is truncated")),
      r"^Not accepted — photo.jpg: the image is truncated$", False),
-    (json_response(429, error_body("rate_limited", "upload limit reached", retry_after=42),
-                   {"Retry-After": "42"}),
-     r"Upload limit reached — uploading again in (42|41|40) s$", True),
-    (json_response(429, error_body("rate_limited", "upload limit reached"),
-                   {"Retry-After": "17"}),
-     r"Upload limit reached — uploading again in (17|16|15) s$", True),
     (json_response(503, error_body("unavailable", "the job store is unreachable"),
                    {"Retry-After": "5"}),
      r"^Server unavailable — the job store is unreachable$", True),
     ("abort", r"^Network error", True),
-], ids=["413", "415", "400", "429-body", "429-header", "503", "network"])
+], ids=["413", "415", "400", "503", "network"])
 def test_upload_errors_in_words(tab, live_server, answer, expected, can_retry):
     page = tab.page
     open_page(tab, live_server)

@@ -25,7 +25,7 @@ from shared.jobs import READY, JobStore
 from tests import hostile
 
 CASES = hostile.cases()
-STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png)$")
+STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|gif|webp)$")
 RESULTS: list[dict] = []
 
 
@@ -136,7 +136,7 @@ def test_worker_reverifies_what_it_reads(live_server):
     """Uploads swapped after the web checked them: the worker refuses them, naming why."""
     swaps = {
         "text": (b"not an image at all", "unsupported_type"),
-        "gif": (hostile.encode(Image.new("RGB", (64, 64), "red"), "GIF"), "unsupported_type"),
+        "bmp": (hostile.encode(Image.new("RGB", (64, 64), "red"), "BMP"), "unsupported_type"),
         "over_cap": (hostile.png_bomb(8000, 6000), "too_many_pixels"),
         "truncated": (hostile.encode(Image.fromarray(hostile.base_rgb(seed=9)), "PNG")[:3000],
                       "corrupt_image"),

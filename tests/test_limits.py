@@ -112,3 +112,4 @@ def test_forwarded_for_is_believed_only_for_the_configured_proxy_hops(webs):
     codes = [upload(url, 40 + i, {"X-Forwarded-For": f"10.0.0.{i}, 198.51.100.9"}).status_code
              for i in range(6)]
     assert codes == [202] * 5 + [429]
+

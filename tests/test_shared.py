@@ -85,7 +85,8 @@ def test_valid_jpeg_and_png_decode_to_rgb():
 
 @pytest.mark.parametrize("data,code", [
     (b"", "empty_file"),
-    (b"GIF89a" + b"\0" * 40, "unsupported_type"),
+    (b"GIF89a" + b"\0" * 40, "corrupt_image"),  # says GIF, is not one
+    (b"BM" + b"\0" * 40, "unsupported_type"),
     (b"<html><body>hi</body></html>", "unsupported_type"),
 ])
 def test_refused_bytes(data, code):

@@ -23,6 +23,7 @@ TEMPLATES = next((p for p in (_ROOT / "templates", Path(sys.prefix) / "share" / 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "media-src 'self' blob:; "  # the page previews a chosen video from the local file
         "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
@@ -40,7 +41,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     dfd = settings_mod.load(test_config.pop("ENV", None)).replace(**test_config.pop("DFD", {}))
     app.config.from_mapping(
         DFD=dfd,
-        MAX_CONTENT_LENGTH=int(dfd.MAX_UPLOAD_MB * 1_000_000),
+        # The larger of the two: images are held to DFD_MAX_UPLOAD_MB each (web/uploads.py).
+        MAX_CONTENT_LENGTH=int(max(dfd.MAX_UPLOAD_MB, dfd.VIDEO_MAX_MB) * 1_000_000),
         MAX_FORM_PARTS=dfd.MAX_FILES + 10,
         RATELIMIT_STORAGE_URI=dfd.REDIS_URL,
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
-from shared.images import EXTENSIONS, ImageError, inspect_image
 from shared.jobs import public_view
 from shared.schema import FINAL
 from shared.tasks import PRIORITIES
@@ -17,6 +15,7 @@ from web.extensions import api_key_entry, client_id, limiter, upload_cost, uploa
 from web.idempotency import HEADER, Idempotency, fingerprint
 from web.openapi import spec
 from web.queueing import queue_all
+from web.uploads import checked_files
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -42,45 +41,17 @@ def _wait_arg() -> float:
     return wait
 
 
-def _checked_files() -> list[tuple[str, bytes, dict]]:
-    """Every uploaded image read and checked by content; the first bad one fails the request."""
-    others = [name for name in request.files if name != "image"]
-    files = request.files.getlist("image")
-    if not files:
-        hint = f" (got a file under {others[0]!r})" if others else ""
-        abort(400, description=f"no image: send files in the multipart field 'image'{hint}")
-    limit = current_app.config["DFD"].MAX_FILES
-    if len(files) > limit:
-        abort(400, description=f"{len(files)} files in one request; the limit is {limit}")
-    checked = []
-    for f in files:
-        # The client's name is only shown back; it never becomes a path.
-        name = (f.filename or "").replace("\x00", "")[-200:]
-        if not name:
-            abort(400, description="a file part has no filename")
-        if os.path.splitext(name.lower())[1] not in EXTENSIONS:
-            raise ImageError("unsupported_type", f"{name}: only .jpg, .jpeg and .png are accepted",
-                             415)
-        data = f.read()
-        try:
-            info = inspect_image(data, current_app.config["DFD"].MAX_PIXELS)
-        except ImageError as exc:
-            raise ImageError(exc.code, f"{name}: {exc}", exc.status) from None
-        checked.append((name, data, info))
-    return checked
-
-
 @bp.post("/jobs")
 @limiter.limit(upload_limit, cost=upload_cost, scope="upload")
 def submit():
-    """Queue one job per uploaded image; 202 with the job ids (?wait=S: 200 with the results
-    when every job is final within S seconds)."""
+    """Queue one job per uploaded image or video (or the file of `url`); 202 with the job ids
+    (?wait=S: 200 with the results when every job is final within S seconds)."""
     ext, client = _ext(), client_id()
     if current_app.config["DFD"].REQUIRE_API_KEY and api_key_entry() is None:
         abort(401, description="this service requires an API key: send "
                                "'Authorization: Bearer <api key>'")
     wait = _wait_arg()
-    checked = _checked_files()
+    checked = checked_files()
     callback = _callback_arg()
     priority = _priority_arg()
     explain = _explain_arg()
@@ -218,4 +189,4 @@ def delete_job(job_id: str):
 @limiter.exempt
 def openapi():
     """The OpenAPI 3 document of this API."""
-    return jsonify(spec())
+    return jsonify(spec(webhooks=bool(current_app.config["DFD"].WEBHOOK_SECRET)))

@@ -42,8 +42,8 @@ def upload_limit() -> str:
 
 
 def upload_cost() -> int:
-    """Uploads are limited per image, not per request."""
-    return max(1, len(request.files.getlist("image")))
+    """Uploads are limited per file (a link is one), not per request."""
+    return max(1, len(request.files.getlist("image")) + ("url" in request.form))
 
 
 limiter = Limiter(key_func=client_id, key_prefix="dfd")

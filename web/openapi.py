@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from web.openapi_schemas import SCHEMAS
+from web.openapi_video import RESULT_FIELDS, UPLOAD_TYPES, VIDEO_SCHEMAS
 
 
 def _error(description: str) -> dict:
@@ -30,8 +31,20 @@ JOB_LINKS = {"GetExplanation": {"operationId": "getExplanation",
                               "parameters": {"job_id": "$response.body#/id"}}}
 
 
-def spec() -> dict:
-    """The OpenAPI document as a dict."""
+def spec(webhooks: bool = True) -> dict:
+    """The OpenAPI document as a dict (webhooks False: callback_url is not offered, as on a
+    service without DFD_WEBHOOK_SECRET)."""
+    doc = _spec()
+    SCHEMAS["Result"]["properties"].update(RESULT_FIELDS)
+    SCHEMAS["Job"]["properties"]["progress"] = {"$ref": "#/components/schemas/Progress"}
+    doc["components"]["schemas"] = {**SCHEMAS, **VIDEO_SCHEMAS}
+    if not webhooks:
+        body = doc["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]
+        del body["multipart/form-data"]["schema"]["properties"]["callback_url"]
+    return doc
+
+
+def _spec() -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": "Deepfake image detection API", "version": "1.0.0"},
@@ -43,7 +56,7 @@ def spec() -> dict:
         "paths": {
             "/api/v1/jobs": {"post": {
                 "operationId": "submitJobs",
-                "summary": "Submit one or more images for detection",
+                "summary": "Submit images or videos (or one link) for detection",
                 "security": [{}, {"bearer": []}],
                 "parameters": [
                     {"name": "wait", "in": "query", "required": False,
@@ -53,9 +66,17 @@ def spec() -> dict:
                      "description": "a retry with the same key gets the first request's jobs",
                      "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}}],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
-                    "schema": {"type": "object", "required": ["image"], "properties": {
+                    "encoding": {"image": {"contentType": UPLOAD_TYPES}},
+                    "schema": {"type": "object", "properties": {
                         "image": {"type": "array", "minItems": 1,
+                                  "description": "photos (JPEG, PNG, WebP, GIF, HEIC/HEIF, "
+                                                 "AVIF) or videos (MP4, MOV, WebM, MKV), "
+                                                 "checked by content; send image or url",
                                   "items": {"type": "string", "format": "binary"}},
+                        "url": {"type": "string", "format": "uri",
+                                "description": "a link to one photo or video, fetched by the "
+                                               "server (https, public addresses, at most 3 "
+                                               "redirects) and checked as an upload"},
                         "priority": {"type": "string", "enum": ["page", "api", "batch"],
                                      "description": "lower your own class (never raise it)"},
                         "explain": {"type": "string", "enum": ["0", "1", "true", "false"],
@@ -76,15 +97,18 @@ def spec() -> dict:
                             "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Accepted"}}},
                             "links": LINKS},
-                    "400": _error("Malformed request or image, or bad wait parameter"),
+                    "400": _error("Malformed request, image, video or link, bad wait "
+                                  "parameter, or callback_url where webhooks are off"),
                     "401": _error("Unknown API key, or none where DFD_REQUIRE_API_KEY is on"),
                     "409": _error("The same Idempotency-Key is still being answered"),
                     "413": _error("Upload too large"),
                     "414": TOO_LONG,
-                    "415": _error("Not a JPEG or PNG image"),
+                    "415": _error("Not an accepted image or video type"),
                     "422": _error("Idempotency-Key already used for a different request"),
-                    "429": _error("Upload limit reached; see Retry-After"),
-                    "503": _error("Job store unavailable")}}},
+                    "429": _error("Upload (or video) limit reached; see Retry-After"),
+                    "502": _error("The link could not be fetched"),
+                    "503": _error("Job store unavailable"),
+                    "504": _error("The link was too slow")}}},
             "/api/v1/jobs/{job_id}": {"get": {
                 "operationId": "getJob",
                 "summary": "A job's status and result",

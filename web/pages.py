@@ -16,6 +16,7 @@ def index():
     dfd = current_app.config["DFD"]
     return render_template("index.html", upload_limit=dfd.UPLOAD_LIMIT,
                            max_upload_mb=dfd.MAX_UPLOAD_MB,
+                           video_max_mb=dfd.VIDEO_MAX_MB, video_max_s=dfd.VIDEO_MAX_S,
                            job_ttl=duration_text(dfd.JOB_TTL),
                            feedback_ttl=duration_text(dfd.FEEDBACK_TTL))
 

@@ -11,6 +11,7 @@ import logging
 from shared.jobs import JobStore, iso, new_job_id
 from shared.tasks import DETECT, QUEUE
 from shared.webhooks import WEBHOOK
+from web.uploads import suffix_of
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def _make_job(ext: dict, version: str | None, client: str, upload: tuple[str, by
         if options["callback"]:
             to_send.append((WEBHOOK, job_id))
     else:
-        stored = ext["storage"].save(data, ".png" if info["format"] == "PNG" else ".jpg")
+        stored = ext["storage"].save(data, suffix_of(info))
         made.append((job_id, stored))
         store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
                      callback=options["callback"], explain=options["explain"])

@@ -16,7 +16,7 @@ from shared import settings as settings_mod
 from shared.jobs import JobStore
 from shared.queue import make_celery, redis_client
 from shared.storage import Storage
-from shared.tasks import DETECT
+from shared.tasks import DETECT, QUEUE
 from shared.webhooks import WEBHOOK
 
 log = logging.getLogger("worker")
@@ -137,8 +137,10 @@ def detect(self, job_id: str) -> str:
     claimed = st["jobs"].claim_ready(job_id, settings.BATCH_SIZE - 1, owner=self.request.id,
                                      lease=_lease(settings))
     outcomes = run_jobs(claimed, st["jobs"], st["storage"], st["face_finder"], st["model"],
-                        max_pixels=settings.MAX_PIXELS)
+                        max_pixels=settings.MAX_PIXELS, settings=settings)
     _maybe_sweep(st)
+    for again in (j for j, outcome in outcomes.items() if outcome == "requeued"):
+        detect.apply_async(args=[again], queue=QUEUE)  # its own task: one video a task
     for done_id, outcome in outcomes.items():
         if outcome in ("done", "failed") and st["jobs"].has_callback(done_id):
             webhook.apply_async(args=[done_id])

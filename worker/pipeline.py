@@ -16,6 +16,7 @@ from shared.jobs import JobStore
 from shared.schema import FINAL
 from shared.storage import Storage
 from worker.explain import explain_image_of
+from worker.video import is_video_job, requeue, video_job
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _forget_uploads(jobs: JobStore, storage: Storage, job_ids: list[str]) -> Non
     for job_id in job_ids:
         rec = jobs.get(job_id)
         stored = rec["stored"] if rec else None
-        if rec is not None and rec["status"] not in FINAL:
+        if rec is not None and rec["status"] not in FINAL:  # running elsewhere, or requeued
             continue  # another worker holds it; it deletes the upload when it is done
         try:
             if stored:
@@ -85,10 +86,21 @@ def _forget_uploads(jobs: JobStore, storage: Storage, job_ids: list[str]) -> Non
 
 
 def run_jobs(job_ids: list[str], jobs: JobStore, storage: Storage, face_finder, model, *,
-             max_pixels: int, threshold: float | None = None) -> dict[str, str]:
-    """Process jobs as one batch, record each final state, delete the uploads; id -> outcome."""
+             max_pixels: int, threshold: float | None = None,
+             settings=None) -> dict[str, str]:
+    """Process jobs as one batch, record each final state, delete the uploads; id -> outcome.
+    Videos (with settings: the DFD_VIDEO_* limits) run one by one after the stills."""
     try:
-        return _run(job_ids, jobs, storage, face_finder, model, max_pixels, threshold)
+        videos = [j for j in job_ids if is_video_job(jobs.get(j))] if settings else []
+        outcomes = _run([j for j in job_ids if j not in videos], jobs, storage, face_finder,
+                        model, max_pixels, threshold)
+        for job_id in videos[:1]:
+            outcomes[job_id] = video_job(job_id, jobs, storage, face_finder, model, settings,
+                                         model.threshold if threshold is None else threshold,
+                                         _finish, _provenance)
+        for job_id in requeue(jobs, videos[1:]):  # one video a task (worker/video.py)
+            outcomes[job_id] = "requeued"
+        return outcomes
     finally:
         _forget_uploads(jobs, storage, job_ids)
 
@@ -127,6 +139,7 @@ def _run(job_ids, jobs, storage, face_finder, model, max_pixels, threshold) -> d
     done.sort(key=lambda item: bool(item[0][1][0].get("explain")))
     for (job_id, (rec, image, prov)), result in done:
         result["provenance"] = prov  # beside the verdict: label, p_fake and assessment as is
+        result["media"] = "image"
         if rec.get("explain"):
             # Asked for with the upload (explain=1): computed now, while the image is at hand,
             # and cached before the job is final, because the upload is deleted then.

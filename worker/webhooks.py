@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-import requests
+import urllib3
 
 from shared import metrics
+from shared.fetch import FetchError, check_target, request
 from shared.jobs import JobStore, public_view
 from shared.schema import FINAL
 from shared.settings import Settings
@@ -33,27 +34,32 @@ def deliver(settings: Settings, jobs: JobStore, job_id: str) -> str:
     if rec is None or not rec.get("callback") or rec["status"] not in FINAL:
         return "gone"
     try:
-        # Checked again here: the name may resolve elsewhere now than at upload time.
+        # Checked again here (the name may resolve elsewhere now than at upload time), and the
+        # connection goes to the address checked: no second lookup between check and call.
         url = check_url(rec["callback"], allow_http=settings.WEBHOOK_ALLOW_HTTP,
-                        allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
-    except CallbackError as exc:
+                        allow_private=True)
+        target = check_target(url, allow_http=settings.WEBHOOK_ALLOW_HTTP,
+                              allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+    except (CallbackError, FetchError) as exc:
         log.warning("job %s webhook refused: %s", job_id, exc, extra={"job_id": job_id})
         return _record(jobs, job_id, "refused")
     body = json.dumps(public_view(rec), separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "dfd-webhook",
                "X-DFD-Job": job_id, "X-DFD-Signature": sign(settings.WEBHOOK_SECRET, body)}
     try:
-        resp = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S,
-                             allow_redirects=False)
-    except requests.RequestException as exc:
+        resp = request("POST", target, body=body, headers=headers, timeout=TIMEOUT_S)
+        resp.read(64 * 1024, decode_content=False)  # the receiver's answer is not used
+        resp.release_conn()
+    except urllib3.exceptions.HTTPError as exc:
         raise DeliveryError(f"no answer: {type(exc).__name__}") from None
-    if 200 <= resp.status_code < 300:
-        log.info("job %s webhook delivered (%d)", job_id, resp.status_code,
+    code = resp.status
+    if 200 <= code < 300:
+        log.info("job %s webhook delivered (%d)", job_id, code,
                  extra={"job_id": job_id})
         return _record(jobs, job_id, "delivered")
-    if resp.status_code >= 500 or resp.status_code in (408, 429):
-        raise DeliveryError(f"HTTP {resp.status_code}")
-    log.warning("job %s webhook refused by the receiver (HTTP %d)", job_id, resp.status_code,
+    if code >= 500 or code in (408, 429):
+        raise DeliveryError(f"HTTP {code}")
+    log.warning("job %s webhook refused by the receiver (HTTP %d)", job_id, code,
                 extra={"job_id": job_id})
     return _record(jobs, job_id, "refused")
 

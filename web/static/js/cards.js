@@ -29,9 +29,10 @@ export function removeItem(item) {
 }
 
 export function refreshControls() {
-  let pending = 0, busy = 0, done = 0;
+  let pending = 0, busy = 0, done = 0, waiting = 0;
   items.forEach((it) => {
     if (it.state === "pending") pending += 1;
+    else if (it.state === "waiting") waiting += 1;
     else if (isBusy(it.state)) busy += 1;
     else if (it.state === "done") done += 1;
   });
@@ -40,6 +41,7 @@ export function refreshControls() {
   const parts = [];
   if (pending) parts.push(pending + " ready");
   if (busy) parts.push(busy + " in progress");
+  if (waiting) parts.push(waiting + " waiting for the upload limit");
   if (done) parts.push(done + " checked");
   summary.textContent = parts.join(" · ");
 }

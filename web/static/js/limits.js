@@ -14,23 +14,29 @@ export function retryAfterSeconds(body, header) {
   return Math.max(1, Math.ceil(n || 60));
 }
 
-// Counts down on the card's error line, then calls `then` (the page uploads again by itself).
-// The error line is an alert: screen readers hear one sentence when the wait starts; the ticking
-// seconds are shown in an aria-hidden part, so they are not re-announced every second. The
-// handle is kept on the item so that clearing the error (retry, a result) or removal stops it.
+// The sentence a card's status line (its live region) says once when the wait starts.
+export function waitingText(seconds) {
+  return "Upload limit reached — waiting. This image will be uploaded again by itself in " +
+    "about " + seconds + " seconds.";
+}
+
+// Waits out the limit, then calls `then` (the page uploads again by itself). The ticking seconds
+// are in an aria-hidden line of their own beside the status line, so they are never announced.
+// The handle is kept on the item so that a new start, a result or removal stops it.
 export function startCountdown(item, seconds, then) {
   const until = Date.now() + seconds * 1000;
-  const said = document.createElement("span");
-  said.className = "visually-hidden";
-  said.textContent = "Upload limit reached. This image will be uploaded again by itself in " +
-    "about " + seconds + " seconds.";
-  const shown = document.createElement("span");
-  shown.setAttribute("aria-hidden", "true");
-  item.refs.error.replaceChildren(said, shown);
+  let shown = item.el.querySelector(".card__wait");
+  if (!shown) {
+    shown = document.createElement("p");
+    shown.className = "card__wait";
+    shown.setAttribute("aria-hidden", "true");
+    item.refs.status.parentNode.insertBefore(shown, item.refs.status.nextSibling);
+  }
+  shown.hidden = false;
   function tick() {
     const left = Math.ceil((until - Date.now()) / 1000);
     if (left > 0) {
-      shown.textContent = "Upload limit reached — uploading again in " + left + " s";
+      shown.textContent = "Waiting for the upload limit — uploading by itself in " + left + " s";
       return;
     }
     stopCountdown(item);
@@ -42,4 +48,6 @@ export function startCountdown(item, seconds, then) {
 
 export function stopCountdown(item) {
   if (item.countdown) { window.clearInterval(item.countdown); item.countdown = null; }
+  const shown = item.el && item.el.querySelector(".card__wait");
+  if (shown) shown.hidden = true;
 }

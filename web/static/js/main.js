@@ -15,6 +15,7 @@ import { formatBytes, isBusy } from "./util.js";
 import { addItem, items, refreshControls, removeItem } from "./cards.js";
 import { createCard, noPreview, setState, showError } from "./render.js";
 import { checkLocally, retry, start } from "./upload.js";
+import { isVideoFile, videoPreview } from "./video.js";
 
 let nextId = 1;
 
@@ -25,10 +26,17 @@ function createItem(file) {
     noPreview(item);
     setState(item, "rejected", "Not uploaded");
     showError(item, problem, false);
+  } else if (file.link) {
+    noPreview(item);  // the server fetches it; this page does not
+    setState(item, "pending", "Ready — a link");
   } else {
     item.url = URL.createObjectURL(file);
-    item.refs.img.src = item.url;
-    item.refs.img.addEventListener("error", () => { noPreview(item); });
+    if (isVideoFile(file)) {
+      videoPreview(item);
+    } else {
+      item.refs.img.src = item.url;
+      item.refs.img.addEventListener("error", () => { noPreview(item); });
+    }
     setState(item, "pending", "Ready — " + formatBytes(file.size));
   }
 
@@ -55,6 +63,18 @@ function wirePage(app) {
   input.addEventListener("change", () => {
     addFiles(input.files);
     input.value = "";  // choosing the same file again fires change again
+  });
+
+  // A link: one card, uploaded as the form field `url`; the server fetches and checks it.
+  const linkForm = document.getElementById("link-form");
+  linkForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const box = document.getElementById("link-input");
+    const url = box.value.trim();
+    if (!url) return;
+    createItem({ name: url, size: 0, type: "", link: url });
+    box.value = "";
+    refreshControls();
   });
 
   document.getElementById("detect").addEventListener("click", () => {

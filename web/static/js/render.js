@@ -7,6 +7,7 @@ import { stopCountdown } from "./limits.js";
 import { refreshControls } from "./cards.js";
 import { resetEvidence, showProvenance, wireEvidence } from "./evidence.js";
 import { showVerdict } from "./verdict.js";
+import { showVideo, showVideoProgress } from "./video.js";
 
 const template = document.getElementById("card-template");
 
@@ -123,7 +124,7 @@ export function describeFailure(status, body, fileName) {
     return "Too large — " + (msg || (MAX_BYTES ? "images must be at most " + maxMb + " MB"
       : "the server refused the size"));
   }
-  if (status === 415) return "Wrong file type — " + (msg || fileName + " is not a JPEG or PNG image.");
+  if (status === 415) return "Wrong file type — " + (msg || fileName + " is not an image or video we can check.");
   if (status === 400) return "Not accepted — " + (msg || "the server could not read this image.");
   if (status === 401 || status === 403) return "Not allowed — " + (msg || "the server refused this request.");
   if (status === 404) return "Not found — " + (msg || "the job is unknown or has expired.");
@@ -139,7 +140,7 @@ export function showJob(item, job) {
     setProgress(item, null);
   } else if (job.status === "running") {
     setState(item, "running", "Running — analysing the image");
-    setProgress(item, null);
+    if (!showVideoProgress(item, job)) setProgress(item, null);
   }
 }
 
@@ -160,5 +161,6 @@ export function showResult(item, result) {
   r.progress.hidden = true;
   r.verdict.hidden = false;
   const spoken = showVerdict(item, result);
+  showVideo(item, result);  // a video's tracks, best frames and score charts (video.js)
   setState(item, "done", "Done — " + spoken);
 }

@@ -2,14 +2,20 @@
  * upload progress), at most MAX_UPLOADS at a time. */
 
 import { API, MAX_BYTES, WAIT_S, maxMb, Slots, formatBytes, parseJson } from "./util.js";
-import { retryAfterSeconds, startCountdown } from "./limits.js";
+import { retryAfterSeconds, startCountdown, waitingText } from "./limits.js";
 import {
   clearError, describeFailure, fail, setProgress, setState, showError, showFailedJob, showJob,
   showResult
 } from "./render.js";
 import { waitForJob } from "./jobs.js";
+import { isVideoFile } from "./video.js";
 
-const EXTENSIONS = /\.(jpe?g|png)$/i;
+const app = document.getElementById("app");
+const videoMaxMb = parseFloat((app && app.getAttribute("data-video-max-mb")) || "0") || 0;
+const VIDEO_MAX_BYTES = videoMaxMb > 0 ? Math.floor(videoMaxMb * 1e6) : 0;
+
+// A hint only: the server decides by content, so a known image or video type passes too.
+const EXTENSIONS = /\.(jpe?g|png|webp|gif|heic|heif|avif|mp4|mov|m4v|webm|mkv)$/i;
 const UPLOAD_TIMEOUT_MS = 5 * 60 * 1000;
 const MAX_UPLOADS = 2;                     // concurrent uploads
 
@@ -17,10 +23,17 @@ const uploadSlots = new Slots(MAX_UPLOADS);
 
 // Why `file` will not be uploaded, or "" when it may be.
 export function checkLocally(file) {
-  if (!EXTENSIONS.test(file.name)) {
-    return "Wrong file type — only .jpg, .jpeg and .png images can be checked.";
+  if (file.link) return "";
+  if (!EXTENSIONS.test(file.name) && !/^(image|video)\//.test(file.type || "")) {
+    return "Wrong file type — photos (JPEG, PNG, WebP, GIF, HEIC, AVIF) and videos (MP4, MOV, " +
+      "WebM, MKV) can be checked.";
   }
-  if (MAX_BYTES && file.size > MAX_BYTES) {
+  if (isVideoFile(file)) {
+    if (VIDEO_MAX_BYTES && file.size > VIDEO_MAX_BYTES) {
+      return "Too large — " + formatBytes(file.size) + "; videos must be at most " +
+        videoMaxMb + " MB.";
+    }
+  } else if (MAX_BYTES && file.size > MAX_BYTES) {
     return "Too large — " + formatBytes(file.size) + "; images must be at most " + maxMb + " MB.";
   }
   if (file.size === 0) return "Empty file — nothing to upload.";
@@ -106,7 +119,9 @@ function upload(item, release) {
   xhr.onabort = () => { done(); };
 
   const form = new FormData();
-  form.append("image", item.file, item.file.name);
+  if (item.file.link) { form.append("url", item.file.link); } else {
+    form.append("image", item.file, item.file.name);
+  }
   // The upload is deleted on the server as soon as the verdict is ready: ask for the "Why?" map
   // now, so the worker computes it while it still has the image.
   form.append("explain", "1");
@@ -115,10 +130,12 @@ function upload(item, release) {
   xhr.send(form);
 }
 
-// Over the upload limit: the card waits out the server's Retry-After and goes on by itself (the
-// Retry button stays, for a person who wants to try sooner).
+// Over the upload limit: the card waits out the server's Retry-After, counting down on its
+// status line, and goes on by itself. Waiting is not an error: no alert, no Retry button (it
+// could only hit the limit again).
 function rateLimited(item, seconds) {
-  setState(item, "error", "Waiting for the upload limit");
-  showError(item, "", true);
-  startCountdown(item, seconds, () => { if (!item.removed) retry(item); });
+  setState(item, "waiting", waitingText(seconds));
+  item.refs.progress.hidden = true;
+  item.refs.retry.hidden = true;
+  startCountdown(item, seconds, () => { if (!item.removed) start(item); });
 }

@@ -1,0 +1,98 @@
+"""What a POST /jobs brings: its files (or the one a `url` points to), each read and checked by
+content, stills and videos against their own limits; and the video rate limit."""
+
+from __future__ import annotations
+
+import math
+import time
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, request
+from limits import parse
+
+from shared.fetch import FetchError, fetch
+from shared.images import SUFFIXES, ImageError
+from shared.media import VIDEO_SUFFIXES, VideoLimits, inspect_upload, looks_like_video
+from web.errors import error_response
+from web.extensions import client_id, limiter
+
+
+def suffix_of(info: dict) -> str:
+    """The stored file's suffix for a checked upload."""
+    return (VIDEO_SUFFIXES if info["media"] == "video" else SUFFIXES)[info["format"]]
+
+
+def _check(name: str, data: bytes) -> dict:
+    dfd = current_app.config["DFD"]
+    # Anything but a video is held to the photo limit before its content is even looked at.
+    if len(data) > dfd.MAX_UPLOAD_MB * 1_000_000 and not looks_like_video(data):
+        raise ImageError("too_large", f"{name}: the file is {len(data) / 1e6:.1f} MB; photos "
+                         f"are limited to {dfd['MAX_UPLOAD_MB']:g} MB", 413)
+    try:
+        return inspect_upload(data, dfd.MAX_PIXELS, VideoLimits.from_settings(dfd))
+    except ImageError as exc:
+        raise ImageError(exc.code, f"{name}: {exc}", exc.status) from None
+
+
+def checked_files() -> list[tuple[str, bytes, dict]]:
+    """Every uploaded file (or the linked one) read and checked by content; the first bad one
+    fails the request."""
+    if "url" in request.form:
+        if request.files:
+            abort(400, description="send either files in 'image' or one 'url', not both")
+        return [_linked(request.form["url"].strip())]
+    others = [name for name in request.files if name != "image"]
+    files = request.files.getlist("image")
+    if not files:
+        hint = f" (got a file under {others[0]!r})" if others else ""
+        abort(400, description="no image: send files in the multipart field 'image' (or a "
+                               f"link in 'url'){hint}")
+    limit = current_app.config["DFD"].MAX_FILES
+    if len(files) > limit:
+        abort(400, description=f"{len(files)} files in one request; the limit is {limit}")
+    checked = []
+    for f in files:
+        # The client's name is only shown back; it never becomes a path, nor decides the type.
+        name = (f.filename or "").replace("\x00", "")[-200:]
+        if not name:
+            abort(400, description="a file part has no filename")
+        data = f.read()
+        checked.append((name, data, _check(name, data)))
+    charge_videos(sum(info["media"] == "video" for _, _, info in checked))
+    return checked
+
+
+def _linked(url: str) -> tuple[str, bytes, dict]:
+    """The file a link points to, fetched by the server (shared/fetch) and checked as an upload."""
+    if not url:
+        abort(400, description="url is empty")
+    dfd = current_app.config["DFD"]
+    cap = int(max(dfd.MAX_UPLOAD_MB, dfd.VIDEO_MAX_MB) * 1_000_000)
+    try:
+        got = fetch(url, max_bytes=cap, timeout=dfd.FETCH_TIMEOUT,
+                    allow_http=dfd.FETCH_ALLOW_HTTP, allow_private=dfd.FETCH_ALLOW_PRIVATE)
+    except FetchError as exc:
+        raise ImageError(exc.code, f"url: {exc}", exc.status) from None
+    name = urlsplit(got.url).path.rsplit("/", 1)[-1][-200:] or urlsplit(got.url).hostname or "link"
+    info = _check(name, got.body)
+    charge_videos(int(info["media"] == "video"))
+    return name, got.body, info
+
+
+def charge_videos(n: int) -> None:
+    """Count n videos against the client's DFD_VIDEO_LIMIT (on Redis, beside the upload limit);
+    429 with Retry-After when over it."""
+    if not n:
+        return
+    rate = parse(current_app.config["DFD"].VIDEO_LIMIT)
+    who = client_id()
+    if limiter.limiter.hit(rate, "video", who, cost=n):
+        return
+    reset, _ = limiter.limiter.get_window_stats(rate, "video", who)
+    retry = min(rate.get_expiry(), max(1, math.ceil(reset - time.time())))
+    response, status = error_response(
+        429, "rate_limited", f"video limit reached ({rate}); try again in {retry} s",
+        retry_after=retry)
+    response.status_code = status
+    response.headers["Retry-After"] = str(retry)
+    abort(response)

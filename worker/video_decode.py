@@ -1,0 +1,83 @@
+"""Sample a video's frames in a child process (python -m worker.video_decode), so that a hostile
+file can cost at most the time and memory the parent grants it (worker/video.py), never the
+worker. Writes frames.npy (N, H, W, 3 uint8; no pickle) and meta.json to the output folder.
+
+Samples: `fps` a second, at most `max_frames`, evenly spread over the declared duration (a
+video without one: the first max_frames / fps seconds). Frames are taken by timestamp, so a
+variable frame rate samples the same instants; far targets are reached by seeking.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SEEK_GAP_S = 4.0  # a target further ahead than this is reached by seeking, not decoding on
+
+
+def targets(duration: float | None, fps: float, max_frames: int) -> list[float]:
+    """Sample times in seconds: one per 1/fps, at most max_frames, evenly spread."""
+    if duration is None or duration <= 0:
+        return [(i + 0.5) / fps for i in range(max_frames)]
+    n = max(1, min(max_frames, int(duration * fps)))
+    return [(i + 0.5) * duration / n for i in range(n)]
+
+
+def _size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2)
+
+
+def sample(path: str, fps: float, max_frames: int, max_side: int) -> tuple[list, dict]:
+    """(frames as RGB arrays, meta) for the video at path."""
+    import av
+
+    from shared.media import duration_of
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        duration = duration_of(container, stream)
+        size = None
+        frames, times = [], []
+        position = None  # the time of the last decoded frame
+        for target in targets(duration, fps, max_frames):
+            if position is None or target - position > SEEK_GAP_S:
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                position = frame.time
+                if frame.time + 1e-3 >= target:
+                    size = size or _size(frame.width, frame.height, max_side)
+                    frames.append(frame.to_ndarray(format="rgb24", width=size[0],
+                                                   height=size[1]))
+                    times.append(round(float(frame.time), 3))
+                    break
+            else:
+                break  # the stream ended before this target
+    meta = {"times": times, "duration_s": duration, "width": stream.codec_context.width,
+            "height": stream.codec_context.height}
+    return frames, meta
+
+
+def main(argv: list[str]) -> int:
+    """path out_dir fps max_frames max_side"""
+    path, out, fps, max_frames, max_side = argv
+    try:
+        frames, meta = sample(path, float(fps), int(max_frames), int(max_side))
+    except Exception as exc:  # noqa: BLE001 - the reason goes back to the parent as text
+        print(f"{type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+        return 3
+    out_dir = Path(out)
+    if frames:
+        np.save(out_dir / "frames.npy", np.stack(frames), allow_pickle=False)
+    (out_dir / "meta.json").write_text(json.dumps(meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
