@@ -27,7 +27,7 @@ def _check(name: str, data: bytes) -> dict:
     # Anything but a video is held to the photo limit before its content is even looked at.
     if len(data) > dfd.MAX_UPLOAD_MB * 1_000_000 and not looks_like_video(data):
         raise ImageError("too_large", f"{name}: the file is {len(data) / 1e6:.1f} MB; photos "
-                         f"are limited to {dfd['MAX_UPLOAD_MB']:g} MB", 413)
+                         f"are limited to {dfd.MAX_UPLOAD_MB:g} MB", 413)
     try:
         return inspect_upload(data, dfd.MAX_PIXELS, VideoLimits.from_settings(dfd))
     except ImageError as exc:

@@ -55,7 +55,7 @@ def sample_frames(path: Path, settings: dict) -> tuple[np.ndarray, dict]:
         if done.returncode != 0:
             why = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
             if done.returncode < 0 or re.search(r"memory|alloc", why, re.I):
-                why = f"it needs more than {settings['VIDEO_DECODE_MB']} MB to decode ({why})"
+                why = f"it needs more than {settings.VIDEO_DECODE_MB} MB to decode ({why})"
             raise ImageError("corrupt_video", f"the video cannot be decoded: {why}")
         meta = json.loads((Path(tmp) / "meta.json").read_text())
         if not meta["times"]:
