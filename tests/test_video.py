@@ -214,10 +214,10 @@ def test_decoding_is_bounded_in_time_and_memory(tmp_path):
     frames, meta = sample_frames(path, s)
     assert len(frames) == 3 and meta["times"][0] == pytest.approx(0.5, abs=0.25)
     with pytest.raises(ImageError) as info:
-        sample_frames(path, {**s, "VIDEO_DECODE_S": 0.05})
+        sample_frames(path, s.replace(VIDEO_DECODE_S=0.05))
     assert info.value.code == "video_decode_timeout"
     with pytest.raises(ImageError) as info:
-        sample_frames(path, {**s, "VIDEO_DECODE_MB": 64})
+        sample_frames(path, s.replace(VIDEO_DECODE_MB=64))
     assert info.value.code == "corrupt_video" and "more than 64 MB" in str(info.value)
 
 
