@@ -48,7 +48,7 @@ lint: deps
 # crop and cached (about an hour on 2 cores the first time; minutes after), then the stability
 # margin is fitted through the served runtime.
 train: deps
-	$(BIN)/dfd-train clip $(SOURCES) --out $(MODEL) --shipped $(PREVIOUS)
+	$(BIN)/dfd-train clip $(SOURCES) --out $(MODEL) --shipped $(PREVIOUS) --stack
 	$(BIN)/dfd-train clip-serving $(MODEL)
 
 # The model before it: MobileNetV2 full width fine-tuned end to end, 105 minutes on 2 cores,

@@ -66,6 +66,15 @@ def check_model(path: str | os.PathLike) -> dict:
     return card
 
 
+STACKED = "mnv2"  # the head input that is the stacked model's logit
+
+
+def _stacked_model(root: Path, card: dict, threads: int) -> LoadedModel:
+    """The model whose logit a stacked head reads, at a 50/50 prior (as it was trained on)."""
+    stack_root, stack_card = _card(root / card["stack"]["model"])
+    return LoadedModel(stack_root, {**stack_card, "prior_fake": 0.5}, "tflite", threads)
+
+
 def _check_trunk_model(root: Path, card: dict) -> None:
     """A frozen-trunk model: its head file parses and the pinned trunk file is there, unchanged
     (the sha256 check reads 90 MB: about a second, once per worker start)."""
@@ -82,6 +91,12 @@ def _check_trunk_model(root: Path, card: dict) -> None:
         checked_file(expected=card["trunk"]["sha256"])
     except TrunkError as exc:
         raise ModelError(f"the model in {root} needs its trunk: {exc}") from None
+    if "stack" in card:
+        stack = check_model(root / card["stack"]["model"])
+        if stack["version"] != card["stack"]["version"]:
+            raise ModelError(f"the model in {root} stacks {card['stack']['name']} "
+                             f"{card['stack']['version']}, but {card['stack']['model']} holds "
+                             f"version {stack['version']}: {HOW_TO_FIX}")
 
 
 def logit(p) -> np.ndarray:
@@ -116,6 +131,10 @@ class LoadedModel:
         if runtime == "keras" and "trunk" in card:
             from detector.clip_gpu import build_gpu_model
 
+            if "stack" in card:
+                raise ModelError(f"the model in {root} stacks another model's logit, which the "
+                                 "GPU path cannot serve yet: use DFD_DEVICE=cpu")
+
             self._keras = build_gpu_model(root)  # the float tower and the head, one model
             self._detail = card["input"]["crop"]["detail"]
             _require_gpu(device)
@@ -124,8 +143,11 @@ class LoadedModel:
             from detector.trunk import Tower
 
             self._head = Head.load(root / files.get("head", "head.json"))
-            self._tower = Tower(tuple(self._head.inputs), threads=threads)
+            self._tower = Tower(tuple(k for k in self._head.inputs if k != STACKED),
+                                threads=threads)
             self._detail = card["input"]["crop"]["detail"]
+            # A stacked head reads the previous model's logit too (card "stack").
+            self._stack = _stacked_model(root, card, threads) if "stack" in card else None
         elif runtime == "tflite":
             from ai_edge_litert.interpreter import Interpreter
 
@@ -152,9 +174,11 @@ class LoadedModel:
         if self.runtime == "onnx":
             from detector.crop import normalise_detail
 
-            crops = normalise_detail(np.asarray(crops, np.uint8), self._detail["px"],
-                                     self._detail["jpeg_quality"])
-            return self._head.p_fake(self._tower.features(crops))
+            feats = self._tower.features(normalise_detail(
+                np.asarray(crops, np.uint8), self._detail["px"], self._detail["jpeg_quality"]))
+            if self._stack is not None:
+                feats[STACKED] = logit(self._stack.predict(crops))[:, None]
+            return self._head.p_fake(feats)
         if self.runtime == "keras" and "trunk" in self.card:
             from detector.crop import normalise_detail
 

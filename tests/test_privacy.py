@@ -65,6 +65,7 @@ def test_explain_keeps_the_map_not_the_upload_and_delete_removes_it(live_server)
     explained = requests.get(url + "/explanation", timeout=10)
     assert explained.status_code == 200, explained.text
     assert set(explained.json()["faces"][0]) == {"face", "box", "crop_box", "p_fake", "delta",
+                                                 "largest",
                                                  "overlay_png"}
     # DELETE removes it with the record.
     assert requests.delete(url, headers=auth, timeout=10).status_code == 200

@@ -74,6 +74,11 @@ def card_of(out: dict, head_bytes: bytes, args) -> dict:
                   "blocks": chosen["blocks"], "runtime": "onnxruntime", "licence": "MIT",
                   "origin": TRUNK_ORIGIN, "conversion": CONVERSION},
         "files": {"head": "head.json"},
+        **({"stack": {"model": f"../{Path(args.shipped).name}", "name": old["name"],
+                      "version": old["version"], "input": "mnv2",
+                      "note": "the shipped model's calibrated logit at a 50/50 prior, on its "
+                              "own crop (no detail normalisation), is one more head input"}}
+           if out.get("stacked") else {}),
         "threshold": THRESHOLD, "temperature": final["temperature"], "prior_fake": out["prior"],
         "prior_choice": {"rule": PRIOR_RULE, "grid": out["prior_grid"]},
         "assessment": {**tab["bands"], "min_face_px": old["assessment"]["min_face_px"],
@@ -83,6 +88,7 @@ def card_of(out: dict, head_bytes: bytes, args) -> dict:
                        "min_face_note": "carried over from the shipped model "
                                         f"{old['version']} (not measured again)"},
         "study": {"rule": S.SELECTION_RULE, "configs": out["results"], "chosen": chosen,
+                  "served": out.get("served_config", chosen),
                   "stacking": out["stack"], "head": "logistic on standardised, L2-normalised "
                   "CLS vectors; class-balanced, each source an equal share of its label"},
         "tables": tab,

@@ -102,19 +102,33 @@ def strip_runs(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "runs"}
 
 
+def serve(study: S.Study, config: dict, z_old: np.ndarray, old_card: dict) -> dict:
+    """The model fitted on everything for one configuration: head, prior, bands and tables."""
+    final = S.train_run(study, tuple(config["inputs"]), config["C"])
+    prior, grid = choose_prior(study, final["z50"], z_old, float(old_card["prior_fake"]))
+    log(f"{'+'.join(config['inputs'])}: served prior {prior}")
+    old_bands = {k: old_card["assessment"][k] for k in ("likely_real_below", "likely_fake_from")}
+    tab = tables(study, final, config, z_old, prior, float(old_card["prior_fake"]), old_bands)
+    return {"final": final, "prior": prior, "prior_grid": grid, "tables": tab}
+
+
 def fit(args) -> dict:
     study, rows = load_study(args.data, args.seed)
     z_old, old_card = shipped_z50([r[2].path for r in rows], args.shipped)
     results, chosen, stack = run_study(study, z_old)
     log(f"selected {'+'.join(chosen['inputs'])} C={chosen['C']}")
-    final = S.train_run(study, tuple(chosen["inputs"]), chosen["C"])
-    prior, grid = choose_prior(study, final["z50"], z_old, float(old_card["prior_fake"]))
-    log(f"served prior {prior}")
-    old_bands = {k: old_card["assessment"][k] for k in ("likely_real_below", "likely_fake_from")}
-    tab = tables(study, final, chosen, z_old, prior, float(old_card["prior_fake"]), old_bands)
-    return {"study": study, "rows": rows, "final": final, "prior": prior, "prior_grid": grid,
-            "results": [strip_runs(r) for r in results], "chosen": strip_runs(chosen),
-            "stack": strip_runs(stack), "tables": tab, "shipped_card": old_card}
+    clip_only = serve(study, chosen, z_old, old_card)
+    out = {"study": study, "rows": rows, **clip_only,
+           "results": [strip_runs(r) for r in results], "chosen": strip_runs(chosen),
+           "stack": strip_runs(stack), "shipped_card": old_card, "stacked": False}
+    if args.stack:
+        # STACK_RULE: the shipped model's logit joins the chosen features (see the card).
+        stacked = S.Study({**study.feats, "mnv2": z_old[:, None]}, study.labels, study.sources,
+                          study.parts)
+        served = serve(stacked, stack, z_old, old_card)
+        served["tables"]["clip_only"] = {k: clip_only["tables"][k] for k in ("test", "left_out")}
+        out.update(served, stacked=True, served_config=strip_runs(stack))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="models/dfd-clip")
     p.add_argument("--shipped", default="models/dfd-mnv2", help="the model it is compared with")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--stack", action="store_true", help="serve the chosen features with the "
+                   "shipped model's logit stacked in (the model directory then needs --shipped "
+                   "beside it)")
     args = p.parse_args(argv)
     out = fit(args)
     write_model(Path(args.out), out, args)
