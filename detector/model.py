@@ -233,7 +233,8 @@ def load_model(path: str | os.PathLike, runtime: str = "auto", threads: int = 1,
         # A frozen CLIP trunk: ONNX Runtime on the CPU, the Keras float rebuild on a GPU
         # (detector.clip_gpu; its features agree with the served ones to cosine 0.97-0.998).
         if runtime == "auto":
-            runtime = "keras" if choose_runtime(device, False) == "keras" else "onnx"
+            on_gpu = device == "gpu" or (device == "auto" and gpu_available())
+            runtime = "keras" if on_gpu else "onnx"
         elif runtime == "tflite":
             runtime = "onnx"
     elif runtime == "auto":
