@@ -18,6 +18,11 @@ def normalised(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def design(feats: dict[str, np.ndarray], inputs) -> np.ndarray:
+    """A head's input matrix: each named feature L2-normalised, then side by side."""
+    return np.concatenate([normalised(feats[k]) for k in inputs], axis=1)
+
+
 @dataclass(frozen=True)
 class Head:
     """logit = ((concat of L2-normalised inputs) - mean) / scale · coef + intercept."""
@@ -29,8 +34,7 @@ class Head:
     intercept: float
 
     def logits(self, feats: dict[str, np.ndarray]) -> np.ndarray:
-        x = np.concatenate([normalised(feats[k]) for k in self.inputs], axis=1)
-        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        return ((design(feats, self.inputs) - self.mean) / self.scale) @ self.coef + self.intercept
 
     def p_fake(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         """Uncalibrated P(fake) per row (float32, as a network output would be)."""

@@ -14,6 +14,7 @@ serve) and the edited file is cached under var/trunk, keyed by the source file's
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -59,6 +60,14 @@ def trunk_file() -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 of a file, read once per process while its size and mtime stay the same: a worker
+    checks the 90 MB trunk at start, at load and when it cuts the tower."""
+    st = Path(path).stat()
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

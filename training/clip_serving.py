@@ -28,7 +28,7 @@ def calibration_sample(split: dict, n: int, seed: int) -> list[str]:
 def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
     from detector.explain import grid_for
     from detector.model import LoadedModel
-    from detector.stability import VARIANTS, all_variants
+    from detector.stability import VARIANTS, all_variants, near
     from training.prep import build_cache
 
     crops, _ = build_cache(paths)
@@ -39,13 +39,12 @@ def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
     p_var = np.concatenate([model.predict(all_variants(np.asarray(crops[s:s + 16])))
                             .reshape(-1, len(VARIANTS)) for s in range(0, len(paths), 16)])
     margin, unstable = stability_margin(p_var, float(card["threshold"]))
-    near = np.abs(np.log(p_var[:, 0] / (1 - p_var[:, 0])) -
-                  np.log(card["threshold"] / (1 - card["threshold"]))) <= margin
+    checked = near(p_var[:, 0], float(card["threshold"]), margin)
     return {"explain": {"grid": grid_for(per_crop), "seconds_per_crop": round(per_crop, 4)},
             "stability_margin": round(margin, 4),
             "stability_calibration": {"faces": len(paths), "unstable": unstable,
                                       "max_missed_share": MAX_MISSED_UNSTABLE,
-                                      "checked_share": float(near.mean()),
+                                      "checked_share": float(checked.mean()),
                                       "sample": "seeded sample of the calibration crops"}}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from training import metrics as M
 from training.bands import MAX_FAKE_SHARE, MAX_REAL_SHARE
 from training.calibrate import logit
+from training.study import left_out_rows, served
 
 THRESHOLD = 0.3  # the seed's rule: Fake when served P(fake) > threshold (as the shipped model)
 PRIORS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
@@ -53,9 +54,8 @@ def bands_of(p: np.ndarray, bands: dict) -> dict:
 def source_row(y: np.ndarray, z50: np.ndarray, prior: float, threshold: float,
                bands: dict | None) -> dict:
     """One table row from labels and calibrated logits at a 50/50 prior."""
-    z = z50 + logit(prior)
-    p = 1.0 / (1.0 + np.exp(-z))
-    said = z > logit(threshold)
+    p = served(z50, prior)
+    said = z50 + logit(prior) > logit(threshold)
     row: dict = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum())}
     if row["n_real"] and row["n_fake"]:
         lo, hi = M.auc_ci(y, z50, n_boot=300)
@@ -92,8 +92,6 @@ def left_out_table(study, runs: dict, prior: float, threshold: float, bands: dic
                    ) -> dict:
     """{source: row} of each left-out run scored on the source it never saw (study.left_out_rows
     decides the rows: own reals and fakes, or the other class from trained sources' tests)."""
-    from training.study import left_out_rows
-
     out = {}
     for src, run in runs.items():
         rows, y = left_out_rows(study, src)
@@ -106,8 +104,7 @@ def left_out_scores(study, runs: dict, prior: float) -> dict[str, tuple[np.ndarr
     out = {}
     for src, run in runs.items():
         own = study.sources == src
-        z = run["z50"][own] + logit(prior)
-        out[src] = (study.labels[own], 1.0 / (1.0 + np.exp(-z)))
+        out[src] = (study.labels[own], served(run["z50"][own], prior))
     return out
 
 

@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.head import Head
-
-
-def design(feats: dict[str, np.ndarray], inputs: tuple[str, ...]) -> np.ndarray:
-    """The head's input matrix: each named feature L2-normalised, then side by side."""
-    from detector.head import normalised
-
-    return np.concatenate([normalised(feats[k]) for k in inputs], axis=1)
+from detector.head import Head, design
 
 
 def balanced_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
