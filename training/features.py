@@ -68,17 +68,21 @@ def study_items(roots: list[str], seed: int) -> list[tuple[str, str, D.Item]]:
     return out
 
 
-def features_key(crop_key: str, outputs: tuple[str, ...]) -> str:
+def features_key(crop_key: str, outputs: tuple[str, ...], detail: bool = True) -> str:
+    # Served crops are detail-normalised; the plain crops of an ablation (detail=False) differ.
     spec = {"crops": crop_key, "trunk": T.SHA256, "outputs": list(outputs),
-            "detail": [DETAIL_PX, DETAIL_QUALITY], "batch": BATCH, "weights": "u8"}
+            "detail": [DETAIL_PX, DETAIL_QUALITY] if detail else None, "batch": BATCH,
+            "weights": "u8"}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def extract(paths: list[str], outputs: tuple[str, ...] = OUTPUTS, threads: int = 2,
-            batch: int = 32, log=print) -> tuple[dict[str, np.ndarray], dict]:
-    """({output: (N, d) float32}, crop meta) for the files, from the cache when it has them."""
+            batch: int = 32, log=print, detail: bool = True
+            ) -> tuple[dict[str, np.ndarray], dict]:
+    """({output: (N, d) float32}, crop meta) for the files, from the cache when it has them;
+    detail=False reads the plain crops (an ablation; serving always normalises)."""
     crops, meta = build_cache(paths, log=log)
-    key = features_key(meta["key"], outputs)
+    key = features_key(meta["key"], outputs, detail)
     path = CACHE_DIR / f"features-{key}.npz"
     if path.is_file():
         with np.load(path) as z:
@@ -88,7 +92,8 @@ def extract(paths: list[str], outputs: tuple[str, ...] = OUTPUTS, threads: int =
              for k in outputs}
     t0 = time.time()
     for s in range(0, len(paths), batch):
-        got = tower.features(normalise_detail(np.asarray(crops[s:s + batch])))
+        chunk = np.asarray(crops[s:s + batch])
+        got = tower.features(normalise_detail(chunk) if detail else chunk)
         for k in outputs:
             feats[k][s:s + batch] = got[k]
         if (s // batch) % 10 == 0:
