@@ -122,6 +122,8 @@ SPEC = {
     "FEEDBACK_TTL": ("90d", parse_duration),
     "QUEUE_DEADLINE": ("5m", parse_duration),
     "UPLOAD_LIMIT": ("5/minute", parse_rate),
+    # Refused requests (wrong type, bad field) have their own, higher allowance (web.allowance).
+    "REFUSAL_LIMIT": ("30/minute", parse_rate),
     "STATUS_LIMIT": ("1200/minute", parse_rate),
     "API_KEYS": ("", parse_api_keys),
     "REQUIRE_API_KEY": ("false", parse_bool),
@@ -174,6 +176,7 @@ class Settings:
     FEEDBACK_TTL: float
     QUEUE_DEADLINE: float
     UPLOAD_LIMIT: str
+    REFUSAL_LIMIT: str
     STATUS_LIMIT: str
     API_KEYS: dict[str, dict[str, str]]
     REQUIRE_API_KEY: bool

@@ -113,3 +113,50 @@ def test_forwarded_for_is_believed_only_for_the_configured_proxy_hops(webs):
              for i in range(6)]
     assert codes == [202] * 5 + [429]
 
+
+
+def bad_upload(url: str, headers: dict | None = None) -> requests.Response:
+    """A text file named like a photo: refused by its content (415)."""
+    return requests.post(f"{url}/api/v1/jobs", headers=headers or {}, timeout=30,
+                         files=[("image", ("holiday.jpg", b"not a photo at all\n" * 40,
+                                           "image/jpeg"))])
+
+
+def test_refused_files_do_not_use_up_the_upload_allowance(webs):
+    (url,) = webs(1)
+    refused = [bad_upload(url) for _ in range(4)]
+    assert [r.status_code for r in refused] == [415] * 4
+    assert refused[0].json()["error"]["code"] == "unsupported_type"
+    # The four wrong picks cost nothing of the five images a client may have judged.
+    codes = [upload(url, seed=i).status_code for i in range(6)]
+    assert codes == [202] * 5 + [429]
+
+
+def test_refusals_have_their_own_bounded_allowance(webs):
+    (url,) = webs(1, DFD_REFUSAL_LIMIT=f"3 per {WINDOW} seconds")
+    assert [bad_upload(url).status_code for _ in range(3)] == [415] * 3
+    # The fourth refusal in the window is over its allowance, and so is a good file after it:
+    # abuse stays bounded. The message names which allowance it is.
+    for r in (bad_upload(url), upload(url, seed=1)):
+        retry = assert_429(r, retry_max=WINDOW)
+        assert "refused uploads" in r.json()["error"]["message"]
+    time.sleep(retry + 0.2)
+    assert upload(url, seed=2).status_code == 202
+
+
+def test_held_open_requests_cannot_pass_the_limit_together(webs):
+    # ?wait= keeps each request open for seconds; were uploads only counted at answer time,
+    # requests sent meanwhile would all pass. They are counted when their files are accepted.
+    from concurrent.futures import ThreadPoolExecutor
+
+    urls = webs(2)
+
+    def send(i: int) -> int:
+        return requests.post(f"{urls[i % 2]}/api/v1/jobs?wait=3", timeout=30,
+                             files=[("image", (f"{i}.jpg", make_jpeg((32, 24), seed=i),
+                                               "image/jpeg"))]).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(send, range(8)))
+    assert sorted(codes).count(429) == 3, codes
+    assert all(c in (200, 202) for c in codes if c != 429), codes

@@ -6,12 +6,15 @@ import logging
 import time
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
 
+import web.allowance as allowance
+from shared.images import ImageError
 from shared.jobs import public_view
 from shared.schema import FINAL
 from shared.tasks import PRIORITIES
 from shared.webhooks import CallbackError, check_url
-from web.extensions import api_key_entry, client_id, limiter, upload_cost, upload_limit
+from web.extensions import api_key_entry, client_id, limiter
 from web.idempotency import HEADER, Idempotency, fingerprint
 from web.openapi import spec
 from web.queueing import queue_all
@@ -42,19 +45,15 @@ def _wait_arg() -> float:
 
 
 @bp.post("/jobs")
-@limiter.limit(upload_limit, cost=upload_cost, scope="upload")
 def submit():
     """Queue one job per uploaded image or video (or the file of `url`); 202 with the job ids
     (?wait=S: 200 with the results when every job is final within S seconds)."""
     ext, client = _ext(), client_id()
-    if current_app.config["DFD"].REQUIRE_API_KEY and api_key_entry() is None:
-        abort(401, description="this service requires an API key: send "
-                               "'Authorization: Bearer <api key>'")
-    wait = _wait_arg()
-    checked = checked_files()
-    callback = _callback_arg()
-    priority = _priority_arg()
-    explain = _explain_arg()
+    allowance.ensure_open()
+    wait, checked, callback, priority, explain = _checked_request()
+    videos = sum(info["media"] == "video" for _, _, info in checked)
+    allowance.charge("video", videos)  # the tighter limit first: a 429 there costs no upload
+    allowance.charge("upload", len(checked))
     idem, replayed = None, None
     if request.headers.get(HEADER) is not None:
         idem = Idempotency(ext["redis"], client, request.headers[HEADER],
@@ -80,6 +79,22 @@ def submit():
     if replayed is not None:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _checked_request() -> tuple:
+    """(wait, files, callback, priority, explain) of a request that passes every check; a refused
+    one counts against the refusal allowance (web.allowance), not the upload one."""
+    try:
+        if current_app.config["DFD"].REQUIRE_API_KEY and api_key_entry() is None:
+            abort(401, description="this service requires an API key: send "
+                                   "'Authorization: Bearer <api key>'")
+        return _wait_arg(), checked_files(), _callback_arg(), _priority_arg(), _explain_arg()
+    except (HTTPException, ImageError) as exc:
+        status = exc.status if isinstance(exc, ImageError) else \
+            (exc.code or getattr(exc.response, "status_code", 0))
+        if 400 <= status < 500 and status != 429:
+            allowance.refused()
+        raise
 
 
 def _located(stub: dict) -> dict:

@@ -35,15 +35,4 @@ def client_id() -> str:
     return "ip:" + (request.remote_addr or "unknown")
 
 
-def upload_limit() -> str:
-    """The upload rate for this client: its key's own limit, else DFD_UPLOAD_LIMIT."""
-    entry = api_key_entry()
-    return entry["limit"] if entry else current_app.config["DFD"].UPLOAD_LIMIT
-
-
-def upload_cost() -> int:
-    """Uploads are limited per file (a link is one), not per request."""
-    return max(1, len(request.files.getlist("image")) + ("url" in request.form))
-
-
 limiter = Limiter(key_func=client_id, key_prefix="dfd")

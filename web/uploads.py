@@ -1,20 +1,15 @@
 """What a POST /jobs brings: its files (or the one a `url` points to), each read and checked by
-content, stills and videos against their own limits; and the video rate limit."""
+content, stills and videos against their own limits (web.allowance counts them)."""
 
 from __future__ import annotations
 
-import math
-import time
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, request
-from limits import parse
 
 from shared.fetch import FetchError, fetch
 from shared.images import SUFFIXES, ImageError
 from shared.media import VIDEO_SUFFIXES, VideoLimits, inspect_upload, looks_like_video
-from web.errors import error_response
-from web.extensions import client_id, limiter
 
 
 def suffix_of(info: dict) -> str:
@@ -58,7 +53,6 @@ def checked_files() -> list[tuple[str, bytes, dict]]:
             abort(400, description="a file part has no filename")
         data = f.read()
         checked.append((name, data, _check(name, data)))
-    charge_videos(sum(info["media"] == "video" for _, _, info in checked))
     return checked
 
 
@@ -74,25 +68,4 @@ def _linked(url: str) -> tuple[str, bytes, dict]:
     except FetchError as exc:
         raise ImageError(exc.code, f"url: {exc}", exc.status) from None
     name = urlsplit(got.url).path.rsplit("/", 1)[-1][-200:] or urlsplit(got.url).hostname or "link"
-    info = _check(name, got.body)
-    charge_videos(int(info["media"] == "video"))
-    return name, got.body, info
-
-
-def charge_videos(n: int) -> None:
-    """Count n videos against the client's DFD_VIDEO_LIMIT (on Redis, beside the upload limit);
-    429 with Retry-After when over it."""
-    if not n:
-        return
-    rate = parse(current_app.config["DFD"].VIDEO_LIMIT)
-    who = client_id()
-    if limiter.limiter.hit(rate, "video", who, cost=n):
-        return
-    reset, _ = limiter.limiter.get_window_stats(rate, "video", who)
-    retry = min(rate.get_expiry(), max(1, math.ceil(reset - time.time())))
-    response, status = error_response(
-        429, "rate_limited", f"video limit reached ({rate}); try again in {retry} s",
-        retry_after=retry)
-    response.status_code = status
-    response.headers["Retry-After"] = str(retry)
-    abort(response)
+    return name, got.body, _check(name, got.body)
