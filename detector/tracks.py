@@ -102,20 +102,23 @@ def link(per_sample: list[list[tuple]], iou_min: float = IOU_LINK, max_gap: int 
 
 
 def assess_tracks(tracks: list[Track], sides: list[float], threshold: float,
-                  bands: Bands) -> dict:
-    """{assessment, reasons, reason_text} for a video from its tracks (sides: each track's
-    median face side in pixels); no track: not applicable; the decisive track too short:
-    uncertain."""
+                  bands: Bands, prior_fake: float = 0.5) -> dict:
+    """{assessment, reasons, reason_text, faces, bands} for a video from its tracks (sides: each
+    track's median face side in pixels; faces: each track's own assessment); no track: not
+    applicable; the decisive track too short: uncertain, and so is that track."""
     if not tracks:
-        return assess(np.zeros((1, 1)), [], threshold, bands)
+        return assess(np.zeros((1, 1)), [], threshold, bands, prior_fake=prior_fake)
     scores = np.array([[t.p_fake()] for t in tracks])
-    verdict = assess(scores, sides, threshold, bands)
+    verdict = assess(scores, sides, threshold, bands, prior_fake=prior_fake)
     if verdict["assessment"] == "not_applicable":
         return verdict
     judged = [i for i, s in enumerate(sides) if s >= bands.min_face_px]
     top = max(judged, key=lambda i: scores[i, 0])
     n = len(tracks[top].p)
     if n < MIN_TRACK_FRAMES:
-        return {"assessment": "uncertain", "reasons": ["short_track", *verdict["reasons"]],
+        faces = list(verdict["faces"])
+        faces[top] = "uncertain"
+        return {**verdict, "assessment": "uncertain", "faces": faces,
+                "reasons": ["short_track", *verdict["reasons"]],
                 "reason_text": SHORT_TEXT.format(n=n) + " " + verdict["reason_text"]}
     return verdict

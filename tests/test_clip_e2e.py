@@ -61,3 +61,31 @@ def test_worker_serves_the_clip_model_as_the_core_scores_it(clip_server):
         want = analyze(decode_pil(blob, reduce_to=DECODE_SIZE), det, model)
         assert abs(res["p_fake"] - want["p_fake"]) < 1e-6
         assert res["assessment"] == want["assessment"]
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+def test_a_video_through_the_clip_worker_states_the_served_prior(clip_server):
+    """A short clip of a GAN face through the real trunk: the video result states the prior the
+    served model assumes (not 50%), and each track carries its own assessment."""
+    from tests import videos
+
+    base, _ = clip_server
+    card = json.loads((CLIP_DIR / "card.json").read_text())
+    data = videos.video([[videos.faces("fake", 1)[0]]], seconds=4, fps=5, fmt="webm",
+                        codec="libvpx-vp9")
+    r = requests.post(f"{base}/api/v1/jobs", files=[("image", ("clip.webm", data, "video/webm"))],
+                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)
+    assert r.status_code == 202, r.text
+    job = r.json()["jobs"][0]
+    for _ in range(24):
+        job = requests.get(f"{base}/api/v1/jobs/{job['id']}", params={"wait": 5}, timeout=30).json()
+        if job["status"] in ("done", "failed"):
+            break
+    assert job["status"] == "done", job
+    res = job["result"]
+    assert res["media"] == "video" and res["prior_fake"] == pytest.approx(card["prior_fake"])
+    assert res["prior_fake"] != 0.5
+    tracks = res["video"]["tracks"]
+    assert len(tracks) == 1 and tracks[0]["frames"] == 4
+    assert tracks[0]["assessment"] == res["faces"][0]["assessment"]
+    assert res["model"]["version"] == card["version"]

@@ -158,6 +158,11 @@ def test_a_video_through_the_worker_has_tracks_timeline_and_verdict(live_server)
     assert len(v["timeline"]) == 6 and all(0 <= p["p_fake"] <= 1 for p in v["timeline"])
     assert {"t", "box", "p_fake"} <= set(v["tracks"][0]["best"])
     assert res["assessment"] in ("likely_real", "uncertain", "likely_fake")
+    # Each track carries its own assessment: the page tags it with that, never Real/Fake (the
+    # served prior in a video result: tests/test_clip_e2e.py, whose model's is not 50%).
+    assert [t["assessment"] for t in v["tracks"]] == [f["assessment"] for f in res["faces"]]
+    assert all(t["assessment"] in ("likely_real", "uncertain", "likely_fake", "not_judged")
+               for t in v["tracks"])
 
 
 @pytest.mark.slow

@@ -105,7 +105,7 @@ def _spec() -> dict:
                     "414": TOO_LONG,
                     "415": _error("Not an accepted image or video type"),
                     "422": _error("Idempotency-Key already used for a different request"),
-                    "429": _error("Upload (or video) limit reached; see Retry-After"),
+                    "429": _error("Upload, video or refusal limit reached; see Retry-After"),
                     "502": _error("The link could not be fetched"),
                     "503": _error("Job store unavailable"),
                     "504": _error("The link was too slow")}}},

@@ -107,7 +107,7 @@ def analyze_video(frames: np.ndarray, meta: dict, detector, model, threshold: fl
 
 def _result(tracks, p_of, with_faces, times, meta, threshold, model) -> dict:
     sides = [float(np.median([face_side(b) for b in t.boxes])) for t in tracks]
-    verdict = assess_tracks(tracks, sides, threshold, model.bands)
+    verdict = assess_tracks(tracks, sides, threshold, model.bands, model.prior_fake)
     if tracks:
         p_fakes = [t.p_fake() for t in tracks]
         best = [int(np.argmax(t.p)) for t in tracks]
@@ -120,19 +120,22 @@ def _result(tracks, p_of, with_faces, times, meta, threshold, model) -> dict:
     result = build_result(p_fakes, boxes, scores, threshold,
                           {"name": model.name, "version": model.version},
                           (meta["width"], meta["height"]), assessment=verdict, stability=stab,
-                          image_stability=summary(np.array([max(p_fakes)]), threshold, False))
+                          image_stability=summary(np.array([max(p_fakes)]), threshold, False),
+                          prior_fake=model.prior_fake)
     result["media"] = "video"
     result["video"] = {
         "duration_s": meta["duration_s"] and round(float(meta["duration_s"]), 3),
         "frames_sampled": len(times), "frames_scored": len(with_faces),
-        "tracks": [_track_view(t, times, b) for t, b in zip(tracks, best, strict=True)],
+        "tracks": [_track_view(t, times, b, f["assessment"])
+                   for t, b, f in zip(tracks, best, result["faces"], strict=True)],
         "timeline": [{"t": times[i], "p_fake": round(float(max(p_of[i])), 6)}
                      for i in with_faces]}
     return result
 
 
-def _track_view(t: Track, times: list[float], best: int) -> dict:
+def _track_view(t: Track, times: list[float], best: int, assessment: str) -> dict:
     return {"id": t.id, "frames": len(t.p), "p_fake": round(t.p_fake(), 6),
+            "assessment": assessment,
             "first_t": times[t.samples[0]], "last_t": times[t.samples[-1]],
             "best": {"t": times[t.samples[best]], "p_fake": round(t.p[best], 6),
                      "box": [round(float(v), 1) for v in t.boxes[best]]},

@@ -12,9 +12,9 @@ const WORDS = {
   not_applicable: "Not a face photo we can judge"
 };
 // The colour of an assessment: the card's border, its big word and the face tags.
-const TONE = { likely_real: "real", likely_fake: "fake", uncertain: "unsure",
+export const TONE = { likely_real: "real", likely_fake: "fake", uncertain: "unsure",
   not_applicable: "none", not_judged: "none" };
-const FACE_WORDS = { likely_real: "Likely real", likely_fake: "Likely fake",
+export const FACE_WORDS = { likely_real: "Likely real", likely_fake: "Likely fake",
   uncertain: "Can't tell", not_judged: "Not judged" };
 
 function assessmentOf(result) {

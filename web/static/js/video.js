@@ -3,6 +3,8 @@
  * (most suspicious) frame cut from the local file and a small chart of its score over time.
  * Nothing is fetched from the server but the JSON result: the frames come from this device. */
 
+import { FACE_WORDS, TONE, formatP } from "./verdict.js";
+
 const SVG = "http://www.w3.org/2000/svg";
 const VIDEO_EXT = /\.(mp4|mov|m4v|webm|mkv)$/i;
 const THUMB_PX = 72;
@@ -62,7 +64,8 @@ export function showVideo(item, result) {
   head.textContent = (tracks.length ? tracks.length + (tracks.length === 1 ? " face" : " faces") +
     " followed through " : "No face in ") + v.frames_sampled + " sampled frames" +
     (typeof v.duration_s === "number" ? " of " + v.duration_s.toFixed(0) + " s" : "") +
-    (tracks.length > 1 ? " — the most suspicious face decides" : "");
+    (tracks.length > 1 && result.assessment !== "not_applicable"
+      ? " — the most suspicious face decides" : "");
   box.appendChild(head);
   const list = document.createElement("ul");
   list.className = "tracks__list";
@@ -74,9 +77,11 @@ export function showVideo(item, result) {
 
 function trackRow(item, result, t) {
   const li = document.createElement("li");
-  li.className = "track";
+  // The track's tag follows its own assessment, as a face box does, never the Real/Fake label.
+  const own = FACE_WORDS[t.assessment] ? t.assessment : "not_judged";
+  li.className = "track track--" + TONE[own];
   li.setAttribute("data-testid", "track");
-  const fake = t.p_fake > result.threshold;
+  li.setAttribute("data-assessment", own);
   const canvas = document.createElement("canvas");
   canvas.className = "track__thumb";
   canvas.width = canvas.height = THUMB_PX;
@@ -85,8 +90,8 @@ function trackRow(item, result, t) {
   li.appendChild(canvas);
   const text = document.createElement("p");
   text.className = "track__text";
-  text.textContent = "Face " + t.id + ": " + (fake ? "Fake" : "Real") + " · P(fake) " +
-    t.p_fake.toFixed(3) + " over " + t.frames + (t.frames === 1 ? " frame" : " frames") +
+  text.textContent = "Face " + t.id + ": " + FACE_WORDS[own] + " · P(fake) " +
+    formatP(t.p_fake) + " over " + t.frames + (t.frames === 1 ? " frame" : " frames") +
     " (" + t.first_t.toFixed(1) + "–" + t.last_t.toFixed(1) + " s)";
   li.appendChild(text);
   li.appendChild(chart(t, result.threshold));
