@@ -81,7 +81,7 @@ cross-source: deps
 		--split $(MODEL)/split.json --no-flips --whole-sources --json var/rob-cross.json
 
 bench: deps
-	$(BIN)/python -m bench --model $(PREVIOUS)
+	$(BIN)/python -m bench --model $(PREVIOUS) --video-model $(MODEL)
 	$(BIN)/python -m bench.side_by_side $(MODEL) $(PREVIOUS)
 
 # The CLIP trunk as served (detector/clip_keras.py): the ONNX cut and the Keras float rebuild,

@@ -27,6 +27,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(DEFAULT_MODEL),
                    help="model directory (card.json, model.keras, model.tflite)")
+    p.add_argument("--video-model", help="the model of the video part (default: --model); "
+                   "`make bench` gives the served one")
     p.add_argument("--n", type=int, default=500, help="images in each end-to-end load run")
     p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
     p.add_argument("--quick", action="store_true", help="small counts and short timings (smoke)")
@@ -267,7 +269,8 @@ def main(argv: list[str]) -> int:
 
     log("video: a 30 s 720p clip by stage; the track rule against the frame mean")
     with ctx.Pool(1) as pool:
-        data["video"] = pool.apply(video_bench.measure, (model_dir, args.quick))
+        video_model = args.video_model or model_dir
+        data["video"] = pool.apply(video_bench.measure, (video_model, args.quick))
     data["ratio_e2e_to_naive"] = (e2e["images_per_s"] / naive["images_per_s"]
                                   if naive["images_per_s"] else None)
     data["rss_mb"] = {"web": e2e["rss_mb"]["web"], "worker": e2e["rss_mb"]["worker"],

@@ -20,9 +20,11 @@ def faces(kind: str, n: int, offset: int = 0, source: str = "stylegan-faces") ->
 
 
 def frames(scenes: list[list[Path | None]], seconds: float, fps: float,
-           size: tuple[int, int] = (1280, 720), face_px: int = 300):
+           size: tuple[int, int] = (1280, 720), face_px: int = 300, noise: float = 0.0):
     """RGB frames: scenes play one after another, each `seconds` long, each a list of faces
-    side by side (None: an empty slot)."""
+    side by side (None: an empty slot); noise: sensor-like grain (its standard deviation in
+    levels), which makes an encoder spend a camera clip's bits rather than a cartoon's."""
+    rng = np.random.default_rng(0)
     w, h = size
     per_scene = max(1, round(seconds * fps))
     for scene in scenes:
@@ -36,19 +38,28 @@ def frames(scenes: list[list[Path | None]], seconds: float, fps: float,
                     continue
                 x = int((k + 0.5) * w / len(imgs) - face_px / 2 + drift)
                 canvas.paste(img, (x, int(h / 2 - face_px / 2 + drift / 2)))
-            yield np.asarray(canvas)
+            arr = np.asarray(canvas)
+            if noise:
+                arr = np.clip(arr + rng.normal(0, noise, arr.shape), 0, 255).astype(np.uint8)
+            yield arr
 
 
 def encode(frame_iter, fps: float, fmt: str = "mp4", codec: str = "libx264",
-           size: tuple[int, int] = (1280, 720), vfr: bool = False) -> bytes:
-    """The frames as a video file's bytes (vfr: uneven timestamps, a variable frame rate)."""
+           size: tuple[int, int] = (1280, 720), vfr: bool = False, bit_rate: int = 0,
+           options: dict | None = None) -> bytes:
+    """The frames as a video file's bytes (vfr: uneven timestamps, a variable frame rate;
+    bit_rate and options: the encoder's, default x264's ultrafast preset, which tests want)."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-        if codec == "libx264":
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        if options is not None:
+            stream.options = options
+        elif codec == "libx264":
             stream.options = {"preset": "ultrafast"}
         t = 0.0
         for i, arr in enumerate(frame_iter):
