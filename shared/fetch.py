@@ -93,15 +93,16 @@ def is_public(address: str) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local)
 
 
-def pinned_pool(target: Target, timeout: float) -> urllib3.HTTPConnectionPool:
+def pinned_pool(target: Target, timeout: float, ca_file: str = "") -> urllib3.HTTPConnectionPool:
     """A connection pool to the checked address; TLS still verifies the certificate for the
-    host name (SNI and hostname check use the name, the socket uses the address)."""
+    host name (SNI and hostname check use the name, the socket uses the address) against
+    certifi's CAs, or those of ca_file."""
     limit = urllib3.Timeout(connect=min(timeout, 5.0), read=min(timeout, 10.0))
     if target.scheme == "https":
         return urllib3.HTTPSConnectionPool(
             target.address, target.port, timeout=limit, retries=False, maxsize=1,
             server_hostname=target.host, assert_hostname=target.host,
-            cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
+            cert_reqs="CERT_REQUIRED", ca_certs=ca_file or certifi.where())
     return urllib3.HTTPConnectionPool(target.address, target.port, timeout=limit,
                                       retries=False, maxsize=1)
 
@@ -113,10 +114,10 @@ def _host_header(target: Target) -> str:
 
 
 def request(method: str, target: Target, *, body: bytes | None = None,
-            headers: dict | None = None, timeout: float = 10.0):
+            headers: dict | None = None, timeout: float = 10.0, ca_file: str = ""):
     """One request over a pinned connection, not following redirects; the streaming response.
     urllib3 errors pass through for the caller to word."""
-    pool = pinned_pool(target, timeout)
+    pool = pinned_pool(target, timeout, ca_file)
     return pool.urlopen(method, target.path, body=body, redirect=False, retries=False,
                         preload_content=False, assert_same_host=False,
                         headers={"Host": _host_header(target), **(headers or {})})
@@ -132,7 +133,7 @@ class Fetched:
 
 
 def fetch(url: str, *, max_bytes: int, timeout: float, allow_http: bool = False,
-          allow_private=False) -> Fetched:
+          allow_private=False, ca_file: str = "") -> Fetched:
     """GET a link's body (at most max_bytes, within timeout seconds in all), following at most
     MAX_REDIRECTS redirects, each checked again; FetchError naming what went wrong."""
     deadline = time.monotonic() + timeout
@@ -140,8 +141,13 @@ def fetch(url: str, *, max_bytes: int, timeout: float, allow_http: bool = False,
         target = check_target(url, allow_http=allow_http, allow_private=allow_private)
         try:
             resp = request("GET", target, timeout=max(0.5, deadline - time.monotonic()),
-                           headers={"User-Agent": "dfd-fetch", "Accept": "image/*, video/*"})
+                           headers={"User-Agent": "dfd-fetch", "Accept": "image/*, video/*"},
+                           ca_file=ca_file)
         except urllib3.exceptions.HTTPError as exc:
+            if _tls_failed(exc):
+                raise FetchError("fetch_failed", f"the link's TLS certificate is not valid for "
+                                 f"{target.host!r} (or not from a trusted CA); not fetched",
+                                 502) from None
             raise FetchError("fetch_failed", f"the link could not be fetched "
                              f"({type(exc).__name__})", 502) from None
         try:
@@ -155,6 +161,16 @@ def fetch(url: str, *, max_bytes: int, timeout: float, allow_http: bool = False,
         finally:
             resp.release_conn()
     raise FetchError("fetch_failed", f"the link redirects more than {MAX_REDIRECTS} times")
+
+
+def _tls_failed(exc: BaseException) -> bool:
+    # urllib3 wraps the SSL error (MaxRetryError(reason=SSLError) with retries off).
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, urllib3.exceptions.SSLError):
+            return True
+        seen = getattr(seen, "reason", None) or seen.__cause__
+    return False
 
 
 def _read_capped(resp, max_bytes: int, deadline: float) -> bytes:

@@ -113,6 +113,16 @@ def parse_networks(name: str, raw: str):
                             "networks like 10.0.0.0/8") from None
 
 
+def parse_ca_file(name: str, raw: str) -> str:
+    """'' (the public CAs, certifi's) or a readable PEM file of extra trust anchors."""
+    if not raw.strip():
+        return ""
+    path = Path(raw.strip()).expanduser()
+    if not path.is_file() or b"-----BEGIN CERTIFICATE-----" not in path.read_bytes()[:1 << 20]:
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: expected a PEM file of CA certificates")
+    return str(path)
+
+
 # name -> (default, parser). Defaults are strings so that they go through the same parser.
 SPEC = {
     "REDIS_URL": ("redis://127.0.0.1:6379/0", lambda n, r: r.strip()),
@@ -162,6 +172,9 @@ SPEC = {
     "FETCH_ALLOW_HTTP": ("false", parse_bool),
     "FETCH_ALLOW_PRIVATE": ("false", parse_networks),
     "FETCH_TIMEOUT": ("10s", parse_duration),
+    # The CAs links' certificates are checked against: certifi's public ones, or this PEM file
+    # (a closed network's own CA; the tests' throwaway one).
+    "FETCH_CA_FILE": ("", parse_ca_file),
 }
 
 
@@ -209,6 +222,7 @@ class Settings:
     FETCH_ALLOW_HTTP: bool
     FETCH_ALLOW_PRIVATE: object  # False, True, or a tuple of allowed networks (parse_networks)
     FETCH_TIMEOUT: float
+    FETCH_CA_FILE: str
 
     def replace(self, **changes) -> Settings:
         """A copy with some settings changed (already parsed values; for tests)."""

@@ -192,3 +192,116 @@ def test_a_name_that_rebinds_after_the_check_is_not_looked_up_again(site, monkey
     got = fetch(f"http://rebind.test:{port}/face.jpg", max_bytes=10**7, timeout=5,
                 allow_http=True, allow_private=["127.0.0.2/32"])
     assert got.body == Handler.photo and asked == ["rebind.test"]
+
+
+# --- https: a real TLS server with a throwaway CA; the name is resolved once, the socket pinned
+# to that address, and the certificate still checked for the name (SNI and hostname).
+TLS_NAME = "photos.dfd-test.invalid"
+
+
+def _tls_files(tmp, names: list[str]) -> tuple[str, str, str]:
+    """(ca.pem, server cert.pem, key.pem): a CA and a server certificate for `names`."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject, issuer, key, sign_key, ca: bool, sans=()):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=5))
+             .not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]),
+                                critical=False)
+        return b.sign(sign_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dfd test CA")])
+    ca = cert(ca_name, ca_name, ca_key, ca_key, True)
+    leaf = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]), ca_name, key,
+                ca_key, False, names)
+    pem = serialization.Encoding.PEM
+    paths = [tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem"]
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(leaf.public_bytes(pem))
+    paths[2].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return tuple(str(p) for p in paths)
+
+
+@pytest.fixture
+def tls_site(tmp_path, monkeypatch):
+    """start(names) -> (https URL base for TLS_NAME, ca.pem, SNI names the server saw); the
+    name resolves to 127.0.0.2, and a second lookup of it fails the test."""
+    import socket
+    import ssl
+
+    from shared import fetch as fetch_mod
+
+    servers, lookups = [], []
+    real = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kw):
+        if host == TLS_NAME:
+            lookups.append(host)
+            assert len(lookups) == 1, "the name was resolved a second time"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (HOST, port))]
+        return real(host, port, *args, **kw)
+
+    monkeypatch.setattr(fetch_mod.socket, "getaddrinfo", resolve)
+
+    def start(names: list[str]):
+        ca, cert, key = _tls_files(tmp_path, names)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        seen = []
+        ctx.sni_callback = lambda sock, name, _ctx: seen.append(name)
+        server = Server((HOST, 0), Handler)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"https://{TLS_NAME}:{server.server_address[1]}", ca, seen
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+def test_https_link_is_pinned_and_its_certificate_checked_for_the_name(site, tls_site):
+    base, ca, seen = tls_site([TLS_NAME])
+    got = fetch(base + "/face.jpg", max_bytes=10**7, timeout=5, allow_private=["127.0.0.2/32"],
+                ca_file=ca)
+    assert got.body == Handler.photo and got.url == base + "/face.jpg"
+    assert seen == [TLS_NAME]  # SNI carried the name although the socket went to the address
+
+
+def test_https_link_with_a_certificate_for_another_name_is_refused(site, tls_site):
+    base, ca, _ = tls_site(["someone-else.dfd-test.invalid"])
+    with pytest.raises(FetchError) as info:
+        fetch(base + "/face.jpg", max_bytes=10**7, timeout=5, allow_private=["127.0.0.2/32"],
+              ca_file=ca)
+    assert info.value.code == "fetch_failed" and "certificate" in str(info.value)
+    assert TLS_NAME in str(info.value)
+
+
+def test_https_link_from_an_untrusted_ca_is_refused(site, tls_site):
+    base, _, _ = tls_site([TLS_NAME])  # the public CAs (certifi) do not know the test CA
+    with pytest.raises(FetchError, match="TLS certificate"):
+        fetch(base + "/face.jpg", max_bytes=10**7, timeout=5, allow_private=["127.0.0.2/32"])
+
+
+def test_fetch_ca_file_must_be_a_pem_file(tmp_path):
+    from shared.settings import SettingsError, load
+
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    for raw in (str(tmp_path / "missing.pem"), str(tmp_path / "junk.pem")):
+        with pytest.raises(SettingsError, match="DFD_FETCH_CA_FILE"):
+            load({"DFD_FETCH_CA_FILE": raw})
+    assert load({}).FETCH_CA_FILE == ""

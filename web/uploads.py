@@ -64,7 +64,8 @@ def _linked(url: str) -> tuple[str, bytes, dict]:
     cap = int(max(dfd.MAX_UPLOAD_MB, dfd.VIDEO_MAX_MB) * 1_000_000)
     try:
         got = fetch(url, max_bytes=cap, timeout=dfd.FETCH_TIMEOUT,
-                    allow_http=dfd.FETCH_ALLOW_HTTP, allow_private=dfd.FETCH_ALLOW_PRIVATE)
+                    allow_http=dfd.FETCH_ALLOW_HTTP, allow_private=dfd.FETCH_ALLOW_PRIVATE,
+                    ca_file=dfd.FETCH_CA_FILE)
     except FetchError as exc:
         raise ImageError(exc.code, f"url: {exc}", exc.status) from None
     name = urlsplit(got.url).path.rsplit("/", 1)[-1][-200:] or urlsplit(got.url).hostname or "link"
