@@ -129,14 +129,8 @@ class LoadedModel:
             float(card["assessment"].get("stability_margin", float("inf")))
         files = card["files"]
         if runtime == "keras" and "trunk" in card:
-            from detector.clip_gpu import build_gpu_model
-
-            if "stack" in card:
-                raise ModelError(f"the model in {root} stacks another model's logit, which the "
-                                 "GPU path cannot serve yet: use DFD_DEVICE=cpu")
-
-            self._keras = build_gpu_model(root)  # the float tower and the head, one model
             self._detail = card["input"]["crop"]["detail"]
+            self._gpu_trunk(root, card, threads, device)
             _require_gpu(device)
         elif runtime == "onnx":
             from detector.head import Head
@@ -162,6 +156,25 @@ class LoadedModel:
             self._keras = keras.saving.load_model(root / files["keras"], safe_mode=True)
             _require_gpu(device)
 
+    def _gpu_trunk(self, root: Path, card: dict, threads: int, device: str) -> None:
+        """The GPU path of a trunk model: the Keras float tower (detector.clip_keras). Alone, the
+        tower and head are one Keras model; a stacked head also reads the stacked model's logit,
+        that model running on Keras too, and the head (one dot product) runs in numpy."""
+        if "stack" not in card:
+            from detector.clip_gpu import build_gpu_model
+
+            self._keras, self._stack = build_gpu_model(root), None
+            return
+        from detector.clip_keras import load_keras_tower
+        from detector.head import Head
+
+        self._head = Head.load(root / card["files"].get("head", "head.json"))
+        self._tower_inputs = tuple(k for k in self._head.inputs if k != STACKED)
+        self._keras = load_keras_tower(self._tower_inputs)
+        stack_root, stack_card = _card(root / card["stack"]["model"])
+        self._stack = LoadedModel(stack_root, {**stack_card, "prior_fake": 0.5}, "keras",
+                                  threads, device)
+
     def info(self) -> dict:
         """Name, version and threshold, as announced to the web side and named in results."""
         return {"name": self.name, "version": self.version, "threshold": self.threshold}
@@ -184,6 +197,12 @@ class LoadedModel:
 
             x = normalise_detail(np.asarray(crops, np.uint8), self._detail["px"],
                                  self._detail["jpeg_quality"]).astype(np.float32)
+            if self._stack is not None:
+                from detector.clip_keras import features
+
+                feats = features(self._keras, x.astype(np.uint8), self._tower_inputs)
+                feats[STACKED] = logit(self._stack.predict(crops))[:, None]
+                return self._head.p_fake(feats)
         if self.runtime == "keras":
             return np.asarray(self._keras.predict_on_batch(x)).reshape(-1)
         if self._batch != len(x):

@@ -197,3 +197,24 @@ def test_gpu_model_is_tower_plus_head(tmp_path, monkeypatch):
     (tmp_path / "head.json").write_text(json.dumps(head))
     with pytest.raises(ValueError, match="not among the card"):
         clip_gpu.build_gpu_model(tmp_path)
+
+
+def test_the_served_stacked_model_runs_on_the_gpu_path(tmp_path, monkeypatch):
+    """DFD_DEVICE=gpu serves the shipped card (CLIP block-6 head with the MobileNetV2 logit
+    stacked in) through Keras: the float tower and the stacked model's Keras network. Run here
+    on the CPU (the same Keras graph TensorFlow would place on a GPU), it agrees with the
+    ONNX Runtime path within the int8 tower's error (see INT8_BOUNDS)."""
+    from pathlib import Path
+
+    from detector.model import load_model
+
+    monkeypatch.setattr(trunk, "CACHE", tmp_path)
+    served = Path(__file__).resolve().parents[1] / "models" / "dfd-clip"
+    x = crops(4)
+    gpu = load_model(served, runtime="keras", device="cpu")
+    cpu = load_model(served, runtime="onnx")
+    assert gpu.runtime == "keras" and gpu.version == cpu.version
+    a, b = gpu.predict(x), cpu.predict(x)
+    za, zb = np.log(a / (1 - a)), np.log(b / (1 - b))
+    print("gpu path vs onnx, logits:", np.round(za, 2), np.round(zb, 2))
+    assert np.all(np.isfinite(za)) and np.abs(za - zb).max() < 1.5
