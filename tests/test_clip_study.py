@@ -98,3 +98,32 @@ def test_study_to_card(tmp_path, monkeypatch):
     text = (tmp_path / "MODEL_CARD.md").read_text()
     assert "Left out" in text and "sdfd-faces" in text and "Targets" in text
     Head.load(tmp_path / "head.json")
+
+
+def test_pseudo_fakes_never_come_from_the_left_out_source(monkeypatch):
+    """The pseudo-fake ablation adds pseudo-fakes to every run's training part, but never those
+    made from the left-out source's reals, and never scores them."""
+    from training import ablation as A
+
+    study = synthetic_study()
+    reals = (study.parts == "train") & (study.labels == 0)
+    origin = study.sources[reals]
+    pseudo = study.feats["b6"][reals] + 3.0  # obviously 'fake' rows, tagged by their origin
+    seen = []
+    real_train_run = S.train_run
+
+    def spy(aug, inputs, c, leave_out=None):
+        extra = aug.sources == A.PSEUDO
+        seen.append((leave_out, int(extra.sum()), set(aug.parts[extra].tolist())))
+        return real_train_run(aug, inputs, c, leave_out=leave_out)
+
+    monkeypatch.setattr(S, "train_run", spy)
+    out = A.pseudo_config(study, pseudo, origin, 0.5)
+    per_source = {s: int((origin == s).sum()) for s in set(origin.tolist())}
+    for leave_out, n, parts in seen:
+        assert n == len(origin) - per_source.get(leave_out, 0)
+        assert parts == {"train"}
+    assert set(out["left_out"]) == set(SOURCES)
+    for src, row in out["left_out"].items():
+        rows, _ = S.left_out_rows(study, src)
+        assert row["n_real"] + row["n_fake"] == int(rows.sum())  # no pseudo-fake was scored

@@ -123,7 +123,17 @@ def table(out: dict) -> str:
     """One row per variant and penalty: left-out AUC per source and the mean over fake kinds."""
     srcs = sorted(out["results"][0]["left_out"])
     head = ["variant", "C", *srcs, "mean (fake kinds)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    n = sum(out["images"].values())
+    lines = ["# Ablations of the frozen-feature head (`dfd-train clip-ablation`)", "",
+             f"A seeded draw (seed {out['seed']}) of {n} of the study's images, at most "
+             f"{out['per_part']['train']} / {out['per_part']['calib']} / "
+             f"{out['per_part']['test']} per source, label and part (train / calib / test); "
+             f"{out['pseudo_fakes']} pseudo-fakes made from its train reals. Each row is run "
+             "leave-one-source-out as the study runs (training.study.run_config): the AUC of "
+             "each source scored by a head that never saw it (95% bootstrap interval). The draw "
+             "is smaller than the study's, so compare the rows with each other, not with the "
+             "card's headline.", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in out["results"]:
         cells = [f"{r['left_out'][s]['auc']:.3f} ({r['left_out'][s]['ci'][0]:.2f}-"
                  f"{r['left_out'][s]['ci'][1]:.2f})" for s in srcs]
