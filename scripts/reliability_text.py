@@ -70,7 +70,9 @@ FAULTS_AND_SECURITY = [
     "the time until the oldest upload leaves the window (checked by waiting: refused one "
     "second before, accepted after); each API key has its own limit; a spoofed "
     "`X-Forwarded-For` changes nothing unless `DFD_TRUSTED_PROXIES` is set, and then only "
-    "the hop the proxy appended counts.",
+    "the hop the proxy appended counts. Refused files cost none of the 5: refusals have "
+    "their own allowance (`DFD_REFUSAL_LIMIT`), itself bounded; 8 uploads held open at once "
+    "by `?wait=` get exactly 5 through (uploads are charged when accepted, atomically).",
     "- `test_security.py`: CSP (`script-src 'self'`, no `unsafe-inline`, `frame-ancestors "
     "'none'`), `nosniff`, `X-Frame-Options: DENY` and `Referrer-Policy: no-referrer` on "
     "pages, static files, JSON and errors; no route serves uploads (traversal attempts "
