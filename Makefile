@@ -63,7 +63,7 @@ train-mnv2: deps
 # about 30 minutes on one core the first time, the tower's features cached.
 ablation: deps
 	$(BIN)/dfd-train clip-ablation $(SOURCES) --json var/clip-ablation.json \
-		--markdown $(MODEL)/ABLATION.md
+		--markdown $(MODEL)/ABLATION.md --card $(MODEL)
 
 evaluate: deps
 	$(BIN)/dfd-train evaluate $(DATA)/ff-crops/val --model $(MODEL) --json var/eval-ff-val.json

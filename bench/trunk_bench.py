@@ -266,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=4.0, help="timing per configuration")
     p.add_argument("--quick", action="store_true", help="short timings (smoke)")
-    p.add_argument("--more", action="store_true", help="also the b6 cut at 2 threads in both runtimes")
+    p.add_argument("--more", action="store_true",
+                   help="also the b6 cut at 2 threads in both runtimes")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "trunk.txt"))
     args = p.parse_args(argv)
     if args.quick:

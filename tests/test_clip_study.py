@@ -127,3 +127,27 @@ def test_pseudo_fakes_never_come_from_the_left_out_source(monkeypatch):
     for src, row in out["left_out"].items():
         rows, _ = S.left_out_rows(study, src)
         assert row["n_real"] + row["n_fake"] == int(rows.sum())  # no pseudo-fake was scored
+
+
+def test_ablation_table_goes_into_the_card(tmp_path):
+    """`dfd-train clip-ablation --card DIR` keeps the rows in card.json and renders them."""
+    import shutil
+    from pathlib import Path
+
+    from training import ablation as A
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "dfd-clip"
+    for name in ("card.json", "head.json", "MODEL_CARD.md"):
+        shutil.copy(shipped / name, tmp_path / name)
+    row = {"auc": 0.612, "ci": [0.55, 0.67], "n_real": 10, "n_fake": 10}
+    out = {"seed": 7, "images": {"a/train": 30, "a/test": 12}, "per_part": A.PER_PART,
+           "pseudo_fakes": 5,
+           "results": [{"variant": "b6 + pseudo-fakes", "C": 0.05, "mean_left_out_auc": 0.6123,
+                        "left_out": {s: row for s in SOURCES}}]}
+    A.into_card(tmp_path, out)
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["study"]["ablation"]["images"] == 42
+    assert card["version"] == json.loads((shipped / "card.json").read_text())["version"]
+    md = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "| b6 + pseudo-fakes | 0.05 |" in md and "0.612 (0.55-0.67)" in md
+    assert "**0.612**" in md and "42 images" in md

@@ -142,6 +142,31 @@ def table(out: dict) -> str:
     return "\n".join(lines)
 
 
+def summary(out: dict) -> dict:
+    """What the model card keeps of a run: the draw and each row's left-out AUCs."""
+    return {"seed": out["seed"], "images": sum(out["images"].values()),
+            "per_part": out["per_part"], "pseudo_fakes": out["pseudo_fakes"],
+            "rows": [{"variant": r["variant"], "C": r["C"],
+                      "mean_left_out_auc": r["mean_left_out_auc"],
+                      "left_out": {s: {"auc": v["auc"], "ci": v["ci"]}
+                                   for s, v in r["left_out"].items()}}
+                     for r in out["results"]]}
+
+
+def into_card(model_dir: Path, out: dict) -> None:
+    """The run's summary into the card (card.json `study.ablation`) and its MODEL_CARD.md."""
+    from training.clip_export import clip_card_markdown
+
+    path = model_dir / "card.json"
+    raw = path.read_text()
+    card = json.loads(raw)
+    card.setdefault("study", {})["ablation"] = summary(out)
+    # The card's own layout (indent) is kept, so the diff shows only what changed.
+    indent = 1 if raw.startswith('{\n "') else 2
+    path.write_text(json.dumps(card, indent=indent) + "\n")
+    (model_dir / "MODEL_CARD.md").write_text(clip_card_markdown(card))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dfd-train clip-ablation", description=__doc__)
     p.add_argument("data", nargs="+", help="data roots (the study's sources)")
@@ -149,12 +174,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default="var/clip-ablation.json")
     p.add_argument("--markdown", help="also write the table to this file")
+    p.add_argument("--card", help="a model directory whose card gets the table (card.json "
+                   "study.ablation, MODEL_CARD.md)")
+    p.add_argument("--from-json", help="render an earlier run's JSON instead of running")
     args = p.parse_args(argv)
-    out = run(args.data, args.seed, args.threads)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=1))
+    if args.from_json:
+        out = json.loads(Path(args.from_json).read_text())
+    else:
+        out = run(args.data, args.seed, args.threads)
+    if not args.from_json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1))
     md = table(out)
     if args.markdown:
         Path(args.markdown).write_text(md + "\n")
+    if args.card:
+        into_card(Path(args.card), out)
     print(md)
     return 0
