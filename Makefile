@@ -46,7 +46,7 @@ lint: deps
 # The shipped model: a logistic head on frozen CLIP ViT-B/16 features, chosen by the
 # leave-one-source-out study (docs/MODEL.md, run 7). The tower's features are computed once per
 # crop and cached (about an hour on 2 cores the first time; minutes after), then the stability
-# margin is fitted through the served runtime.
+# margin and the smallest judged face are fitted through the served runtime.
 train: deps
 	$(BIN)/dfd-train clip $(SOURCES) --out $(MODEL) --shipped $(PREVIOUS) --stack
 	$(BIN)/dfd-train clip-serving $(MODEL)

@@ -89,3 +89,31 @@ def test_a_video_through_the_clip_worker_states_the_served_prior(clip_server):
     assert len(tracks) == 1 and tracks[0]["frames"] == 4
     assert tracks[0]["assessment"] == res["faces"][0]["assessment"]
     assert res["model"]["version"] == card["version"]
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+def test_clip_serving_fits_min_face_and_keeps_the_margin(tmp_path):
+    """`dfd-train clip-serving --only min-face` on a small calibration sample through the real
+    runtime: the smallest face is one of the sides tried, with its AUC curve; the stability
+    margin (fitted before) is left as it was."""
+    import shutil
+
+    from training import clip_serving
+    from training.bands import FACE_SIDES
+
+    models = tmp_path / "models"
+    for name in ("dfd-clip", "dfd-mnv2"):
+        shutil.copytree(CLIP_DIR.parent / name, models / name)
+    root = models / "dfd-clip"
+    split = json.loads((root / "split.json").read_text())
+    for src in split["sources"].values():  # the data next to the real checkout
+        src["root"] = str((CLIP_DIR.parents[1] / src["root"]).resolve())
+    (root / "split.json").write_text(json.dumps(split))
+    before = json.loads((root / "card.json").read_text())["assessment"]
+    assert clip_serving.main([str(root), "--only", "min-face", "--n", "16"]) == 0
+    after = json.loads((root / "card.json").read_text())["assessment"]
+    assert after["min_face_px"] in (*FACE_SIDES, 224)
+    assert set(after["min_face_curve"]) == {"full", *map(str, FACE_SIDES)}
+    assert after["stability_margin"] == before["stability_margin"]
+    assert "16 calibration crops" in after["min_face_note"]
+    assert f"{after['min_face_px']} px" in (root / "MODEL_CARD.md").read_text()
