@@ -136,9 +136,15 @@ def test_a_sure_card_keeps_the_label_in_the_assessments_colour(tab, live_server)
     fake = job([{**FACE, "p_fake": 0.87, "assessment": "likely_fake"}], bands=BANDS)
     real = job([{**FACE, "p_fake": 0.003, "assessment": "likely_real"}], label="Real",
                confidence=0.997, p_fake=0.003, assessment="likely_real",
-               reasons=["low_score"], bands=BANDS)
+               reasons=["low_score"], bands=BANDS, threshold=0.42)
     f, r = show(tab, live_server, [fake, real])
     assert f.locator("[data-testid=label]").inner_text() == "Fake"
+    # The label's rule is the threshold the result states, not a number written in the page.
+    rule = f.locator("[data-testid=label-rule]").inner_text()
+    threshold = json.loads(fake["body"])["result"]["threshold"]
+    assert rule == f"Model's label (Fake when P(fake) is over {threshold:.2f}):", rule
+    assert r.locator("[data-testid=label-rule]").inner_text() == \
+        "Model's label (Fake when P(fake) is over 0.42):"
     assert f.locator("[data-testid=confidence]").inner_text() == "87%"
     assert f.locator("[data-testid=reading]").is_hidden()
     assert border(f) == COLOURS["fake"] and border(r) == COLOURS["real"]

@@ -40,6 +40,7 @@ export function createCard(id, file) {
       reading: el.querySelector("[data-testid=reading]"),
       label: el.querySelector("[data-testid=label]"),
       pct: el.querySelector("[data-testid=confidence]"),
+      seed: el.querySelector("[data-testid=label-rule]"),
       meter: el.querySelector(".meter__fill"),
       faces: el.querySelector(".verdict__faces"),
       model: el.querySelector(".verdict__model"),

@@ -53,6 +53,10 @@ function showAssessment(item, result, kind) {
 function showLabel(item, result) {
   const r = item.refs;
   const label = result.label === "Fake" ? "Fake" : "Real";
+  // The rule is the served threshold's, as the result states it (a setting can move it).
+  r.seed.textContent = typeof result.threshold === "number"
+    ? "Model's label (Fake when P(fake) is over " + formatP(result.threshold) + "):"
+    : "Model's label:";
   r.label.textContent = label;
   r.label.className = "verdict__label verdict__label--" + label.toLowerCase();
   const conf = Math.max(0, Math.min(1, Number(result.confidence) || 0));
