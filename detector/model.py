@@ -184,25 +184,10 @@ class LoadedModel:
         x = np.ascontiguousarray(crops, dtype=np.float32)
         if x.ndim != 4 or x.shape[1:] != (224, 224, 3):
             raise ValueError(f"expected (N, 224, 224, 3) crops, got {x.shape}")
-        if self.runtime == "onnx":
-            from detector.crop import normalise_detail
-
-            feats = self._tower.features(normalise_detail(
-                np.asarray(crops, np.uint8), self._detail["px"], self._detail["jpeg_quality"]))
-            if self._stack is not None:
-                feats[STACKED] = logit(self._stack.predict(crops))[:, None]
-            return self._head.p_fake(feats)
-        if self.runtime == "keras" and "trunk" in self.card:
-            from detector.crop import normalise_detail
-
-            x = normalise_detail(np.asarray(crops, np.uint8), self._detail["px"],
-                                 self._detail["jpeg_quality"]).astype(np.float32)
-            if self._stack is not None:
-                from detector.clip_keras import features
-
-                feats = features(self._keras, x.astype(np.uint8), self._tower_inputs)
-                feats[STACKED] = logit(self._stack.predict(crops))[:, None]
-                return self._head.p_fake(feats)
+        if "trunk" in self.card and (self.runtime == "onnx" or self._stack is not None):
+            return self._trunk_p(crops)
+        if self.runtime == "keras" and "trunk" in self.card:  # tower and head: one Keras model
+            x = self._detailed(crops).astype(np.float32)
         if self.runtime == "keras":
             return np.asarray(self._keras.predict_on_batch(x)).reshape(-1)
         if self._batch != len(x):
@@ -212,6 +197,25 @@ class LoadedModel:
         self._interp.set_tensor(self._inp, x)
         self._interp.invoke()
         return self._interp.get_tensor(self._out).reshape(-1).copy()
+
+    def _detailed(self, crops: np.ndarray) -> np.ndarray:
+        from detector.crop import normalise_detail
+
+        return normalise_detail(np.asarray(crops, np.uint8), self._detail["px"],
+                                self._detail["jpeg_quality"])
+
+    def _trunk_p(self, crops: np.ndarray) -> np.ndarray:
+        """A trunk head's P(fake): the tower's features (ONNX Runtime, or the Keras rebuild on
+        the GPU path), the stacked model's logit where the head reads one, then the head."""
+        if self.runtime == "onnx":
+            feats = self._tower.features(self._detailed(crops))
+        else:
+            from detector.clip_keras import features
+
+            feats = features(self._keras, self._detailed(crops), self._tower_inputs)
+        if self._stack is not None:
+            feats[STACKED] = logit(self._stack.predict(crops))[:, None]
+        return self._head.p_fake(feats)
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated P(fake) per crop."""

@@ -160,3 +160,23 @@ def test_held_open_requests_cannot_pass_the_limit_together(webs):
         codes = list(pool.map(send, range(8)))
     assert sorted(codes).count(429) == 3, codes
     assert all(c in (200, 202) for c in codes if c != 429), codes
+
+
+def test_a_request_refused_by_one_limit_spends_no_other(webs):
+    # A video over the upload limit is refused before its video allowance (1 a minute) is
+    # touched: once the upload window frees, the same video is taken.
+    from tests import videos
+
+    (url,) = webs(1, DFD_VIDEO_LIMIT="1 per 60 seconds")
+    clip = videos.video([[None]], seconds=2, fps=5)
+
+    def send_video() -> requests.Response:
+        return requests.post(f"{url}/api/v1/jobs", timeout=30,
+                             files=[("image", ("clip.mp4", clip, "video/mp4"))])
+
+    assert [upload(url, seed=i).status_code for i in range(5)] == [202] * 5
+    r = send_video()
+    retry = assert_429(r, retry_max=WINDOW)
+    assert "upload limit" in r.json()["error"]["message"]
+    time.sleep(retry + 0.2)
+    assert send_video().status_code == 202

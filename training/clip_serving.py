@@ -60,10 +60,11 @@ def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
 def fit_min_face(root: Path, card: dict, paths: list[str]) -> dict:
     """min_face_px and its AUC curve through the served runtime (labels from the paths)."""
     from detector.model import LoadedModel
+    from training.data import label_of
     from training.prep import build_cache
 
     crops, _ = build_cache(paths)
-    y = np.array([int("/fake/" in p) for p in paths])
+    y = np.array([label_of(p) for p in paths])
     model = LoadedModel(root, card, "onnx", threads=2)
     side, curve = min_face_side(model.predict, np.asarray(crops), y)
     return {"min_face_px": int(side), "min_face_curve": {k: round(float(v), 4)

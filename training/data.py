@@ -109,6 +109,11 @@ def write_split(splits: dict, roots: list[str | Path], seed: int, path: str | Pa
     Path(path).write_text(json.dumps(doc, indent=1))
 
 
+def label_of(path: str | Path) -> int:
+    """A split file's label, from its real/ or fake/ folder."""
+    return LABELS["fake" if "fake" in Path(path).parts else "real"]
+
+
 def read_split(path: str | Path, source: str, part: str, root: str | Path | None = None
                ) -> list[Item]:
     """The held-out items of one source and part ('calib' or 'test') from a split.json."""
@@ -117,6 +122,5 @@ def read_split(path: str | Path, source: str, part: str, root: str | Path | None
     root = Path(root or entry["root"])
     out = []
     for rel in entry[part]:
-        label = LABELS["fake" if "fake" in Path(rel).parts else "real"]
-        out.append(Item(str(root / rel), label, "", source))
+        out.append(Item(str(root / rel), label_of(rel), "", source))
     return out

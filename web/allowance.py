@@ -12,12 +12,11 @@ held open by ?wait= cannot let another past the limit, since nothing is charged 
 from __future__ import annotations
 
 import math
-import time
 
 from flask import abort, after_this_request, current_app
 from limits import parse
 
-from web.errors import error_response
+from web.errors import error_response, retry_seconds
 from web.extensions import api_key_entry, client_id, limiter
 
 SCOPES = {"upload": "upload limit", "refused": "limit on refused uploads",
@@ -36,7 +35,7 @@ def _rate(scope: str):
 def _refuse(scope: str, rate) -> None:
     """429 with Retry-After: the seconds until the oldest hit leaves the window, rounded up."""
     reset, _ = limiter.limiter.get_window_stats(rate, scope, client_id())
-    retry = min(rate.get_expiry(), max(1, math.ceil(reset - time.time())))
+    retry = retry_seconds(rate, reset)
     response, status = error_response(
         429, "rate_limited", f"{SCOPES[scope]} reached ({rate}); try again in {retry} s",
         retry_after=retry)
@@ -61,19 +60,25 @@ def ensure_open() -> None:
             _refuse(scope, rate)
 
 
-def charge(scope: str, cost: int) -> None:
-    """Count `cost` against the scope's allowance, or 429 (nothing charged) when it is short."""
-    if cost <= 0:
-        return
-    rate, who = _rate(scope), client_id()
-    if not limiter.limiter.hit(rate, scope, who, cost=cost):
-        _refuse(scope, rate)
-    if scope == "upload":
-        reset, remaining = limiter.limiter.get_window_stats(rate, scope, who)
+def charge(costs: dict[str, int]) -> None:
+    """Count each scope's cost against its allowance; a 429 (nothing charged) when any is short.
+    Every scope is tested before any is hit, so a request refused by one limit spends no other."""
+    costs = {scope: n for scope, n in costs.items() if n > 0}
+    who = client_id()
+    rates = {scope: _rate(scope) for scope in costs}
+    for scope, n in costs.items():
+        if not limiter.limiter.test(rates[scope], scope, who, cost=n):
+            _refuse(scope, rates[scope])
+    for scope, n in costs.items():
+        # Atomic: of two requests that both tested fine, the one that no longer fits is refused.
+        if not limiter.limiter.hit(rates[scope], scope, who, cost=n):
+            _refuse(scope, rates[scope])
+    if "upload" in costs:
+        reset, remaining = limiter.limiter.get_window_stats(rates["upload"], "upload", who)
 
         @after_this_request
         def stamp(response):
-            _headers(response, rate, remaining, reset)
+            _headers(response, rates["upload"], remaining, reset)
             return response
 
 

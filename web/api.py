@@ -52,8 +52,7 @@ def submit():
     allowance.ensure_open()
     wait, checked, callback, priority, explain = _checked_request()
     videos = sum(info["media"] == "video" for _, _, info in checked)
-    allowance.charge("video", videos)  # the tighter limit first: a 429 there costs no upload
-    allowance.charge("upload", len(checked))
+    allowance.charge({"video": videos, "upload": len(checked)})
     idem, replayed = None, None
     if request.headers.get(HEADER) is not None:
         idem = Idempotency(ext["redis"], client, request.headers[HEADER],

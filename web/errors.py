@@ -68,11 +68,15 @@ def _too_large_message() -> str:
     return size if length > current_app.config["MAX_CONTENT_LENGTH"] else parts
 
 
+def retry_seconds(rate, reset_at: float) -> int:
+    """Retry-After for a limit whose oldest hit leaves the window at reset_at: rounded up, and
+    never past the window, so a client that waits this long gets through."""
+    return min(rate.get_expiry(), max(1, math.ceil(reset_at - time.time())))
+
+
 def _rate_limited(exc: HTTPException):
     limit = limiter.current_limit
-    # Rounded up, and never past the window: a client that waits this long gets through.
-    retry = min(limit.limit.get_expiry(), max(1, math.ceil(limit.reset_at - time.time()))) \
-        if limit else 60
+    retry = retry_seconds(limit.limit, limit.reset_at) if limit else 60
     what = str(limit.limit) if limit else "the rate limit"
     response, status = error_response(
         429, "rate_limited", f"rate limit reached ({what}); try again in {retry} s",
