@@ -11,7 +11,7 @@ SOURCES := $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces $(DATA)/fa
 	$(DATA)/sdfd-faces
 
 .PHONY: deps system-deps run test test-fast reliability lint train train-mnv2 ablation evaluate bench trunk \
-	trunk-bench compose-check clean
+	trunk-bench compose-check clean study
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -86,6 +86,37 @@ cross-source: deps
 		--epoch-images 4000 --time-budget 0 --sbi-rate 0
 	$(BIN)/python -m research.robustness $(foreach m,$(CROSS),--model $(m)=var/models/$(m)) \
 		--split $(MODEL)/split.json --no-flips --whole-sources --json var/rob-cross.json
+
+# The study for the next detector (issue 24, docs/MODEL.md): MobileNetV2-1.0 end to end with
+# aligned fakes (TAEF2 reconstructions of the training reals) and self-blends, each fake kind left
+# out in turn, with and without the part meant to carry it. FOLD_MIN minutes a run on 2 cores
+# (crops, training, calibration and export); resumable: a finished run is kept, a broken one
+# resumes from its checkpoint. Then `make study-tables` scores what each run never saw.
+STUDY := var/study
+FOLD_MIN ?= 16
+FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume
+FF := $(DATA)/ff-crops
+SG := $(DATA)/stylegan-faces
+DF := $(DATA)/dfdc-faces
+FA := $(DATA)/fairface-real
+SD := $(DATA)/sdfd-faces
+STUDY_RUNS := \
+	sdfd-out:$(FF),$(SG),$(DF),$(FA):--aligned-cap=2500 \
+	sdfd-out-noaligned:$(FF),$(SG),$(DF),$(FA):--aligned-cap=0 \
+	ff-out:$(SG),$(DF),$(FA),$(SD):--aligned-cap=2500 \
+	dfdc-out:$(FF),$(SG),$(FA),$(SD):--aligned-cap=2500 \
+	stylegan-out:$(FF),$(DF),$(FA),$(SD):--aligned-cap=2500 \
+	ff-out-nosbi:$(SG),$(DF),$(FA),$(SD):--aligned-cap=2500,--sbi-rate=0 \
+	dfdc-out-nosbi:$(FF),$(SG),$(FA),$(SD):--aligned-cap=2500,--sbi-rate=0
+study: deps
+	$(BIN)/dfd-train aligned $(FF) $(SG) $(DF) $(FA) --cap 2500
+	@for run in $(STUDY_RUNS); do \
+		name=$${run%%:*}; rest=$${run#*:}; data=$${rest%%:*}; opts=$${rest#*:}; \
+		if [ -f $(STUDY)/$$name/card.json ]; then echo "$$name: done"; continue; fi; \
+		mkdir -p $(STUDY); echo "$$name: training (log $(STUDY)/$$name.log)"; \
+		$(BIN)/dfd-train train $$(echo $$data | tr , ' ') --out $(STUDY)/$$name $(FOLD) \
+			$$(echo $$opts | tr , ' ') >> $(STUDY)/$$name.log 2>&1 || exit 1; \
+	done
 
 bench: deps
 	$(BIN)/python -m bench --model $(PREVIOUS) --video-model $(MODEL)

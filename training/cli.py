@@ -8,7 +8,8 @@ import sys
 COMMANDS = {"train": "training.train", "evaluate": "training.evaluate", "bands": "training.bands",
             "verdicts": "training.verdicts", "features": "training.features",
             "clip": "training.clip_fit", "clip-serving": "training.clip_serving",
-            "clip-ablation": "training.ablation"}
+            "clip-ablation": "training.ablation", "aligned": "training.aligned",
+            "study-tables": "training.fold_tables"}
 
 
 def _exit_code(exc: SystemExit) -> int:

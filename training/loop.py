@@ -10,6 +10,7 @@ from detector.model import calibrate
 from detector.stability import all_variants
 from training import calibrate as C
 from training import metrics as M
+from training.aligned import pair_up
 from training.bands import PRIOR_RULE, choose_prior, fit_assessment
 from training.batches import Batches, epoch_indices, predict
 from training.export import export_model, keras_predict
@@ -189,6 +190,10 @@ def run(ctx: RunContext) -> None:
                 _restore_optimizer(model, opt, work / "optimizer.npz")
         idx = epoch_indices(train_by_source, ctx.labels, steps * args.batch_size,
                             np.random.default_rng([args.seed, epoch]))
+        if ctx.partner is not None and (ctx.partner >= 0).any():
+            # Aligned and same-video fakes in the batch of their own real (training/aligned.py).
+            idx = pair_up(idx, ctx.partner, ctx.labels,
+                          np.random.default_rng([args.seed, epoch, 1]))
         t0 = time.time()
         feed = Batches(ctx.crops, idx, ctx.labels, args.batch_size, (args.seed, epoch),
                        args.aug_strength, sbi_rate=args.sbi_rate,

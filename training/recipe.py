@@ -14,7 +14,9 @@ THRESHOLD = 0.3  # the rule "Fake when P(real) < 0.7"
 # "looks like a news studio, an FFHQ portrait or a DFDC video".
 SHARES = {
     "real": {"fairface-real": 0.35, "ff-crops": 0.28, "dfdc-faces": 0.25, "stylegan-faces": 0.12},
-    "fake": {"ff-crops": 0.45, "dfdc-faces": 0.35, "stylegan-faces": 0.2},
+    "fake": {"ff-crops": 0.45, "dfdc-faces": 0.35, "stylegan-faces": 0.2, "sdfd-faces": 0.2,
+             # Reconstructions of training reals (training/aligned.py), when a run makes them.
+             "aligned": 0.3},
 }
 AUGMENTATION = ("probabilities below (except flip and grey) are multiplied by the "
                 "augmentation strength: flip (p 0.5); scale 0.85-1.15, rotation +-8 deg, shift "

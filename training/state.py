@@ -28,6 +28,7 @@ class RunContext:
     machine: str
     log: Callable[[str], None]
     keypoints: np.ndarray | None = None  # (N, 6, 2) for the pseudo-fakes' masks
+    partner: np.ndarray | None = None  # (N,) a fake's own real row, -1 for none (pairing)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from training import data as D
+from training.aligned import partners
 from training.batches import train_keypoints
 from training.recipe import WEIGHTS
 from training.state import RunContext
@@ -65,6 +66,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mask-weight", type=float, default=0.0, metavar="W",
                    help="weight of the blend-mask head's loss (Face X-ray style; 0: no mask "
                    "head). Pseudo-fakes give the mask, reals an empty one, real fakes none")
+    p.add_argument("--aligned-cap", type=int, default=0, metavar="N",
+                   help="aligned fakes: reconstruct at most N training reals per source through "
+                   "TAEF2 (training/aligned.py) and train on them beside their reals (0: none)")
     p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
                    "(same architecture) instead of the ImageNet trunk and a new head")
     args = p.parse_args(argv)
@@ -84,6 +88,21 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, no GPU, {platform.system()} {platform.machine()}"
+
+
+def _add_aligned(splits: dict, args: argparse.Namespace) -> dict[str, str]:
+    """Put the aligned fakes of the training reals in splits (train part only; never made from
+    a source whose reals are left out); {reconstruction path: its real's path}."""
+    if not args.aligned_cap:
+        return {}
+    from training import aligned
+
+    reals = [i for src, parts in splits.items() if src not in args.leave_out_reals
+             for i in parts["train"] if i.label == 0]
+    chosen = aligned.choose_reals(reals, args.aligned_cap, args.seed)
+    made = aligned.reconstruct(chosen, log=log)
+    splits[aligned.SOURCE] = {"train": made, "calib": [], "test": []}
+    return {m.path: r.path for m, r in zip(made, chosen, strict=True)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"--leave-out-reals {sorted(unknown)[0]}: no such data root")
     D.write_split(splits, args.data, args.seed, out / "split.json")
+    aligned_of = _add_aligned(splits, args)
     # One cache over every image of every part; ranges per (source, part) index into it.
     items, ranges = [], {}
     for src, parts in splits.items():
@@ -135,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             splits[src][part] = [i for i in splits[src][part] if i.label == 1]
     ctx = RunContext(args=args, out=out, work=work, splits=splits, ranges=ranges, crops=crops,
                      labels=labels, meta=meta, t_start=t_start, prep_seconds=prep_seconds,
-                     machine=machine(), log=log, keypoints=keypoints)
+                     machine=machine(), log=log, keypoints=keypoints,
+                     partner=partners(items, aligned_of))
     run(ctx)
     if not args.keep_work:
         # The checkpoints are ~13 MB and only serve --resume; the model directory ships.

@@ -1,0 +1,90 @@
+"""Aligned fakes: the TAEF2 port against a stored reconstruction, the files made beside their
+reals (same size and JPEG tables), the batch pairing, and that no left-out source feeds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training import aligned
+from training.data import Item
+
+GOLDEN = Path(__file__).parent / "golden"
+WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2_encoder.npz"
+needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason="../shared/weights not here")
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    from training.taef2 import Autoencoder
+
+    return Autoencoder()  # float32: the stored reference was made in float32
+
+
+@needs_weights
+def test_port_matches_the_stored_reference_reconstruction(autoencoder):
+    """taef2-reference.png was made from taef2-input.png by an independent PyTorch rebuild of
+    taesd.py's FLUX.2 variant from the same weights (float32)."""
+    from training.taef2 import psnr
+
+    x = np.asarray(Image.open(GOLDEN / "taef2-input.png").convert("RGB"))
+    ref = np.asarray(Image.open(GOLDEN / "taef2-reference.png").convert("RGB"))
+    out = autoencoder.reconstruct(x)
+    assert out.shape == x.shape
+    diff = np.abs(out.astype(int) - ref.astype(int))
+    assert diff.max() <= 2 and np.mean(diff > 0) < 0.05  # float rounding only
+    assert psnr(out, ref) > 50
+    # and it is a reconstruction, not the identity nor noise
+    assert 25 < psnr(out, x) < 45
+
+
+@needs_weights
+def test_odd_sizes_come_back_at_their_own_size(autoencoder):
+    x = np.asarray(Image.open(GOLDEN / "taef2-input.png").convert("RGB"))[:61, :75]
+    assert autoencoder.reconstruct(x).shape == (61, 75, 3)
+
+
+@needs_weights
+def test_reconstruction_keeps_size_and_jpeg_tables(tmp_path, monkeypatch):
+    monkeypatch.setattr(aligned, "cache_dir", lambda: tmp_path / "aligned")
+    src = tmp_path / "real" / "a.jpg"
+    src.parent.mkdir()
+    Image.open(GOLDEN / "taef2-input.png").convert("RGB").save(src, "JPEG", quality=63)
+    real = Item(str(src), 0, "real/a.jpg", "somewhere")
+    (fake,) = aligned.reconstruct([real], log=lambda m: None)
+    assert (fake.label, fake.group, fake.source) == (1, real.group, aligned.SOURCE)
+    a, b = Image.open(src), Image.open(fake.path)
+    assert a.size == b.size and a.quantization == b.quantization
+    mtime = Path(fake.path).stat().st_mtime_ns
+    aligned.reconstruct([real], log=lambda m: None)  # made once, then reused
+    assert Path(fake.path).stat().st_mtime_ns == mtime
+
+
+def test_pairing_puts_each_fake_in_its_reals_batch_and_keeps_the_balance():
+    labels = np.array([0] * 10 + [1] * 10)
+    partner = np.full(20, -1)
+    partner[10:15] = [0, 1, 2, 3, 4]  # five aligned fakes of reals 0-4
+    idx = np.array([5, 6, 7, 8, 9, 10, 11, 12, 15, 16])  # none of their reals drawn
+    out = aligned.pair_up(idx, partner, labels, np.random.default_rng(0))
+    assert sorted(labels[out]) == sorted(labels[idx])  # five real, five fake still
+    pos = {r: k for k, r in enumerate(out.tolist())}
+    for fake in (10, 11, 12):
+        assert abs(pos[fake] - pos[partner[fake]]) == 1  # side by side: one batch
+
+
+def test_aligned_fakes_never_come_from_a_left_out_source(monkeypatch):
+    from training import train
+
+    made = []
+    monkeypatch.setattr(aligned, "reconstruct", lambda reals, log=None: made.extend(reals) or [
+        Item(f"/x/{k}.jpg", 1, r.group, aligned.SOURCE) for k, r in enumerate(reals)])
+    splits = {s: {"train": [Item(f"/{s}/{k}.jpg", k % 2, f"g{k}", s) for k in range(6)],
+                  "calib": [], "test": []} for s in ("kept", "left")}
+    args = train.parse_args(["x", "--aligned-cap", "10", "--leave-out-reals", "left"])
+    train._add_aligned(splits, args)
+    assert made and {i.source for i in made} == {"kept"}
+    assert all(i.label == 0 for i in made)
+    assert splits[aligned.SOURCE]["calib"] == [] and splits[aligned.SOURCE]["test"] == []

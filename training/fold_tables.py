@@ -1,0 +1,171 @@
+"""`dfd-train study-tables`: score each run of `make study` on what it never saw.
+
+A run that left a fake kind out is scored on that whole source (the CLIP study's rule: a paired
+source on its own reals and fakes, the fake-only sdfd-faces against the test reals of the sources
+the run trained on), and on the test parts of the sources it did train on; every table again on
+copies re-saved as a phone or a social network would (shorter side x0.8 bicubic, JPEG 80, no
+metadata), both classes alike. Numbers are at the run's own served threshold, prior and bands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from training import metrics as M
+from training.data import Item, list_images, read_split
+
+# Which fake kind each study run leaves out, by the run's name (see the Makefile's STUDY_RUNS).
+LEFT_OUT = {"sdfd": "sdfd-faces", "ff": "ff-crops", "dfdc": "dfdc-faces",
+            "stylegan": "stylegan-faces"}
+FAKE_KINDS = ("ff-crops", "stylegan-faces", "dfdc-faces", "sdfd-faces")
+LAUNDER = "shorter side x0.8 (bicubic), JPEG quality 80 (4:2:0), metadata dropped"
+PER_LABEL = 600  # images a label of a left-out source (seeded); the test parts keep 400
+PER_TEST = 400
+
+
+def launder(path: str) -> bytes:
+    """The file as a phone or social network re-saves it (LAUNDER)."""
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    img = img.resize((max(1, round(w * 0.8)), max(1, round(h * 0.8))), Image.BICUBIC)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80, subsampling=2)  # a fresh file: no EXIF, ICC or XMP
+    return buf.getvalue()
+
+
+def laundered_paths(paths: list[str]) -> list[str]:
+    """Laundered copies on disk (cached by the original's bytes), in the same order."""
+    from training.prep import CACHE_DIR
+
+    out_dir = CACHE_DIR / "laundered"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for p in paths:
+        target = out_dir / (hashlib.sha256(Path(p).read_bytes()).hexdigest()[:20] + ".jpg")
+        if not target.exists():
+            target.write_bytes(launder(p))
+        out.append(str(target))
+    return out
+
+
+def _sample(items: list[Item], k: int, seed: int) -> list[Item]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for label in (0, 1):
+        its = [i for i in items if i.label == label]
+        if len(its) > k:
+            its = [its[j] for j in np.sort(rng.choice(len(its), k, replace=False))]
+        out.extend(its)
+    return out
+
+
+def eval_sets(data: Path, split: Path, seed: int = 0) -> dict[str, dict[str, list[Item]]]:
+    """{source: {'whole': sample of every file, 'test': sample of the split's test part}}."""
+    doc = json.loads(split.read_text())
+    out = {}
+    for src in ("ff-crops", "stylegan-faces", "dfdc-faces", "fairface-real", "sdfd-faces"):
+        root = data / src
+        whole = list_images(root / "val" if (root / "val").is_dir() else root, src)
+        test = read_split(split, src, "test", root) if src in doc["sources"] else []
+        out[src] = {"whole": _sample(whole, PER_LABEL, seed), "test": _sample(test, PER_TEST, seed)}
+    return out
+
+
+def scored(model_dir: Path, paths: list[str], log=print) -> np.ndarray:
+    """Served P(fake) of each file through the one crop and the run's model."""
+    from detector.model import load_model
+    from training.prep import build_cache
+
+    crops, _ = build_cache(paths, log=log)
+    model = load_model(model_dir, threads=2)
+    out = np.concatenate([model.predict(np.asarray(crops[s:s + 64]))
+                          for s in range(0, len(paths), 64)])
+    return out.astype(np.float64)
+
+
+def row(y: np.ndarray, p: np.ndarray, threshold: float, bands: dict) -> dict:
+    """AUC with its interval, reals called Fake, fakes caught and each band's share per class."""
+    out: dict = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum())}
+    if out["n_real"] and out["n_fake"]:
+        lo, hi = M.auc_ci(y, p, n_boot=300)
+        out |= {"auc": float(M.roc_auc(y, p)), "auc_ci": [float(lo), float(hi)]}
+    fake = p >= threshold
+    for name, label, rate in (("reals_called_fake", 0, fake), ("fakes_caught", 1, fake)):
+        k, n = int(rate[y == label].sum()), int((y == label).sum())
+        if n:
+            out[name] = {"rate": k / n, "ci": list(M.wilson(k, n))}
+    lr, lf = bands["likely_real_below"], bands["likely_fake_from"]
+    for cls, label in (("real", 0), ("fake", 1)):
+        q = p[y == label]
+        if len(q):
+            out[f"bands_{cls}"] = {"likely_real": float(np.mean(q < lr)),
+                                   "likely_fake": float(np.mean(q >= lf)),
+                                   "cant_tell": float(np.mean((q >= lr) & (q < lf)))}
+    return out
+
+
+def run_tables(run: Path, sets: dict, left_out: str, log=print) -> dict:
+    """Left-out and in-distribution tables of one run, as served and laundered."""
+    card = json.loads((run / "card.json").read_text())
+    trained = set(json.loads((run / "split.json").read_text())["sources"])
+    if left_out in trained:
+        raise SystemExit(f"{run}: trained on {left_out}, so it cannot be scored as left out")
+    parts = {"left_out": sets[left_out]["whole"]}
+    if {i.label for i in parts["left_out"]} == {1}:  # fake-only: the trained sources' test reals
+        parts["left_out"] = parts["left_out"] + [i for s in sorted(trained) for i in
+                                                 sets[s]["test"] if i.label == 0]
+    for src in sorted(trained):
+        parts[src] = sets[src]["test"]
+    paths = sorted({i.path for its in parts.values() for i in its})
+    washed = laundered_paths(paths)
+    t0 = time.time()
+    p = dict(zip(paths, scored(run, paths, log), strict=True))
+    pw = dict(zip(paths, scored(run, washed, log), strict=True))
+    log(f"{run.name}: scored {len(paths)} files twice in {time.time() - t0:.0f}s")
+    out: dict = {"left_out_source": left_out, "version": card["version"],
+                 "threshold": card["threshold"], "prior_fake": card["prior_fake"],
+                 "training": {k: card["training"].get(k) for k in
+                              ("seconds", "epochs_run", "images_seen", "machine")
+                              if k in card.get("training", {})}}
+    for name, its in parts.items():
+        y = np.array([i.label for i in its])
+        out[name] = {"served": row(y, np.array([p[i.path] for i in its]), card["threshold"],
+                                   card["assessment"]),
+                     "laundered": row(y, np.array([pw[i.path] for i in its]), card["threshold"],
+                                      card["assessment"])}
+    return out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line of `dfd-train study-tables`."""
+    p = argparse.ArgumentParser(prog="dfd-train study-tables", description=__doc__)
+    p.add_argument("runs", nargs="+", help="study run directories (names as in STUDY_RUNS)")
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--json", required=True, help="write the tables here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score every finished run; runs without a card are named and skipped."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    out: dict = {"launder": LAUNDER, "per_label": PER_LABEL, "per_test": PER_TEST, "runs": {}}
+    sets = None
+    for run in map(Path, args.runs):
+        if not (run / "card.json").is_file():
+            print(f"{run.name}: not finished, skipped", flush=True)
+            continue
+        if sets is None:  # the split is by group and seed, the same in every run
+            sets = eval_sets(Path(args.data), run / "split.json")
+        left_out = LEFT_OUT[run.name.split("-out")[0]]
+        out["runs"][run.name] = run_tables(run, sets, left_out)
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
