@@ -93,7 +93,7 @@ cross-source: deps
 # (crops, training, calibration and export); resumable: a finished run is kept, a broken one
 # resumes from its checkpoint. Then `make study-tables` scores what each run never saw.
 STUDY := var/study
-FOLD_MIN ?= 16
+FOLD_MIN ?= 15
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume
 FF := $(DATA)/ff-crops
 SG := $(DATA)/stylegan-faces
@@ -101,15 +101,15 @@ DF := $(DATA)/dfdc-faces
 FA := $(DATA)/fairface-real
 SD := $(DATA)/sdfd-faces
 STUDY_RUNS := \
-	sdfd-out:$(FF),$(SG),$(DF),$(FA):--aligned-cap=2500 \
+	sdfd-out:$(FF),$(SG),$(DF),$(FA):--aligned-cap=1500 \
 	sdfd-out-noaligned:$(FF),$(SG),$(DF),$(FA):--aligned-cap=0 \
-	ff-out:$(SG),$(DF),$(FA),$(SD):--aligned-cap=2500 \
-	dfdc-out:$(FF),$(SG),$(FA),$(SD):--aligned-cap=2500 \
-	stylegan-out:$(FF),$(DF),$(FA),$(SD):--aligned-cap=2500 \
-	ff-out-nosbi:$(SG),$(DF),$(FA),$(SD):--aligned-cap=2500,--sbi-rate=0 \
-	dfdc-out-nosbi:$(FF),$(SG),$(FA),$(SD):--aligned-cap=2500,--sbi-rate=0
+	ff-out:$(SG),$(DF),$(FA),$(SD):--aligned-cap=1500 \
+	dfdc-out:$(FF),$(SG),$(FA),$(SD):--aligned-cap=1500 \
+	stylegan-out:$(FF),$(DF),$(FA),$(SD):--aligned-cap=1500 \
+	ff-out-nosbi:$(SG),$(DF),$(FA),$(SD):--aligned-cap=1500,--sbi-rate=0 \
+	dfdc-out-nosbi:$(FF),$(SG),$(FA),$(SD):--aligned-cap=1500,--sbi-rate=0
 study: deps
-	$(BIN)/dfd-train aligned $(FF) $(SG) $(DF) $(FA) --cap 2500
+	$(BIN)/dfd-train aligned $(FF) $(SG) $(DF) $(FA) --cap 1500
 	@for run in $(STUDY_RUNS); do \
 		name=$${run%%:*}; rest=$${run#*:}; data=$${rest%%:*}; opts=$${rest#*:}; \
 		if [ -f $(STUDY)/$$name/card.json ]; then echo "$$name: done"; continue; fi; \
