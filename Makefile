@@ -87,9 +87,11 @@ cross-source: deps
 	$(BIN)/python -m research.robustness $(foreach m,$(CROSS),--model $(m)=var/models/$(m)) \
 		--split $(MODEL)/split.json --no-flips --whole-sources --json var/rob-cross.json
 
+# Every section on the served model (DFD_MODEL_PATH, else shared/settings.py's default); the
+# model before it only as a side-by-side row. `python -m bench --quick` is the smoke run.
 bench: deps
-	$(BIN)/python -m bench --model $(PREVIOUS) --video-model $(MODEL)
-	$(BIN)/python -m bench.side_by_side $(MODEL) $(PREVIOUS)
+	$(BIN)/python -m bench --previous $(PREVIOUS)
+	$(BIN)/python -m bench.side_by_side --previous $(PREVIOUS)
 
 # The CLIP trunk as served (detector/clip_keras.py): the ONNX cut and the Keras float rebuild,
 # cached in var/trunk by the file's hash and the outputs; CARD=models/<m>/card.json serves its
