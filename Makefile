@@ -118,9 +118,11 @@ study: deps
 			$$(echo $$opts | tr , ' ') >> $(STUDY)/$$name.log 2>&1 || exit 1; \
 	done
 
+# Every section on the served model (DFD_MODEL_PATH, else shared/settings.py's default); the
+# model before it only as a side-by-side row. `python -m bench --quick` is the smoke run.
 bench: deps
-	$(BIN)/python -m bench --model $(PREVIOUS) --video-model $(MODEL)
-	$(BIN)/python -m bench.side_by_side $(MODEL) $(PREVIOUS)
+	$(BIN)/python -m bench --previous $(PREVIOUS)
+	$(BIN)/python -m bench.side_by_side --previous $(PREVIOUS)
 
 # The CLIP trunk as served (detector/clip_keras.py): the ONNX cut and the Keras float rebuild,
 # cached in var/trunk by the file's hash and the outputs; CARD=models/<m>/card.json serves its

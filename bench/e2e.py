@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -75,13 +76,15 @@ class HttpClient:
         raise AssertionError("unreachable")
 
     def upload(self, path: str, field: str, filename: str, data: bytes,
-               headers: dict | None = None) -> tuple[int, dict]:
-        """POST one file as multipart/form-data."""
+               headers: dict | None = None, fields: dict | None = None) -> tuple[int, dict]:
+        """POST one file, then any plain form fields, as multipart/form-data."""
         boundary = secrets.token_hex(12)
+        extra = [f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n"
+                 f"{v}".encode() for k, v in (fields or {}).items()]
         body = b"".join([
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
             f"filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\n".encode(),
-            data, f"\r\n--{boundary}--\r\n".encode()])
+            data, *extra, f"\r\n--{boundary}--\r\n".encode()])
         hdrs = {"Content-Type": f"multipart/form-data; boundary={boundary}", **(headers or {})}
         return self.request("POST", path, body, hdrs)
 
@@ -145,17 +148,25 @@ def run_sequential(submit, photos: list[Path], pause: float = 0.05) -> dict:
     return {"images": len(photos), "done": len(lat), **percentiles(lat)}
 
 
+def passed_on() -> dict:
+    """The bench's own trunk cache for the processes it starts (service_env drops DFD_*): one
+    cut of the tower, built once, not again by each process."""
+    return {k: os.environ[k] for k in ("DFD_TRUNK_CACHE",) if k in os.environ}
+
+
 @contextmanager
 def service(model_dir: str, workdir: Path, *, worker_procs: int, batch_size: int,
             web_workers: int, web_threads: int):
     """Redis, worker and web running with an API key; yields (url, key, {role: pid})."""
     key = secrets.token_hex(16)
     redis_proc, redis_url = start_redis(workdir)
+    # The page's uploads carry no key: their per-client allowance is lifted too, so the idle
+    # series is never held back by it.
     env = {"DFD_REDIS_URL": redis_url, "DFD_MODEL_PATH": model_dir,
            "DFD_UPLOAD_DIR": str(workdir / "uploads"),
-           "DFD_API_KEYS": f"bench:{key}:1000000/minute",
+           "DFD_API_KEYS": f"bench:{key}:1000000/minute", "DFD_UPLOAD_LIMIT": "1000000/minute",
            "DFD_STATUS_LIMIT": "1000000/minute", "DFD_BATCH_SIZE": str(batch_size),
-           "DFD_DEVICE": "cpu"}
+           "DFD_DEVICE": "cpu", **passed_on()}
     procs = {"redis": redis_proc}
     try:
         log = open(workdir / "worker.log", "ab")  # noqa: SIM115 - closed with the process
@@ -172,9 +183,10 @@ def service(model_dir: str, workdir: Path, *, worker_procs: int, batch_size: int
             cwd=ROOT, env=service_env(env), stdout=open(workdir / "web.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _ok(url + "/readyz"), 90, "web + worker (/readyz)", procs["web"])
+        # A trunk model takes its worker processes a while to load on a busy machine.
+        wait_for(lambda: _ok(url + "/readyz"), 240, "web + worker (/readyz)", procs["web"])
         # /readyz needs one worker to answer; wait until every child has loaded its model.
-        wait_for(lambda: _loaded(workdir / "worker.log") >= worker_procs, 60,
+        wait_for(lambda: _loaded(workdir / "worker.log") >= worker_procs, 180,
                  "worker processes loading the model", procs["worker"])
         yield url, key, {"web": procs["web"].pid, "worker": procs["worker"].pid,
                          "redis": redis_proc.pid}
@@ -220,12 +232,28 @@ def job_submitter(url: str, key: str, upload_wait: bool = True):
     return submit
 
 
+def idle_series(url: str, photos: list[Path], idle: int) -> dict:
+    """The idle single-photo latency through the page's own request, first as the page sends
+    it, then with the "Why?" flag the other way; distinct photos for each."""
+    from bench.page import page_request, page_submitter
+
+    req = page_request()
+    out = {"page_asks_why": req["explain"], "request": req}
+    for k, explain in enumerate((req["explain"], not req["explain"])):
+        key = "with_why" if explain else "without_why"
+        out[key] = run_sequential(page_submitter(url, explain, req),
+                                  photos[k * idle:(k + 1) * idle])
+    out["page"] = out["with_why" if req["explain"] else "without_why"]
+    return out
+
+
 def run_e2e(model_dir: str, photos: list[Path], *, worker_procs: int, batch_size: int,
             web_workers: int, web_threads: int, clients: int, warmup: int, idle: int,
             deadline_s: float, upload_wait: bool = True) -> dict:
-    """One configuration: idle single-image latency, then the load run; peak RSS throughout.
+    """One configuration: idle single-photo latency through the page's request (with and
+    without "Why?"), then the load run (the API as `dfd submit` uses it); peak RSS throughout.
 
-    photos: distinct images; the first `warmup + idle` are used for warm-up and the idle
+    photos: distinct images; the first `warmup + 2 * idle` are used for warm-up and the idle
     latency, the rest for the load run, so no bytes are sent twice.
     """
     workdir = Path(tempfile.mkdtemp(prefix="dfd-bench-"))
@@ -234,16 +262,19 @@ def run_e2e(model_dir: str, photos: list[Path], *, worker_procs: int, batch_size
                      web_workers=web_workers, web_threads=web_threads) as (url, key, pids):
             submit = job_submitter(url, key, upload_wait)
             with RssSampler(pids) as rss:
-                run_load(submit, photos[:warmup], clients, 60)
-                idle_res = run_sequential(submit, photos[warmup:warmup + idle]) if idle else None
+                run_load(submit, photos[:warmup], clients, 120)
+                idle_res = idle_series(url, photos[warmup:warmup + 2 * idle], idle) \
+                    if idle else None
                 cpu0, own0 = rss.cpu_s(), time.process_time()
-                load = run_load(submit, photos[warmup + idle:], clients, deadline_s)
+                load = run_load(submit, photos[warmup + 2 * idle:], clients, deadline_s)
                 load["cpu_ms_per_image"] = cpu_per_image(rss, cpu0, own0, load["done"])
             load.update(config={"worker_processes": worker_procs, "batch_size": batch_size,
                                 "web_workers": web_workers, "web_threads": web_threads,
                                 "upload_wait": upload_wait},
-                        idle_latency_ms=idle_res,
-                        rss_mb={"web": rss.max_mb("web"), "worker": rss.max_mb("worker")})
+                        idle=idle_res,
+                        idle_latency_ms=idle_res["page"] if idle_res else None,
+                        rss_mb={"web": rss.max_mb("web"), "worker": rss.max_mb("worker"),
+                                "worker_all": rss.sum_mb("worker")})
             return load
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -67,6 +67,10 @@ class RssSampler:
         """The largest peak RSS of any single process of that tree."""
         return max(self.peak[name].values(), default=None)
 
+    def sum_mb(self, name: str) -> float | None:
+        """The peaks of every process of that tree, added (an upper bound of the tree's RSS)."""
+        return sum(self.peak[name].values()) if self.peak[name] else None
+
 
 def cpu_per_image(rss: RssSampler, before: dict, own_before: float, done: int) -> dict:
     """CPU milliseconds per finished image of each process tree, and of the load client."""

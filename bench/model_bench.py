@@ -1,60 +1,20 @@
-"""The served model alone: ms per call and images/s by runtime, batch and threads; FLOPs per image.
-
-FLOPs per image are counted from the Keras model, 2 x multiply-accumulates of each layer, from its
-output shape and kernel:
-- Conv2D: 2 * H_out * W_out * C_out * (k_h * k_w * C_in)
-- DepthwiseConv2D: 2 * H_out * W_out * C_out * (k_h * k_w)
-- Dense: 2 * units_in * units_out
-at the resolution the trunk really runs at (the model resizes its 224 px input inside). Biases,
-BatchNorm (folded into the convolutions in the export), activations, pooling and the internal
-resize are left out: together well under 1% of the total.
-"""
+"""The served model alone, as `detector.model.load_model` serves it on this CPU: ms per call and
+images/s by threads, batch and processes; operations per image; efficiency against the int8 and
+float32 matmul ceilings measured on this machine."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
-COUNTED = ("Conv2D", "DepthwiseConv2D", "Dense")
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _layers(model):
-    import keras
-
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _layers(layer)
-        else:
-            yield layer
-
-
-def count_flops(model) -> dict:
-    """FLOPs per image of a Keras model, by layer type (see the module docstring)."""
-    by_type = dict.fromkeys(COUNTED, 0)
-    internal = None
-    for layer in _layers(model):
-        kind = type(layer).__name__
-        if kind == "Resizing":
-            internal = int(layer.output.shape[1])
-        if kind not in COUNTED:
-            continue
-        out = [int(d) for d in layer.output.shape[1:]]
-        k = [int(d) for d in layer.kernel.shape]
-        if kind == "Conv2D":
-            macs = np.prod(out) * k[0] * k[1] * k[2] // max(int(getattr(layer, "groups", 1)), 1)
-        elif kind == "DepthwiseConv2D":
-            macs = np.prod(out) * k[0] * k[1]
-        else:
-            macs = k[0] * k[1]
-        by_type[kind] += int(2 * macs)
-    return {"total": sum(by_type.values()), "by_type": by_type,
-            "input": int(model.input.shape[1]), "internal": internal or int(model.input.shape[1])}
-
-
-def time_calls(call, seconds: float, min_calls: int = 5) -> float:
-    """Median seconds per call over about `seconds` (after two warm-up calls)."""
-    call()
+def time_calls(call, seconds: float, min_calls: int = 3) -> float:
+    """Median seconds per call over about `seconds` (after one warm-up call)."""
     call()
     times, end = [], time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < min_calls:
@@ -69,60 +29,39 @@ def crops(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 224, 224, 3), dtype=np.uint8)
 
 
-def tflite_rate(model_dir: str, threads: int, batch: int, seconds: float,
-                per_call: int | None = None) -> dict:
-    """The served model as the worker loads it (LiteRT): ms per batch and images/s.
-
-    per_call=1 scores the batch one crop per interpreter call (what the worker does on a CPU).
-    """
+def _load(model_dir: str, threads: int):
     from detector.model import load_model
 
-    model = load_model(model_dir, runtime="tflite", threads=threads)
+    return load_model(model_dir, threads=threads, device="cpu")
+
+
+def runtime_of(model) -> str:
+    """The runtime the loader chose, as the model names it (the loader's choice may change)."""
+    return str(getattr(model, "runtime", None) or type(model).__name__)
+
+
+def rate(model_dir: str, threads: int, batch: int, per_call: int, seconds: float) -> dict:
+    """One process: ms per batch and images/s, the batch scored per_call crops a call."""
+    model = _load(model_dir, threads)
     x = crops(batch)
-    step = per_call or batch
 
     def call():
-        for s in range(0, batch, step):
-            model.predict(x[s:s + step])
+        for s in range(0, batch, per_call):
+            model.predict(x[s:s + per_call])
 
-    sec = time_calls(call, seconds)
-    return {"runtime": "tflite", "threads": threads, "batch": batch, "per_call": step,
-            "ms_per_batch": sec * 1e3, "images_per_s": batch / sec}
-
-
-def keras_rate(model, batch: int, seconds: float) -> dict:
-    """The Keras model through predict_on_batch (TensorFlow's fastest call on the CPU)."""
-    x = crops(batch).astype(np.float32)
-    sec = time_calls(lambda: model.predict_on_batch(x), seconds)
-    return {"runtime": "keras", "threads": "tf default", "batch": batch, "per_call": batch,
-            "ms_per_batch": sec * 1e3, "images_per_s": batch / sec}
-
-
-def tf_side(model_dir: str, batches: list[int], seconds: float, matmul_seconds: float) -> dict:
-    """Everything that needs TensorFlow, run in a child process: FLOPs, TF matmul, Keras timing."""
-    import keras
-
-    from bench.machine import matmul_tf
-    from detector.model import check_model
-
-    card = check_model(model_dir)
-    model = keras.saving.load_model(f"{model_dir}/{card['files']['keras']}", safe_mode=True)
-    out = {"flops": count_flops(model), "params": int(model.count_params()),
-           "keras": [keras_rate(model, b, seconds) for b in batches]}
-    out["matmul_tf_gflops"] = matmul_tf(seconds=matmul_seconds)
-    return out
+    sec = time_calls(call, seconds, min_calls=1)  # a CLIP batch of 8 is seconds a call
+    return {"runtime": runtime_of(model), "processes": 1, "threads": threads, "batch": batch,
+            "per_call": per_call, "ms_per_batch": sec * 1e3, "images_per_s": batch / sec}
 
 
 def _parallel_worker(args) -> float:
     model_dir, threads, batch, per_call, seconds, barrier = args
-    from detector.model import load_model
-
-    model = load_model(model_dir, runtime="tflite", threads=threads)
+    model = _load(model_dir, threads)
     x = crops(batch)
     model.predict(x[:per_call])
     barrier.wait()
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    while n == 0 or time.perf_counter() - t0 < seconds:
         for s in range(0, batch, per_call):
             model.predict(x[s:s + per_call])
         n += batch
@@ -136,16 +75,52 @@ def parallel_rate(ctx, model_dir: str, procs: int, threads: int, batch: int, per
         barrier = manager.Barrier(procs)
         rates = pool.map(_parallel_worker, [(model_dir, threads, batch, per_call, seconds,
                                              barrier)] * procs)
-    return {"runtime": "tflite", "processes": procs, "threads": threads, "batch": batch,
+    return {"runtime": "as served", "processes": procs, "threads": threads, "batch": batch,
             "per_call": per_call, "images_per_s": float(sum(rates))}
 
 
-def build_untrained(out: str) -> None:
-    """An untrained model of the shipped architecture (timings only), as training exports one."""
-    from training.export import export_model
-    from training.model import build_model
+def efficiency(images_per_s: float, flops: dict, ceiling: dict, cores: int) -> dict:
+    """The share of each ceiling (all cores) that the model's operations reach at that rate."""
+    if not flops.get("total"):
+        return {"int8": None, "float32": None}
+    ops = images_per_s * flops["total"] / 1e9
+    return {"int8": ops / ceiling[f"int8_t{cores}"], "float32": ops / ceiling[f"float32_t{cores}"],
+            "gops": ops}
 
-    card = {"name": "dfd-mobilenetv2-untrained", "threshold": 0.3, "temperature": 1.0,
-            "input": {"shape": [224, 224, 3], "dtype": "float32", "range": [0, 255]},
-            "training": {"internal_size": 160, "trunk_width": 1.0}}
-    export_model(build_model(None, internal_size=160, width=1.0), out, card, None)
+
+def section(ctx, model_dir: str, cores: int, batch: int, seconds: float) -> dict:
+    """Section 1: operations, ceilings, one row per configuration, the served one's efficiency.
+
+    Served: `cores` worker processes of one model thread each (`make run`), a batch scored per
+    call as the worker does (one call, or one crop a call where the runtime's features would
+    depend on the batch: the loader's model does that split itself)."""
+    from bench import flops as fl
+    from bench.machine import ceilings
+    from detector.model import check_model
+
+    with ctx.Pool(1) as pool:
+        ops = pool.apply(fl.served_flops, (model_dir,))
+    ceiling = ceilings(ctx, cores, max(seconds / 2, 0.5))
+    runs = []
+    with ctx.Pool(1) as pool:
+        for threads in sorted({1, cores}):
+            for b in sorted({1, batch}):
+                runs.append(pool.apply(rate, (model_dir, threads, b, b, seconds)))
+    served = (parallel_rate(ctx, model_dir, cores, 1, batch, batch, seconds) if cores > 1
+              else dict(runs[-1]))
+    served["runtime"] = f"{runs[0]['runtime']}, as served"
+    if cores > 1:
+        runs.append(served)
+    for r in runs:
+        used = r["processes"] * r["threads"]
+        r["efficiency"] = efficiency(r["images_per_s"], ops, ceiling,
+                                     used if used in (1, cores) else cores)
+    card = check_model(model_dir)
+    return {"path": (os.path.relpath(model_dir, ROOT) if Path(model_dir).resolve()
+                     .is_relative_to(ROOT) else model_dir),
+            "name": card["name"], "version": card["version"], "runtime": runs[0]["runtime"],
+            "flops": ops, "ceilings": ceiling, "runs": runs,
+            "served_images_per_s": served["images_per_s"],
+            "served_config": f"{served['processes']} process(es) x {served['threads']} thread, "
+                             f"batch {served['batch']}",
+            "efficiency": efficiency(served["images_per_s"], ops, ceiling, cores)}

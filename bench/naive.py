@@ -1,11 +1,13 @@
-"""The naive baseline: a one-file Flask app that calls Keras `model.predict` inside the request.
+"""The naive baseline: a one-file Flask app that scores the whole photo inside the request.
 
 This is the design the service replaces (the seed's): decode the upload, resize the whole image
-to 224x224, `model.predict` on the same Keras model, answer the verdict in the response. It runs
-under gunicorn with sync workers, as many as the service runs worker processes (one per core by
-default), each loading the model after the fork (gunicorn without --preload), with TensorFlow's
-default thread pools. The handler is deliberately what a minimal app does: no face finding, no
-batching, no TFLite, no queue.
+to 224x224, call the served model on it, answer the verdict in the response. It loads the same
+model directory as the service, through the same loader (`detector.model.load_model`, which picks
+the runtime for this CPU, one thread), so the comparison is of the design, not of the model or
+its runtime. It runs under gunicorn with sync workers, as many as the service runs worker
+processes (one per core by default), each loading the model after the fork (gunicorn without
+--preload). The handler is deliberately what a minimal app does: no face finding, no stability
+check, no batching, no queue.
 """
 
 from __future__ import annotations
@@ -25,19 +27,19 @@ from PIL import Image
 
 
 def create_app() -> Flask:
-    """gunicorn 'bench.naive:create_app()': loads BENCH_NAIVE_MODEL (a .keras file)."""
-    import keras
+    """gunicorn 'bench.naive:create_app()': loads the model directory BENCH_NAIVE_MODEL."""
+    from detector.model import load_model
 
-    model = keras.saving.load_model(os.environ["BENCH_NAIVE_MODEL"], safe_mode=True)
+    model = load_model(os.environ["BENCH_NAIVE_MODEL"], device="cpu")
     app = Flask("naive")
 
     @app.post("/predict")
     def predict():
         data = request.files["image"].read()
         img = Image.open(io.BytesIO(data)).convert("RGB").resize((224, 224), Image.BILINEAR)
-        x = np.asarray(img, dtype=np.float32)[None]
-        p_fake = float(model.predict(x, verbose=0)[0, 0])
-        return jsonify(label="Fake" if p_fake > 0.3 else "Real", p_fake=p_fake)
+        x = np.asarray(img, dtype=np.uint8)[None]
+        p_fake = float(model.predict(x)[0])
+        return jsonify(label="Fake" if p_fake > model.threshold else "Real", p_fake=p_fake)
 
     @app.get("/healthz")
     def healthz():
@@ -49,18 +51,14 @@ def create_app() -> Flask:
 def run_naive(model_dir: str, photos: list[Path], *, web_workers: int, clients: int,
               warmup: int, idle: int, deadline_s: float) -> dict:
     """Serve the naive app under gunicorn and push the same kind of load through it."""
-    import json
-
-    from bench.e2e import run_load, run_sequential
+    from bench.e2e import passed_on, run_load, run_sequential
     from bench.measure import RssSampler, cpu_per_image
     from harness.services import ROOT, free_port, service_env, stop, wait_for
 
-    card = json.loads((Path(model_dir) / "card.json").read_text())
-    keras_file = str(Path(model_dir) / card["files"]["keras"])
     workdir = Path(tempfile.mkdtemp(prefix="dfd-naive-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = service_env({"BENCH_NAIVE_MODEL": keras_file})
+    env = service_env({"BENCH_NAIVE_MODEL": str(Path(model_dir).resolve()), **passed_on()})
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "-k", "sync", "-w", str(web_workers),
          "--timeout", "120", "-b", f"127.0.0.1:{port}", "bench.naive:create_app()"],
@@ -78,9 +76,9 @@ def run_naive(model_dir: str, photos: list[Path], *, web_workers: int, clients: 
     try:
         from bench.e2e import _ok
 
-        wait_for(lambda: _ok(url + "/healthz"), 120, "naive gunicorn", proc)
+        wait_for(lambda: _ok(url + "/healthz"), 240, "naive gunicorn", proc)
         with RssSampler({"web": proc.pid}) as rss:
-            # Enough warm-up that every worker has paid for its first model.predict (~1.3 s).
+            # Enough warm-up that every worker has paid for its first call.
             run_load(submit, photos[:warmup], clients, 120)
             idle_res = run_sequential(submit, photos[warmup:warmup + idle]) if idle else None
             cpu0, own0 = rss.cpu_s(), time.process_time()

@@ -4,7 +4,8 @@ Each measurement runs in a fresh process (spawned, as a Celery child is a proces
 with the worker's own code: `shared.images.decode_pil` at `detector.analyze.DECODE_SIZE`, then
 `detector.analyze.analyze_many` over groups of DFD_BATCH_SIZE images, which finds faces
 (`detector.faces.FaceDetector`, default "full" BlazeFace), crops them (`detector.crop.face_crops`)
-and scores every crop of the group (`detector.model.load_model`, LiteRT).
+and scores every crop of the group (`detector.model.load_model`: the runtime it chooses on this
+CPU, one thread, as a worker process loads it), with the stability check unless told otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def _load(model_dir: str, model_threads: int, detector_threads: int, detector_mo
     from detector.faces import FaceDetector
     from detector.model import load_model
 
-    return (load_model(model_dir, runtime="tflite", threads=model_threads),
+    return (load_model(model_dir, threads=model_threads, device="cpu"),
             FaceDetector(detector_model, num_threads=detector_threads))
 
 
@@ -51,88 +52,108 @@ def _run_once(photos: list[bytes], batch: int, face_finder, model, decode_size,
     return results
 
 
+def faces_checked(results: list[dict]) -> tuple[int, int]:
+    """(faces, faces whose variants the stability check scored) in a list of results."""
+    faces = [f for r in results for f in r.get("faces", [])]
+    return len(faces), sum(1 for f in faces if (f.get("stability") or {}).get("checked"))
+
+
 def run(args: dict) -> dict:
     """One worker process's pipeline throughput; args: model_dir, photo_dir, batch, seconds,
     model_threads, detector_threads, detector_model, decode_size ('default' = DECODE_SIZE),
-    limit, barrier (optional, to start several processes together)."""
+    limit, stability, barrier (optional, to start several processes together)."""
     from detector.analyze import DECODE_SIZE
 
     decode_size = DECODE_SIZE if args.get("decode_size", "default") == "default" \
         else args["decode_size"]
     model, face_finder = _load(args["model_dir"], args.get("model_threads", 1),
-                            args.get("detector_threads", 1), args.get("detector_model", "full"))
+                               args.get("detector_threads", 1), args.get("detector_model", "full"))
     photos = _read(args["photo_dir"], args.get("limit"))
     batch = args.get("batch", 8)
     per_call, stability = args.get("crops_per_call"), args.get("stability", True)
-    _run_once(photos[:batch * 2], batch, face_finder, model, decode_size, per_call,
+    _run_once(photos[:batch], batch, face_finder, model, decode_size, per_call,
               stability)  # warm-up
     if args.get("barrier") is not None:
         args["barrier"].wait()
-    n, faces, t0 = 0, 0, time.perf_counter()
+    n, with_face, faces, checked, t0 = 0, 0, 0, 0, time.perf_counter()
     cpu0 = time.process_time()
     while n == 0 or time.perf_counter() - t0 < args.get("seconds", 5.0):
         results = _run_once(photos, batch, face_finder, model, decode_size, per_call, stability)
         n += len(results)
-        faces += sum(1 for r in results if r["faces"])
+        with_face += sum(1 for r in results if r["faces"])
+        f, c = faces_checked(results)
+        faces, checked = faces + f, checked + c
     wall = time.perf_counter() - t0
     return {"images": n, "images_per_s": n / wall, "cpu_per_image_ms":
-            (time.process_time() - cpu0) / n * 1e3, "face_found": faces / n, "batch": batch,
+            (time.process_time() - cpu0) / n * 1e3, "face_found": with_face / n,
+            "faces_per_image": faces / n, "checked_share": checked / max(faces, 1),
+            "batch": batch, "stability": stability,
             "model_threads": args.get("model_threads", 1),
             "detector_threads": args.get("detector_threads", 1),
             "detector_model": args.get("detector_model", "full"), "decode_size": decode_size}
 
 
+def per_item_ms(fn, items: list, seconds: float, per: float = 1.0) -> tuple[float, list]:
+    """Median ms of fn(item) / per over the items (cycled) for about `seconds`, at least one
+    pass over them; and the outputs of the first pass. fn(items[0]) first, as a warm-up."""
+    fn(items[0])
+    times, outs, end, i = [], [], time.perf_counter() + seconds, 0
+    while i < len(items) or time.perf_counter() < end:
+        t = time.perf_counter()
+        out = fn(items[i % len(items)])
+        times.append((time.perf_counter() - t) * 1e3 / per)
+        if i < len(items):
+            outs.append(out)
+        i += 1
+    return float(np.median(times)), outs
+
+
 def stages(args: dict) -> dict:
-    """Milliseconds per image of each stage (median of 3 passes over the photos)."""
+    """Milliseconds per image of each stage, one face per photo: median over about `seconds`
+    of each stage (at least one pass over the `limit` photos)."""
     from detector.analyze import score_crops
     from detector.crop import face_crops
     from detector.stability import all_variants
 
     model, face_finder = _load(args["model_dir"], 1, 1, "full")
     photos = _read(args["photo_dir"], args.get("limit"))
-    batch = args.get("batch", 8)
-
-    def per_image(fn, items):
-        fn(items[0])
-        best = []
-        for _ in range(3):
-            t = time.perf_counter()
-            out = [fn(x) for x in items]
-            best.append((time.perf_counter() - t) / len(photos) * 1e3)
-        return float(np.median(best)), out
-
-    dec_ms, imgs = per_image(lambda b: decode(b, MAX_PIXELS, "default"), photos)
-    det_ms, _ = per_image(face_finder.detect, imgs)
-    fc_ms, found = per_image(lambda im: face_crops(im, face_finder), imgs)
-    groups = [np.concatenate([c for c, _ in found[s:s + batch]])
-              for s in range(0, len(found), batch)]
-    cls_ms, _ = per_image(lambda g: score_crops(model, g), groups)
-    var_ms, made = per_image(all_variants, groups)
-    var_cls_ms, _ = per_image(lambda g: score_crops(model, g), made)
+    batch, secs = args.get("batch", 8), args.get("seconds", 5.0)
+    dec_ms, imgs = per_item_ms(lambda b: decode(b, MAX_PIXELS, "default"), photos, secs)
+    det_ms, _ = per_item_ms(face_finder.detect, imgs, secs)
+    fc_ms, found = per_item_ms(lambda im: face_crops(im, face_finder), imgs, secs)
+    crops = np.concatenate([c for c, _ in found])
+    per_image = len(crops) / len(found)
+    groups = [crops[s:s + batch] for s in range(0, len(crops), batch)]
+    # The model's stages per image: a group of `batch` crops scored in one call, divided by the
+    # images they came from.
+    cls_ms, _ = per_item_ms(lambda g: score_crops(model, g), groups[:1], secs,
+                            len(groups[0]) / per_image)
+    var_ms, made = per_item_ms(all_variants, groups[:1], secs, len(groups[0]) / per_image)
+    var_cls_ms, _ = per_item_ms(lambda g: score_crops(model, g), made, secs,
+                                len(groups[0]) / per_image)
     return {"decode_ms": dec_ms, "detect_ms": det_ms, "crop_ms": max(fc_ms - det_ms, 0.0),
             "classify_ms": cls_ms, "variants_ms": var_ms, "classify_variants_ms": var_cls_ms,
-            "crops_per_image": sum(len(c) for c, _ in found) / len(found),
-            **explain_ms(model, [c for cs, _ in found for c in cs][:32])}
+            "crops_per_image": per_image, "photos": len(photos),
+            **explain_ms(model, list(crops[:4]), args.get("explain_passes", 3))}
 
 
-def explain_ms(model, crops: list) -> dict:
+def explain_ms(model, crops: list, passes: int = 3) -> dict:
     """The "Why?" occlusion map (detector/explain.py) per face, with the worker's runtime: all
-    occluded copies of a face in one call, on the card's grid; median of 3 passes (budget:
-    detector.explain.BUDGET_S a face)."""
+    occluded copies of a face in one call, on the card's grid; median of `passes` passes."""
     from detector.explain import grid_of, occlusion_map
 
     grid = grid_of(model)
     t = time.perf_counter()
-    occlusion_map(model, crops[0], grid)  # warm-up (the interpreter resizes to the new batch)
+    occlusion_map(model, crops[0], grid)  # warm-up (the runtime sizes itself to the new batch)
     # About 5 s a pass whatever the model's cost: a CLIP map takes seconds, a MobileNetV2 one ms.
-    crops = crops[:int(min(max(5.0 / max(time.perf_counter() - t, 1e-3), 2), len(crops)))]
-    passes = []
-    for _ in range(3):
+    crops = crops[:int(min(max(5.0 / max(time.perf_counter() - t, 1e-3), 1), len(crops)))]
+    times = []
+    for _ in range(passes):
         t = time.perf_counter()
         for c in crops:
             occlusion_map(model, c, grid)
-        passes.append((time.perf_counter() - t) / len(crops) * 1e3)
-    return {"explain_ms_per_face": float(np.median(passes)), "explain_grid": grid}
+        times.append((time.perf_counter() - t) / len(crops) * 1e3)
+    return {"explain_ms_per_face": float(np.median(times)), "explain_grid": grid}
 
 
 def large_decode(args: dict) -> dict:
@@ -160,5 +181,8 @@ def parallel(ctx, procs: int, args: dict) -> dict:
     with ctx.Manager() as manager, ctx.Pool(procs) as pool:
         barrier = manager.Barrier(procs)
         rates = pool.map(run, [{**args, "barrier": barrier}] * procs)
+    mean = {k: float(np.mean([r[k] for r in rates])) for k in
+            ("cpu_per_image_ms", "face_found", "faces_per_image", "checked_share")}
     return {"processes": procs, "images_per_s": float(sum(r["images_per_s"] for r in rates)),
-            "per_process": [r["images_per_s"] for r in rates]}
+            "per_process": [r["images_per_s"] for r in rates], "stability": args.get(
+                "stability", True), "batch": args.get("batch", 8), **mean}

@@ -1,4 +1,5 @@
-"""`python -m bench.side_by_side NEW OLD` (in `make bench`): the worker pipeline of two models.
+"""`python -m bench.side_by_side [NEW OLD]` (in `make bench`): the worker pipeline of two models,
+by default the served one (shared.settings) and the one before it (--previous).
 
 For each model: milliseconds per image of each stage (decode, face finder, crop, the model's
 call, the stability check's variants), and the images per second of one worker process and of
@@ -31,7 +32,7 @@ def measure(ctx, model_dir: str, photo_dir: str, cores: int, seconds: float, lim
     base = {"model_dir": model_dir, "photo_dir": photo_dir, "seconds": seconds,
             "limit": limit, "batch": 8}
     with ctx.Pool(1) as pool:
-        stages = pool.apply(pb.stages, ({**base},))
+        stages = pool.apply(pb.stages, ({**base, "seconds": seconds / 4},))
     with ctx.Pool(1) as pool:
         one = pool.apply(pb.run, ({**base},))
     par = pb.parallel(ctx, cores, base) if cores > 1 else {"images_per_s": one["images_per_s"]}
@@ -44,8 +45,10 @@ def measure(ctx, model_dir: str, photo_dir: str, cores: int, seconds: float, lim
 def table(rows: list[dict], machine: dict) -> str:
     keys = ("decode_ms", "detect_ms", "crop_ms", "classify_ms", "variants_ms",
             "classify_variants_ms", "explain_ms_per_face")
-    lines = [f"machine: {machine['cpu_model']}, {machine['cores']} cores; load before: "
-             f"{machine['load']}", "",
+    from bench.machine import feature_text
+
+    lines = [f"machine: {machine['cpu_model']}, {machine['cores']} cores ({feature_text(machine)})"
+             f"; load before: {machine['load']}", "",
              "| stage (ms per image) | " + " | ".join(r["model"] for r in rows) + " |",
              "| --- |" + " --- |" * len(rows)]
     for k in keys:
@@ -59,22 +62,33 @@ def table(rows: list[dict], machine: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from bench import machine, photos
+    import argparse
 
-    models = argv or [str(ROOT / "models" / "dfd-clip"), str(ROOT / "models" / "dfd-mnv2")]
+    from bench import machine, photos, served_model
+
+    p = argparse.ArgumentParser(prog="python -m bench.side_by_side", description=__doc__)
+    p.add_argument("models", nargs="*", help="model directories (default: the served one and "
+                   "--previous)")
+    p.add_argument("--previous", default=str(ROOT / "models" / "dfd-mnv2"),
+                   help="the model before, beside the served one when no models are named")
+    p.add_argument("--quick", action="store_true", help="small counts (smoke)")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "side_by_side.txt"))
+    args = p.parse_args(argv)
+    models = args.models or [served_model(), args.previous]
+    seconds, count = (1.0, 4) if args.quick else (20.0, 48)
     info = machine.describe()
     info["load"] = os.getloadavg()[0]
     cores = info["cores"] or 1
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="dfd-bench-sbs-") as tmp:
-        for i, data in enumerate(photos.make_photos(48, seed=3)):
+        for i, data in enumerate(photos.make_photos(count, seed=3)):
             (Path(tmp) / f"p{i:03d}.jpg").write_bytes(data)
         rows = []
         for m in models:
             log(f"pipeline of {m}")
-            rows.append(measure(ctx, m, tmp, cores, 20.0, 48))
+            rows.append(measure(ctx, m, tmp, cores, seconds, count))
     text = table(rows, info)
-    out = ROOT / "bench" / "results" / "side_by_side"
+    out = Path(args.out)
     out.with_suffix(".txt").write_text(text)
     out.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     print(text)

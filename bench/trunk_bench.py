@@ -158,32 +158,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def int8_ceiling(n: int, threads: int, seconds: float) -> float:
-    """GOP/s of ONNX Runtime's MatMulInteger (uint8 activations x int8 weights), n x n."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    from bench.model_bench import time_calls
-
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.integers(-127, 128, (n, n), dtype=np.int8), "w")
-    node = helper.make_node("MatMulInteger", ["a", "w"], ["y"])
-    graph = helper.make_graph([node], "mmi", [helper.make_tensor_value_info(
-        "a", TensorProto.UINT8, [n, n])], [helper.make_tensor_value_info(
-            "y", TensorProto.INT32, [n, n])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
-    onnx.checker.check_model(model)
-    a = rng.integers(0, 256, (n, n), dtype=np.uint8)
-    return 2.0 * n**3 / time_calls(lambda: sess.run(["y"], {"a": a}), seconds) / 1e9
-
-
 def ceilings(seconds: float) -> dict:
-    from bench.machine import matmul_numpy
+    from bench.machine import int8_ceiling, matmul_numpy
 
     return {"numpy_f32_2048": matmul_numpy(2048, seconds),
             "ort_int8_2048_t1": int8_ceiling(2048, 1, seconds),

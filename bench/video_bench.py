@@ -1,7 +1,8 @@
 """Video: seconds per minute of 720p video by stage, and the track rule against the plain frame
 mean, on clips made from held-out faces of ../shared/data with whatever model is configured.
 
-`python -m bench.video_bench [--model DIR] [--quick]`; `make bench` runs it after the rest.
+`python -m bench.video_bench [--model DIR] [--quick]` (default: the served model); `make bench`
+runs it after the rest.
 The rule measurement: four kinds of clip, each from held-out test faces of the model's split
 (stylegan-faces): one real face, one fake face, a real and a fake face side by side, and a real
 face cut to a fake one halfway (the last two are fakes: something in them is). A clip's score is
@@ -138,21 +139,24 @@ def render(st: dict | None, ru: dict | None) -> str:
     return "\n".join(lines)
 
 
-def measure(model_dir: str, quick: bool = False, n: int = 40) -> dict:
-    """Both video measurements, as `make bench` records them."""
-    return {"stages": stages(model_dir, seconds=10 if quick else 30),
-            "rules": rules(model_dir, n=5 if quick else n)}
+def measure(model_dir: str, quick: bool = False, n: int = 40,
+            clip_s: float | None = None) -> dict:
+    """Both video measurements, as `make bench` records them (n clips of each kind)."""
+    return {"stages": stages(model_dir, seconds=clip_s or (10 if quick else 30)),
+            "rules": rules(model_dir, n=n)}
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.video_bench", description=__doc__)
-    p.add_argument("--model", default=str(ROOT / "models" / "dfd-clip"))
+    p.add_argument("--model", help="model directory (default: the served one)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--n", type=int, default=40, help="clips of each kind for the rule")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    got = measure(args.model, args.quick, args.n)
+    from bench import served_model
+
+    got = measure(args.model or served_model(), args.quick, 5 if args.quick else args.n)
     Path(args.out).write_text(json.dumps(got, indent=1) + "\n")
     print(render(got["stages"], got["rules"]))
     return 0
