@@ -28,7 +28,7 @@ MARGIN = 0.05
 DETAIL_PX = 160
 DETAIL_QUALITY = 75
 # Bump when a change here or in the face finder (detector/faces.py) changes the crops a file
-# gives: the training crop cache (training/prep.py) is keyed on it, so a bump rebuilds it.
+# gives: the training crop cache (training/common/prep.py) is keyed on it, so a bump rebuilds it.
 CROP_VERSION = "1"
 
 

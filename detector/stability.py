@@ -41,8 +41,8 @@ def all_variants(crops: np.ndarray) -> np.ndarray:
 def near(p_fake: np.ndarray, threshold: float, margin: float) -> np.ndarray:
     """Which scores are within `margin` (in logits) of the threshold: only their variants are
     scored. The card's margin is as wide as all but 2% of the calibration faces whose label
-    flipped under a variant (training.bands.stability_margin): scoring only the faces near the
-    threshold is what keeps the check affordable, at the price of missing a few flips."""
+    flipped under a variant (training.common.assessment.stability_margin): scoring only the faces
+    near the threshold is what keeps the check affordable, at the price of missing a few flips."""
     return np.abs(logit(p_fake) - logit(threshold)) < margin
 
 

@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     from detector.crop import face_crops
     from detector.faces import FaceDetector
     from shared.images import decode_image
-    from training.data import list_images
-    from training.prep import crop_one
+    from training.common.data import list_images
+    from training.common.prep import crop_one
 
     det = FaceDetector()  # the detector and settings both the cache and serving use
     rng = np.random.default_rng(a.seed)

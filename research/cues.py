@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training import metrics as M
+from training.common import metrics as M
 
 CUES = {
     "sharpness": "variance of the 3x3 Laplacian of the grey image (high = sharp)",
@@ -90,10 +90,10 @@ def train_batch_cues(data: Path, split_seed: int, per_class: int, seed: int = 0,
                      strength: float = 1.0) -> dict:
     """Cue AUCs on training crops: as cropped, after augment(), and reals vs pseudo-fakes."""
     from detector.faces import FaceDetector
-    from training.augment import augment
-    from training.data import split_source
-    from training.prep import crop_one
-    from training.sbi import self_blend
+    from training.common.augment import augment
+    from training.common.data import split_source
+    from training.common.prep import crop_one
+    from training.common.sbi import self_blend
 
     det = FaceDetector()
     rng = np.random.default_rng(seed)

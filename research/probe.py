@@ -12,7 +12,7 @@ import numpy as np
 
 from research.cues import crop_cues, signed_auc
 from research.robustness import CachedDetector, apply_change, held_out_sets
-from training import metrics as M
+from training.common import metrics as M
 
 CHANGES = ("blur", "sharpen", "half_and_back", "jpeg_q70")
 

@@ -15,8 +15,8 @@ from PIL import Image, ImageFilter
 
 from detector.faces import as_image
 from research.cues import CUES, jpeg_quality, laplacian_variance, signed_auc, train_batch_cues
-from training import metrics as M
-from training.data import list_images, read_split
+from training.common import metrics as M
+from training.common.data import list_images, read_split
 
 # The changes a genuine photo goes through anyway. Each returns the bytes a user would upload.
 CHANGES = {

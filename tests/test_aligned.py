@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training import aligned
-from training.data import Item
+from training.common import aligned
+from training.common.data import Item
 
 GOLDEN = Path(__file__).parent / "golden"
 WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2_encoder.npz"
@@ -19,7 +19,7 @@ needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason="../shared/weig
 
 @pytest.fixture(scope="module")
 def autoencoder():
-    from training.taef2 import Autoencoder
+    from training.common.taef2 import Autoencoder
 
     return Autoencoder()  # float32: the stored reference was made in float32
 
@@ -28,7 +28,7 @@ def autoencoder():
 def test_port_matches_the_stored_reference_reconstruction(autoencoder):
     """taef2-reference.png was made from taef2-input.png by an independent PyTorch rebuild of
     taesd.py's FLUX.2 variant from the same weights (float32)."""
-    from training.taef2 import psnr
+    from training.common.taef2 import psnr
 
     x = np.asarray(Image.open(GOLDEN / "taef2-input.png").convert("RGB"))
     ref = np.asarray(Image.open(GOLDEN / "taef2-reference.png").convert("RGB"))
@@ -76,7 +76,7 @@ def test_pairing_puts_each_fake_in_its_reals_batch_and_keeps_the_balance():
 
 
 def test_aligned_fakes_never_come_from_a_left_out_source(monkeypatch):
-    from training import train
+    from training.mnv2 import train
 
     made = []
     monkeypatch.setattr(aligned, "reconstruct", lambda reals, log=None: made.extend(reals) or [

@@ -7,7 +7,7 @@ import pytest
 
 from detector.assess import MAX_FACES, Bands, assess, face_side, group_bar
 from detector.stability import VARIANTS, all_variants, summary, variants
-from training.bands import fit_bands, min_face_side, shrink
+from training.common.assessment import fit_bands, min_face_side, shrink
 
 BANDS = Bands(likely_real_below=0.2, likely_fake_from=0.8, min_face_px=50, max_faces=4,
               real_share=0.03)
@@ -169,7 +169,7 @@ def test_min_face_side_finds_where_accuracy_drops():
 
 def test_only_scores_near_the_threshold_get_their_variants_scored():
     from detector.stability import near
-    from training.bands import stability_margin
+    from training.common.assessment import stability_margin
 
     p = np.array([0.01, 0.25, 0.3, 0.35, 0.99])
     assert near(p, 0.3, 1.0).tolist() == [False, True, True, True, False]
@@ -188,7 +188,7 @@ def test_only_scores_near_the_threshold_get_their_variants_scored():
 
 
 def test_prior_is_chosen_for_the_targets_on_calibration_data():
-    from training.bands import choose_prior
+    from training.common.assessment import choose_prior
 
     rng = np.random.default_rng(3)
     # Reals that the model scores a little high (as the shipped one does): a 50/50 prior calls

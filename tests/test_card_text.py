@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.export import card_markdown, generalisation_markdown
+from training.mnv2.export import card_markdown, generalisation_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "dfd-mnv2"

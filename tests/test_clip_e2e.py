@@ -98,8 +98,8 @@ def test_clip_serving_fits_min_face_and_keeps_the_margin(tmp_path):
     margin (fitted before) is left as it was."""
     import shutil
 
-    from training import clip_serving
-    from training.bands import FACE_SIDES
+    from training.clip import serving as clip_serving
+    from training.common.assessment import FACE_SIDES
 
     models = tmp_path / "models"
     for name in ("dfd-clip", "dfd-mnv2"):

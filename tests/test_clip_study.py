@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from detector.head import Head
-from training import clip_tables as CT
-from training import study as S
+from training.clip import study as S
+from training.clip import tables as CT
 
 SOURCES = {"ff-crops": (0, 1), "stylegan-faces": (0, 1), "dfdc-faces": (0, 1),
            "fairface-real": (0,), "sdfd-faces": (1,)}
@@ -42,7 +42,7 @@ def test_head_round_trips_and_ranks():
     head = Head.from_json(json.loads(json.dumps(run["head"].to_json())))
     assert np.allclose(head.logits(study.feats), run["head"].logits(study.feats))
     test = study.mask("test")
-    from training import metrics as M
+    from training.common import metrics as M
 
     assert M.roc_auc(study.labels[test], run["z50"][test]) > 0.9
     with pytest.raises(ValueError):
@@ -70,7 +70,8 @@ def test_selection_prefers_the_cheaper_of_tied_configs():
 def test_study_to_card(tmp_path, monkeypatch):
     """The whole fit on synthetic features, with the shipped model's logits faked as noise, and
     the card written and rendered."""
-    from training import clip_export, clip_fit
+    from training.clip import export as clip_export
+    from training.clip import fit as clip_fit
 
     study = synthetic_study()
     monkeypatch.setattr(S, "FEATURE_SETS", (("b4",), ("b4", "embed")))
@@ -103,7 +104,7 @@ def test_study_to_card(tmp_path, monkeypatch):
 def test_pseudo_fakes_never_come_from_the_left_out_source(monkeypatch):
     """The pseudo-fake ablation adds pseudo-fakes to every run's training part, but never those
     made from the left-out source's reals, and never scores them."""
-    from training import ablation as A
+    from training.clip import ablation as A
 
     study = synthetic_study()
     reals = (study.parts == "train") & (study.labels == 0)
@@ -134,7 +135,7 @@ def test_ablation_table_goes_into_the_card(tmp_path):
     import shutil
     from pathlib import Path
 
-    from training import ablation as A
+    from training.clip import ablation as A
 
     shipped = Path(__file__).resolve().parents[1] / "models" / "dfd-clip"
     for name in ("card.json", "head.json", "MODEL_CARD.md"):

@@ -11,8 +11,8 @@ from PIL import Image, ImageFilter
 
 from research import cues as Q
 from research import robustness as R
-from training.augment import augment, augment_batch
-from training.sbi import face_mask, face_outline, hull, sbi_batch, self_blend
+from training.common.augment import augment, augment_batch
+from training.common.sbi import face_mask, face_outline, hull, sbi_batch, self_blend
 
 SIZE = 224
 # A frontal face in a 224 crop: right eye, left eye, nose, mouth, right ear, left ear.
@@ -114,7 +114,7 @@ def test_balanced_pseudo_fakes_take_the_place_of_fakes_and_keep_the_reals():
 
 
 def test_training_batches_add_pseudo_fakes_in_either_mode():
-    from training.batches import Batches
+    from training.mnv2.batches import Batches
 
     crops = np.stack([_face_like(k) for k in range(64)])
     labels = np.array([0] * 32 + [1] * 32)
@@ -139,7 +139,7 @@ def test_augmentation_has_no_label_input():
 
 
 def test_training_batches_augment_both_classes_alike():
-    from training.batches import Batches
+    from training.mnv2.batches import Batches
 
     # The same 64 images once labelled real and once fake: what augmentation does to them must
     # not tell the labels apart (a cue AUC near 0.5), while it does change them strongly.
@@ -171,7 +171,7 @@ def test_flip_rate_counts_real_to_fake_only():
 def test_flip_rates_report_drift_of_the_reals_judged_real(tmp_path, model_dir):
     from detector.faces import FaceDetector
     from detector.model import load_model
-    from training.data import Item
+    from training.common.data import Item
 
     rng = np.random.default_rng(0)
     items = []
@@ -272,7 +272,7 @@ def test_probe_reports_cues_and_changes_through_the_serving_path(tmp_path, model
     from detector.faces import FaceDetector
     from detector.model import load_model
     from research.probe import CHANGES, probe
-    from training.data import Item
+    from training.common.data import Item
 
     rng = np.random.default_rng(1)
     items = []

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import calibrate as C
-from training import metrics as M
-from training.augment import augment, augment_batch
-from training.data import list_images, split_source
+from training.common import calibrate as C
+from training.common import metrics as M
+from training.common.augment import augment, augment_batch
+from training.common.data import list_images, split_source
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -115,8 +115,8 @@ def test_stratified_auc_removes_what_a_cue_explains():
 
 
 def test_collapse_is_a_constant_output_on_every_source():
-    from training.loop import collapsed
-    from training.metrics import roc_auc
+    from training.common.metrics import roc_auc
+    from training.mnv2.loop import collapsed
 
     y = np.array([0, 1, 0, 1, 1, 0])
     constant = roc_auc(y, np.full(6, 0.5))  # what a dead net's scores give
@@ -195,7 +195,7 @@ def test_augmentation_takes_no_label_and_is_seeded():
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from training.model import build_model
+    from training.mnv2.model import build_model
 
     weights = WEIGHTS if WEIGHTS.exists() else None
     return build_model(weights, internal_size=64)
@@ -204,7 +204,7 @@ def tiny_model():
 def test_batchnorm_statistics_do_not_move_under_fit(tiny_model):
     import keras
 
-    from training.model import batchnorm_stats, set_trunk_trainable, trunk_of
+    from training.mnv2.model import batchnorm_stats, set_trunk_trainable, trunk_of
 
     model = tiny_model
     set_trunk_trainable(model, True)
@@ -223,7 +223,7 @@ def test_batchnorm_statistics_do_not_move_under_fit(tiny_model):
 
 
 def test_tflite_export_agrees_with_keras(tiny_model, tmp_path):
-    from training.export import check_agreement, to_tflite
+    from training.mnv2.export import check_agreement, to_tflite
 
     path = tmp_path / "m.tflite"
     path.write_bytes(to_tflite(tiny_model))
@@ -234,7 +234,7 @@ def test_tflite_export_agrees_with_keras(tiny_model, tmp_path):
 def test_model_file_loads_in_safe_mode(tiny_model, tmp_path):
     import keras
 
-    from training.model import weights_hash
+    from training.mnv2.model import weights_hash
 
     tiny_model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
@@ -258,8 +258,8 @@ def test_shipped_export_agrees_over_200_real_images():
     import keras
 
     from detector.faces import FaceDetector
-    from training.export import check_agreement
-    from training.prep import crop_one
+    from training.common.prep import crop_one
+    from training.mnv2.export import check_agreement
 
     card = json.loads((SHIPPED / "card.json").read_text())
     model = keras.saving.load_model(SHIPPED / card["files"]["keras"], safe_mode=True)
@@ -275,7 +275,7 @@ def test_shipped_export_agrees_over_200_real_images():
 def test_shipped_model_tells_real_from_fake_through_worker_path():
     from detector.faces import FaceDetector
     from detector.model import load_model
-    from training.evaluate import score_images
+    from training.common.evaluate import score_images
 
     model = load_model(SHIPPED)
     items = _sample(DATA / "ff-crops" / "val", 30, seed=1) + \

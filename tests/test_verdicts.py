@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.verdicts import summarise, targets, trained_sources
+from training.mnv2.verdicts import summarise, targets, trained_sources
 
 
 def res(p: float, assessment: str) -> dict:

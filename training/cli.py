@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {"train": "training.train", "evaluate": "training.evaluate", "bands": "training.bands",
-            "verdicts": "training.verdicts", "features": "training.features",
-            "clip": "training.clip_fit", "clip-serving": "training.clip_serving",
-            "clip-ablation": "training.ablation", "aligned": "training.aligned",
-            "study-tables": "training.fold_tables"}
+# Each command's module, by generation: training.mnv2 (fine-tuned MobileNetV2), training.clip
+# (frozen CLIP features) and training.common (any model).
+COMMANDS = {"train": "training.mnv2.train", "bands": "training.common.assessment",
+            "verdicts": "training.mnv2.verdicts", "features": "training.clip.features",
+            "clip": "training.clip.fit", "clip-serving": "training.clip.serving",
+            "clip-ablation": "training.clip.ablation", "evaluate": "training.common.evaluate",
+            "aligned": "training.common.aligned", "study-tables": "training.mnv2.fold_tables"}
 
 
 def _exit_code(exc: SystemExit) -> int:

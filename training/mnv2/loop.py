@@ -8,23 +8,28 @@ import numpy as np
 
 from detector.model import calibrate
 from detector.stability import all_variants
-from training import calibrate as C
-from training import metrics as M
-from training.aligned import pair_up
-from training.bands import PRIOR_RULE, choose_prior, fit_assessment
-from training.batches import Batches, epoch_indices, predict
-from training.export import export_model, keras_predict
-from training.model import (
+from training.common import calibrate as C
+from training.common import metrics as M
+from training.common.aligned import pair_up
+from training.common.assessment import PRIOR_RULE, choose_prior, fit_assessment
+from training.mnv2.batches import Batches, epoch_indices, predict
+from training.mnv2.export import export_model, keras_predict
+from training.mnv2.model import (
     batchnorm_stats,
     build_model,
     masked_bce,
     serving_model,
     set_trunk_trainable,
 )
-from training.recipe import LIMITATIONS, THRESHOLD
-from training.run_record import export_check_crops, held_out_metrics, input_spec, training_record
-from training.schedule import learning_rate
-from training.state import RunContext, TrainState
+from training.mnv2.recipe import LIMITATIONS, THRESHOLD
+from training.mnv2.run_record import (
+    export_check_crops,
+    held_out_metrics,
+    input_spec,
+    training_record,
+)
+from training.mnv2.schedule import learning_rate
+from training.mnv2.state import RunContext, TrainState
 
 FINAL_RESERVE_S = 420  # calibration, bands (~3 min), export (~10 s), test-set scoring, margin
 
@@ -191,7 +196,8 @@ def run(ctx: RunContext) -> None:
         idx = epoch_indices(train_by_source, ctx.labels, steps * args.batch_size,
                             np.random.default_rng([args.seed, epoch]))
         if ctx.partner is not None and (ctx.partner >= 0).any():
-            # Aligned and same-video fakes in the batch of their own real (training/aligned.py).
+            # Aligned and same-video fakes in the batch of their own real
+            # (training/common/aligned.py).
             idx = pair_up(idx, ctx.partner, ctx.labels,
                           np.random.default_rng([args.seed, epoch, 1]))
         t0 = time.time()

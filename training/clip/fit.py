@@ -1,7 +1,7 @@
 """`dfd-train clip DATA... --out DIR`: the frozen-feature study and the model it selects.
 
-Features come from training.features (cached); every configuration of training.study is run
-once per left-out source and once on everything; the selection, the served prior and the bands
+Features come from training.clip.features (cached); every configuration of training.clip.study is
+run once per left-out source and once on everything; the selection, the served prior and the bands
 follow rules fixed before looking (SELECTION_RULE, PRIOR_RULE, BAND_RULE). The shipped model is
 scored on the same files for the comparison tables, and its logit is tried as a stacked input.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from training import clip_tables as CT
-from training import study as S
-from training.bands import fit_bands
-from training.calibrate import logit
-from training.clip_tables import PRIORS, THRESHOLD
+from training.clip import study as S
+from training.clip import tables as CT
+from training.clip.tables import PRIORS, THRESHOLD
+from training.common.assessment import fit_bands
+from training.common.calibrate import logit
 
 
 def log(msg: str) -> None:
@@ -27,7 +27,7 @@ def log(msg: str) -> None:
 
 
 def load_study(roots: list[str], seed: int) -> tuple[S.Study, list]:
-    from training.features import extract, study_items
+    from training.clip.features import extract, study_items
 
     rows = study_items(roots, seed)
     feats, _ = extract([r[2].path for r in rows], log=log)
@@ -40,7 +40,7 @@ def shipped_z50(paths: list[str], model_dir: str) -> tuple[np.ndarray, dict]:
     """The shipped model's calibrated logits at a 50/50 prior on the same files (its own crops,
     without the detail normalisation), and its card."""
     from detector.model import LoadedModel, _card
-    from training.prep import build_cache
+    from training.common.prep import build_cache
 
     root, card = _card(model_dir)
     model = LoadedModel(root, {**card, "prior_fake": 0.5}, "tflite", threads=2)
@@ -132,7 +132,7 @@ def fit(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.clip_export import write_model
+    from training.clip.export import write_model
 
     p = argparse.ArgumentParser(prog="dfd-train clip", description=__doc__)
     p.add_argument("data", nargs="+", help="data roots (the study's sources)")

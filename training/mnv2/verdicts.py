@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from shared.schema import ASSESSMENTS
-from training import metrics as M
-from training.data import read_split
+from training.common import metrics as M
+from training.common.data import read_split
 
 # Targets at the served threshold (issue 11), by set; "left-out" is a real source a model
 # never trained on (leave-one-real-source-out runs).
@@ -130,7 +130,7 @@ def targets(v: dict, left_out: set[str]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """Evaluate MODEL (and others beside it) and write `verdicts` into MODEL's card."""
-    from training.export import card_markdown
+    from training.mnv2.export import card_markdown
 
     p = argparse.ArgumentParser(prog="dfd-train verdicts", description=__doc__)
     p.add_argument("model", type=Path, help="the model directory whose card gets the tables")

@@ -12,10 +12,10 @@ import numpy as np
 
 from detector import trunk as T
 from detector.crop import DETAIL_PX, DETAIL_QUALITY, MARGIN
-from training import study as S
-from training.clip_tables import BAND_RULE, PRIOR_RULE, THRESHOLD
-from training.export import SOURCES, TERMS
-from training.templating import render
+from training.clip import study as S
+from training.clip.tables import BAND_RULE, PRIOR_RULE, THRESHOLD
+from training.common.data import SOURCES, TERMS
+from training.common.templating import render
 
 NAME = "dfd-clip-vitb16"
 SDFD = ("sdfd-faces", "github.com/gebaltso/SDFD allImages (Baltsou et al., 'SDFD: Building a "
@@ -35,10 +35,10 @@ CONVERSION = (
 
 
 def split_doc(rows: list, seed: int, roots: list[str]) -> dict:
-    """The study's split in split.json's format (training.data.read_split reads it): per source
-    its root, the training counts and the held-out lists relative to the root."""
-    from training.data import SPLIT_RULE
-    from training.features import CAP, THIN
+    """The study's split in split.json's format (training.common.data.read_split reads it): per
+    source its root, the training counts and the held-out lists relative to the root."""
+    from training.clip.features import CAP, THIN
+    from training.common.data import SPLIT_RULE
 
     by_name = {Path(r).name: Path(r) for r in roots}
     doc: dict = {"seed": seed, "rule": SPLIT_RULE, "thinning": {

@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.crop import crop_settings
 
-CACHE_DIR = Path(__file__).resolve().parents[1] / "cache"
+CACHE_DIR = Path(__file__).resolve().parents[2] / "cache"
 _det = None  # one FaceDetector per worker process
 
 

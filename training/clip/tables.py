@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from training import metrics as M
-from training.bands import MAX_FAKE_SHARE, MAX_REAL_SHARE
-from training.calibrate import logit
-from training.study import left_out_rows, served
+from training.clip.study import left_out_rows, served
+from training.common import metrics as M
+from training.common.assessment import MAX_FAKE_SHARE, MAX_REAL_SHARE
+from training.common.calibrate import logit
 
 THRESHOLD = 0.3  # the seed's rule: Fake when served P(fake) > threshold (as the shipped model)
 PRIORS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)

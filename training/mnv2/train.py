@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from training import data as D
-from training.aligned import partners
-from training.batches import train_keypoints
-from training.recipe import WEIGHTS
-from training.state import RunContext
+from training.common import data as D
+from training.common.aligned import partners
+from training.mnv2.batches import train_keypoints
+from training.mnv2.recipe import WEIGHTS
+from training.mnv2.state import RunContext
 
 
 def log(msg: str) -> None:
@@ -62,13 +62,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "test part is kept); repeatable")
     p.add_argument("--prior-fake", default="auto", metavar="P|auto",
                    help="share of fakes the served P(fake) assumes; auto: chosen on the "
-                   "calibration split for issue 11's targets (training.bands.choose_prior)")
+                   "calibration split for issue 11's targets "
+                   "(training.common.assessment.choose_prior)")
     p.add_argument("--mask-weight", type=float, default=0.0, metavar="W",
                    help="weight of the blend-mask head's loss (Face X-ray style; 0: no mask "
                    "head). Pseudo-fakes give the mask, reals an empty one, real fakes none")
     p.add_argument("--aligned-cap", type=int, default=0, metavar="N",
                    help="aligned fakes: reconstruct at most N training reals per source through "
-                   "TAEF2 (training/aligned.py) and train on them beside their reals (0: none)")
+                   "TAEF2 (training/common/aligned.py) and train on them beside their reals "
+                   "(0: none)")
     p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
                    "(same architecture) instead of the ImageNet trunk and a new head")
     args = p.parse_args(argv)
@@ -95,7 +97,7 @@ def _add_aligned(splits: dict, args: argparse.Namespace) -> dict[str, str]:
     a source whose reals are left out); {reconstruction path: its real's path}."""
     if not args.aligned_cap:
         return {}
-    from training import aligned
+    from training.common import aligned
 
     reals = [i for src, parts in splits.items() if src not in args.leave_out_reals
              for i in parts["train"] if i.label == 0]
@@ -107,7 +109,7 @@ def _add_aligned(splits: dict, args: argparse.Namespace) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Train end to end; returns a process exit code."""
-    from training.loop import run
+    from training.mnv2.loop import run
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     t_start = time.time()
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             items.extend(its)
             log(f"{src}/{part}: {sum(i.label == 0 for i in its)} real, "
                 f"{sum(i.label == 1 for i in its)} fake, {len({i.group for i in its})} groups")
-    from training.prep import build_cache
+    from training.common.prep import build_cache
 
     crops, meta = build_cache([i.path for i in items], log=log)
     prep_seconds = time.time() - t_start

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training import metrics as M
-from training.data import list_images
+from training.common import metrics as M
+from training.common.data import list_images
 
 DEFAULT_MODEL = "models/dfd-clip"
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     """Evaluate a model directory on a labelled folder; returns a process exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.feedback:
-        from training.feedback import agreement, print_agreement, read_feedback
+        from training.common.feedback import agreement, print_agreement, read_feedback
 
         try:
             table = agreement(read_feedback(args.feedback))

@@ -1,12 +1,12 @@
 """`dfd-train clip-ablation DATA...`: the ablations the study left open, on one smaller draw.
 
 A seeded draw of the study's images (at most PER_PART[part] per source, part and label) is run
-leave-one-source-out exactly as the study runs (training.study.run_config, same penalties) for:
+leave-one-source-out exactly as the study runs (training.clip.study.run_config, same penalties) for:
 - where to read the tower: the class token after blocks 4, 6, 8, 10 and 12, and the projected
   512-d embedding, on the detail-normalised crops the service scores;
 - the crop: block-6 features of the plain crop against the detail-normalised one;
-- pseudo-fakes: self-blended fakes (training.sbi) made from the train reals of the sources a run
-  trains on, added to its training part as one more fake source, with the block-6 head.
+- pseudo-fakes: self-blended fakes (training.common.sbi) made from the train reals of the sources
+  a run trains on, added to its training part as one more fake source, with the block-6 head.
 Its AUCs compare these variants with each other on the same files; the draw is smaller than the
 study's, so they are not the card's headline numbers. Writes JSON and a Markdown table.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import study as S
+from training.clip import study as S
 
 PER_PART = {"train": 250, "calib": 60, "test": 100}
 OUTPUTS = ("b4", "b6", "b8", "b10", "b12", "embed")
@@ -33,7 +33,7 @@ def log(msg: str) -> None:
 
 def draw(roots: list[str], seed: int) -> list[tuple[str, str, object]]:
     """(source, part, item) of the study's images, at most PER_PART per source, part and label."""
-    from training.features import study_items
+    from training.clip.features import study_items
 
     rows = study_items(roots, seed)
     rng = np.random.default_rng(seed)
@@ -49,9 +49,9 @@ def pseudo_features(paths: list[str], seed: int, threads: int) -> np.ndarray:
     """Block-6 features of one self-blended fake per file's crop (cached beside the crops)."""
     from detector import trunk as T
     from detector.crop import normalise_detail
-    from training.features import features_key
-    from training.prep import CACHE_DIR, build_cache
-    from training.sbi import crop_keypoints, self_blend
+    from training.clip.features import features_key
+    from training.common.prep import CACHE_DIR, build_cache
+    from training.common.sbi import crop_keypoints, self_blend
 
     crops, meta = build_cache(paths, log=log)
     path = CACHE_DIR / f"pseudo-{features_key(meta['key'], ('b6',))}-{seed}.npz"
@@ -96,7 +96,7 @@ def variant(study: S.Study, inputs: tuple[str, ...], name: str) -> list[dict]:
 
 
 def run(roots: list[str], seed: int, threads: int) -> dict:
-    from training.features import extract
+    from training.clip.features import extract
 
     rows = draw(roots, seed)
     paths = [r[2].path for r in rows]
@@ -129,7 +129,7 @@ def table(out: dict) -> str:
              f"{out['per_part']['train']} / {out['per_part']['calib']} / "
              f"{out['per_part']['test']} per source, label and part (train / calib / test); "
              f"{out['pseudo_fakes']} pseudo-fakes made from its train reals. Each row is run "
-             "leave-one-source-out as the study runs (training.study.run_config): the AUC of "
+             "leave-one-source-out as the study runs (training.clip.study.run_config): the AUC of "
              "each source scored by a head that never saw it (95% bootstrap interval). The draw "
              "is smaller than the study's, so compare the rows with each other, not with the "
              "card's headline.", "",
@@ -155,7 +155,7 @@ def summary(out: dict) -> dict:
 
 def into_card(model_dir: Path, out: dict) -> None:
     """The run's summary into the card (card.json `study.ablation`) and its MODEL_CARD.md."""
-    from training.clip_export import clip_card_markdown
+    from training.clip.export import clip_card_markdown
 
     path = model_dir / "card.json"
     raw = path.read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / \
+WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights" / \
     "mobilenetv2_0.35_224_imagenet_notop.npz"
 THRESHOLD = 0.3  # the rule "Fake when P(real) < 0.7"
 # Each epoch is half real, half fake; each half is drawn from the sources holding that label in
@@ -15,7 +15,8 @@ THRESHOLD = 0.3  # the rule "Fake when P(real) < 0.7"
 SHARES = {
     "real": {"fairface-real": 0.35, "ff-crops": 0.28, "dfdc-faces": 0.25, "stylegan-faces": 0.12},
     "fake": {"ff-crops": 0.45, "dfdc-faces": 0.35, "stylegan-faces": 0.2, "sdfd-faces": 0.2,
-             # Reconstructions of training reals (training/aligned.py), when a run makes them.
+             # Reconstructions of training reals (training/common/aligned.py), when a run makes
+             # them.
              "aligned": 0.3},
 }
 AUGMENTATION = ("probabilities below (except flip and grey) are multiplied by the "
@@ -24,8 +25,8 @@ AUGMENTATION = ("probabilities below (except flip and grey) are multiplied by th
                 "(p 0.3) or unsharp mask (p 0.3); saturation, channel gain, brightness, contrast, "
                 "gamma (p 0.8); grey (p 0.05); Gaussian noise sigma 2-12 (p 0.3); JPEG quality "
                 "30-95 (p 0.7)")
-SBI = ("self-blended pseudo-fakes (training/sbi.py): a real crop blended with a copy of itself "
-       "(colour, 0.95-1.05 scale, +-3% shift, blur / down-up / sharpen) inside a deformed, "
+SBI = ("self-blended pseudo-fakes (training/common/sbi.py): a real crop blended with a copy of "
+       "itself (colour, 0.95-1.05 scale, +-3% shift, blur / down-up / sharpen) inside a deformed, "
        "soft-edged face mask (BlazeFace keypoint hull, else an ellipse), blend ratio "
        "0.25-1, labelled fake; made before the augmentation above, which they then get too")
 LIMITATIONS = [

@@ -7,12 +7,11 @@ import time
 
 import numpy as np
 
-from training import metrics as M
-from training.batches import predict
-from training.data import SPLIT_RULE
-from training.export import SOURCES, TERMS
-from training.recipe import AUGMENTATION, SBI, SHARES, THRESHOLD
-from training.state import RunContext, TrainState
+from training.common import metrics as M
+from training.common.data import SOURCES, SPLIT_RULE, TERMS
+from training.mnv2.batches import predict
+from training.mnv2.recipe import AUGMENTATION, SBI, SHARES, THRESHOLD
+from training.mnv2.state import RunContext, TrainState
 
 
 def held_out_metrics(ctx: RunContext, model, served, p_cal, calib) -> dict:

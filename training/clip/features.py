@@ -16,8 +16,8 @@ import numpy as np
 
 from detector import trunk as T
 from detector.crop import DETAIL_PX, DETAIL_QUALITY, normalise_detail
-from training import data as D
-from training.prep import CACHE_DIR, build_cache
+from training.common import data as D
+from training.common.prep import CACHE_DIR, build_cache
 
 # Every output the study compares: the class token after blocks 4, 6 and 8. The tower is cut
 # after block 8 (two thirds of its cost): the serving budget (issue 18: 12 images/s on 2 cores)

@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image
 
 from detector.chunks import in_chunks
-from training.augment import augment_batch
-from training.recipe import SHARES
-from training.sbi import sbi_batch
+from training.common.augment import augment_batch
+from training.common.sbi import sbi_batch
+from training.mnv2.recipe import SHARES
 
 
 class Batches:
@@ -117,8 +117,8 @@ def predict(model, crops, idx: np.ndarray, batch: int = 128) -> np.ndarray:
 
 def train_keypoints(crops, meta: dict, ranges: dict, labels: np.ndarray) -> np.ndarray:
     """(N, 6, 2) BlazeFace keypoints of the real training crops (NaN elsewhere), cached."""
-    from training.prep import CACHE_DIR
-    from training.sbi import crop_keypoints
+    from training.common.prep import CACHE_DIR
+    from training.common.sbi import crop_keypoints
 
     path = CACHE_DIR / f"kps-{meta['key']}.npy"
     if path.exists():

@@ -13,19 +13,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
-from training.data import Item
+from training.common.data import Item
 
 SOURCE = "aligned"  # the reconstructions' source name in splits, shares and the card
 # Bumped when the reconstruction changes (weights, padding, encoding): old files are not reused.
-# The precision is part of it (training.taef2.precision: bf16 on AMX hosts, 53 dB from f32).
+# The precision is part of it (training.common.taef2.precision: bf16 on AMX hosts, 53 dB from f32).
 VERSION = "taef2-v1"
 BATCH = 16  # images of one size reconstructed per call
 
 
 def cache_dir() -> Path:
     """Where reconstructions are kept, by version (the crop cache's folder)."""
-    from training.prep import CACHE_DIR
-    from training.taef2 import precision
+    from training.common.prep import CACHE_DIR
+    from training.common.taef2 import precision
 
     return CACHE_DIR / "aligned" / f"{VERSION}-{precision()}"
 
@@ -82,7 +82,7 @@ def reconstruct(reals: list[Item], log: Callable[[str], None] = print) -> list[I
 
 
 def _run(todo: dict, n: int, log: Callable[[str], None]) -> None:
-    from training.taef2 import Autoencoder
+    from training.common.taef2 import Autoencoder
 
     ae, done, t0 = Autoencoder(fast=True), 0, time.time()
     log(f"aligned fakes: reconstructing {n} reals through TAEF2 ({ae.precision})")
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from training.data import split_all
+    from training.common.data import split_all
 
     p = argparse.ArgumentParser(prog="dfd-train aligned", description=main.__doc__)
     p.add_argument("data", nargs="+", help="data roots holding real/ and fake/")

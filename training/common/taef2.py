@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "shared" / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "shared" / "weights"
 LATENT = 32  # FLUX.2's latent channels; the latent is 1/8 of the image on each side
 STRIDE = 8
 # Sequential indices of the architecture (taesd.py's Encoder/Decoder): where there is no weight,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training import metrics as M
-from training.data import Item, list_images, read_split
+from training.common import metrics as M
+from training.common.data import Item, list_images, read_split
 
 # Which fake kind each study run leaves out, by the run's name (see the Makefile's STUDY_RUNS).
 LEFT_OUT = {"sdfd": "sdfd-faces", "ff": "ff-crops", "dfdc": "dfdc-faces",
@@ -44,7 +44,7 @@ def launder(path: str) -> bytes:
 
 def laundered_paths(paths: list[str]) -> list[str]:
     """Laundered copies on disk (cached by the original's bytes), in the same order."""
-    from training.prep import CACHE_DIR
+    from training.common.prep import CACHE_DIR
 
     out_dir = CACHE_DIR / "laundered"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def eval_sets(data: Path, split: Path, seed: int = 0) -> dict[str, dict[str, lis
 def scored(model_dir: Path, paths: list[str], log=print) -> np.ndarray:
     """Served P(fake) of each file through the one crop and the run's model."""
     from detector.model import load_model
-    from training.prep import build_cache
+    from training.common.prep import build_cache
 
     crops, _ = build_cache(paths, log=log)
     model = load_model(model_dir, threads=2)

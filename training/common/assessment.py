@@ -18,8 +18,8 @@ from PIL import Image
 from detector.assess import MAX_FACES
 from detector.chunks import in_chunks
 from detector.stability import VARIANTS
-from training import metrics as M
-from training.calibrate import logit
+from training.common import metrics as M
+from training.common.calibrate import logit
 
 MAX_REAL_SHARE = 0.03  # likely_fake: at most this share of any source's held-out real faces
 MAX_FAKE_SHARE = 0.10  # likely_real: at most this share of any source's held-out fakes
@@ -140,7 +140,7 @@ def choose_prior(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
                  threshold: float) -> tuple[float, list[dict]]:
     """The prior share of fakes to serve and the table it was chosen from, by PRIOR_RULE.
     p50: served P(fake) with no prior (0.5)."""
-    from training.verdicts import TARGETS
+    from training.mnv2.verdicts import TARGETS
 
     z = logit(p50)
     rows = []
@@ -159,8 +159,8 @@ def choose_prior(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
 
 def calibration_set(split: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(crops, labels, sources) of a split.json's calibration files, through the crop cache."""
-    from training.data import read_split
-    from training.prep import build_cache
+    from training.common.data import read_split
+    from training.common.prep import build_cache
 
     doc = json.loads(split.read_text())
     listed = [i for s in doc["sources"] for i in read_split(split, s, "calib")]
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     """Fit and write the assessment entry of an existing model directory."""
     from detector.model import LoadedModel, _card
     from detector.stability import all_variants
-    from training.export import card_markdown
+    from training.mnv2.export import card_markdown
 
     p = argparse.ArgumentParser(prog="dfd-train bands", description=__doc__)
     p.add_argument("model", help="model directory (card.json, model.tflite, split.json)")

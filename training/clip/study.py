@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training import metrics as M
-from training.calibrate import fit_temperature, logit
-from training.heads import fit_head
+from training.clip.heads import fit_head
+from training.common import metrics as M
+from training.common.calibrate import fit_temperature, logit
 
 FEATURE_SETS = (("b4",), ("b6",), ("b8",), ("b6", "b8"), ("b4", "b6", "b8"))
 PENALTIES = (0.05, 0.5)  # scikit-learn's C: inverse L2 strength on standardised features

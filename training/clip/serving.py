@@ -1,12 +1,12 @@
 """`dfd-train clip-serving MODEL`: fit what serving needs beyond the head, through the runtime.
 
-The stability check's margin (training.bands.stability_margin) on a seeded sample of the
-calibration crops: each crop and its benign variants scored by the served model (ONNX Runtime,
+The stability check's margin (training.common.assessment.stability_margin) on a seeded sample of
+the calibration crops: each crop and its benign variants scored by the served model (ONNX Runtime,
 detail normalisation included), so the margin is measured on the served scores. A sample,
 because every variant costs a pass of the tower (about a quarter of a second here). On the same
-sample, the smallest face judged (training.bands.min_face_side: each crop shrunk to a face side
-and enlarged again, the smallest side from which the AUC stays within MAX_AUC_DROP of full-size
-crops). `--only margin|min-face` fits one of them and keeps the card's other.
+sample, the smallest face judged (training.common.assessment.min_face_side: each crop shrunk to a
+face side and enlarged again, the smallest side from which the AUC stays within MAX_AUC_DROP of
+full-size crops). `--only margin|min-face` fits one of them and keeps the card's other.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.bands import (
+from training.common.assessment import (
     FACE_SIDES,
     MAX_AUC_DROP,
     MAX_MISSED_UNSTABLE,
@@ -38,7 +38,7 @@ def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
     from detector.explain import grid_for
     from detector.model import LoadedModel
     from detector.stability import VARIANTS, all_variants, near
-    from training.prep import build_cache
+    from training.common.prep import build_cache
 
     crops, _ = build_cache(paths)
     model = LoadedModel(root, card, "onnx", threads=1)  # as a worker process runs it
@@ -60,8 +60,8 @@ def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
 def fit_min_face(root: Path, card: dict, paths: list[str]) -> dict:
     """min_face_px and its AUC curve through the served runtime (labels from the paths)."""
     from detector.model import LoadedModel
-    from training.data import label_of
-    from training.prep import build_cache
+    from training.common.data import label_of
+    from training.common.prep import build_cache
 
     crops, _ = build_cache(paths)
     y = np.array([label_of(p) for p in paths])
@@ -76,7 +76,7 @@ def fit_min_face(root: Path, card: dict, paths: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from detector.model import _card
-    from training.clip_export import clip_card_markdown
+    from training.clip.export import clip_card_markdown
 
     p = argparse.ArgumentParser(prog="dfd-train clip-serving", description=__doc__)
     p.add_argument("model")

@@ -23,6 +23,27 @@ SPLIT_RULE = (
     "order."
 )
 
+# Where each training source came from and the terms it comes under, for the model cards.
+TERMS = {
+    "ff-crops": "FaceForensics++ material: non-commercial research use only (FaceForensics "
+                "terms of use).",
+    "stylegan-faces": "FFHQ real photos: CC BY-NC-SA 4.0 (non-commercial, share-alike); StyleGAN "
+                      "fakes from the '140k Real and Fake Faces' collection.",
+    "dfdc-faces": "Deepfake Detection Challenge (DFDC) data: research use under the DFDC licence.",
+    "fairface-real": "FairFace (Karkkainen and Joo, 'FairFace: Face Attribute Dataset for Balanced "
+                     "Race, Gender, and Age', WACV 2021): CC BY 4.0.",
+}
+SOURCES = {
+    "ff-crops": "github.com/sufi2911/Deeplearning_project dataset/{train,val} "
+                "(FaceForensics++-style face-swap video frames, 128x128 crops)",
+    "stylegan-faces": "github.com/zoya2244/AI-Lab-Final-Project-FALL25 dataset/{real,ai} (FFHQ vs "
+                      "StyleGAN, 256x256)",
+    "dfdc-faces": "github.com/i-Shreyansh/DeepFake-Detection faces_224 (Kaggle 'deepfake-faces', "
+                  "from DFDC), one face per video",
+    "fairface-real": "github.com/sumanvithaeadala/EthnicityDetection fair_face/train (a seeded "
+                     "10,000 of FairFace's training faces; Flickr photos, real only, 224x224)",
+}
+
 
 @dataclass(frozen=True)
 class Item:
