@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.common.assessment import shares_at as shares
+from training.policy import shares_at as shares
 
 GRID = tuple(round(0.005 * k, 3) for k in range(2, 101))  # 0.01 .. 0.5
 
@@ -39,7 +39,7 @@ def match(z_new: np.ndarray, z_old: np.ndarray, old_prior: float, threshold: flo
 
 def _logits(model_dir: str, crops: np.ndarray) -> tuple[np.ndarray, dict]:
     from detector.model import _card, logit
-    from training.common.assessment import scores_at_even_prior
+    from training.mnv2.bands import scores_at_even_prior
 
     root, card = _card(model_dir)
     return logit(scores_at_even_prior(root, card, crops)), {
@@ -48,7 +48,7 @@ def _logits(model_dir: str, crops: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.common.assessment import calibration_set
+    from training.mnv2.bands import calibration_set
 
     p = argparse.ArgumentParser(prog="dfd-research prior-match", description=__doc__)
     p.add_argument("model", help="the candidate model directory")

@@ -99,7 +99,7 @@ def test_clip_serving_fits_min_face_and_keeps_the_margin(tmp_path):
     import shutil
 
     from training.clip import serving as clip_serving
-    from training.common.assessment import FACE_SIDES
+    from training.policy import FACE_SIDES
 
     models = tmp_path / "models"
     for name in ("dfd-clip", "dfd-mnv2"):

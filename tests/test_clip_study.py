@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from detector.head import Head
+from training import policy as P
 from training.clip import study as S
-from training.clip import tables as CT
 
 SOURCES = {"ff-crops": (0, 1), "stylegan-faces": (0, 1), "dfdc-faces": (0, 1),
            "fairface-real": (0,), "sdfd-faces": (1,)}
@@ -79,8 +79,8 @@ def test_study_to_card(tmp_path, monkeypatch):
     z_old = np.random.default_rng(1).normal(size=len(study.labels))
     results, chosen, stack = clip_fit.run_study(study, z_old, log=lambda m: None)
     final = S.train_run(study, tuple(chosen["inputs"]), chosen["C"])
-    prior, grid = clip_fit.choose_prior(study, final["z50"], z_old, 0.02)
-    assert prior in CT.PRIORS and len(grid) == len(CT.PRIORS)
+    prior, grid = P.choose_prior_issue18(study, final["z50"], z_old, 0.02)
+    assert prior in P.ISSUE18_PRIORS and len(grid) == len(P.ISSUE18_PRIORS)
     old = {"likely_real_below": 0.01, "likely_fake_from": 0.9}
     tab = clip_fit.tables(study, final, chosen, z_old, prior, 0.02, old)
     assert tab["bands"]["likely_real_below"] <= tab["bands"]["likely_fake_from"]

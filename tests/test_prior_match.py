@@ -6,7 +6,7 @@ import numpy as np
 
 from detector.model import logit
 from research.prior_match import match
-from training.common.assessment import shares_at as shares
+from training.policy import shares_at as shares
 
 
 def test_the_largest_prior_that_accuses_no_source_more_is_chosen():

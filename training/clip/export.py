@@ -12,8 +12,8 @@ import numpy as np
 
 from detector import trunk as T
 from detector.crop import DETAIL_PX, DETAIL_QUALITY, MARGIN
+from training import policy as P
 from training.clip import study as S
-from training.clip.tables import BAND_RULE, PRIOR_RULE, THRESHOLD
 from training.common.data import SOURCES, TERMS
 from training.common.templating import render
 
@@ -79,12 +79,14 @@ def card_of(out: dict, head_bytes: bytes, args) -> dict:
                       "note": "the shipped model's calibrated logit at a 50/50 prior, on its "
                               "own crop (no detail normalisation), is one more head input"}}
            if out.get("stacked") else {}),
-        "threshold": THRESHOLD, "temperature": final["temperature"], "prior_fake": out["prior"],
-        "prior_choice": {"rule": PRIOR_RULE, "grid": out["prior_grid"]},
+        "threshold": P.SEED_THRESHOLD, "temperature": final["temperature"],
+        "prior_fake": out["prior"],
+        "prior_choice": {"rule": P.ISSUE18_PRIOR_RULE, "grid": out["prior_grid"]},
         "assessment": {**tab["bands"], "min_face_px": old["assessment"]["min_face_px"],
                        "max_faces": old["assessment"]["max_faces"],
-                       "max_real_share": 0.03, "max_fake_share": 0.10, "served": "original",
-                       "stability_margin": 0.0, "rule": BAND_RULE,
+                       "max_real_share": P.MAX_REAL_SHARE, "max_fake_share": P.MAX_FAKE_SHARE,
+                       "served": "original",
+                       "stability_margin": 0.0, "rule": P.LEFT_OUT_BANDS_RULE,
                        "min_face_note": "carried over from the shipped model "
                                         f"{old['version']} (not measured again)"},
         "study": {"rule": S.SELECTION_RULE, "configs": out["results"], "chosen": chosen,

@@ -2,8 +2,9 @@
 
 Features come from training.clip.features (cached); every configuration of training.clip.study is
 run once per left-out source and once on everything; the selection, the served prior and the bands
-follow rules fixed before looking (SELECTION_RULE, PRIOR_RULE, BAND_RULE). The shipped model is
-scored on the same files for the comparison tables, and its logit is tried as a stacked input.
+follow rules fixed before looking (SELECTION_RULE; training.policy's ISSUE18_PRIOR_RULE and
+LEFT_OUT_BANDS_RULE). The shipped model is scored on the same files for the comparison tables,
+and its logit is tried as a stacked input.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import numpy as np
 
 from training.clip import study as S
 from training.clip import tables as CT
-from training.clip.tables import PRIORS, THRESHOLD
 from training.common.assessment import fit_bands
 from training.common.calibrate import logit
+from training.policy import SEED_THRESHOLD, choose_prior_issue18
 
 
 def log(msg: str) -> None:
@@ -50,27 +51,6 @@ def shipped_z50(paths: list[str], model_dir: str) -> tuple[np.ndarray, dict]:
     return logit(p), card
 
 
-def choose_prior(study: S.Study, z50: np.ndarray, z_old: np.ndarray, old_prior: float
-                 ) -> tuple[float, list[dict]]:
-    """PRIOR_RULE on the calibration part; returns (prior, grid rows)."""
-    cal_real = study.mask("calib") & (study.labels == 0)
-    old_said = z_old + logit(old_prior) > logit(THRESHOLD)
-    grid = []
-    for prior in PRIORS:
-        said = z50 + logit(prior) > logit(THRESHOLD)
-        row = {"prior_fake": prior, "reals_called_fake": {}, "shipped": {}, "ok": True}
-        for src in sorted(set(study.sources[cal_real].tolist())):
-            m = cal_real & (study.sources == src)
-            new, old = CT.share(said[m]), CT.share(old_said[m])
-            lim = CT.TARGETS["real_called_fake_max_fairface" if src == "fairface-real"
-                             else "real_called_fake_max"]
-            row["reals_called_fake"][src], row["shipped"][src] = new, old
-            row["ok"] &= new["share"] <= lim and new["ci"][0] <= old["share"]
-        grid.append(row)
-    ok = [r["prior_fake"] for r in grid if r["ok"]]
-    return (max(ok) if ok else PRIORS[0]), grid
-
-
 def run_study(study: S.Study, z_old: np.ndarray, log=log) -> tuple[list[dict], dict, dict]:
     """(all configurations, the selected one, the stacking ablation of the selected one)."""
     results = [S.run_config(study, inputs, c, log=log)
@@ -87,12 +67,12 @@ def tables(study: S.Study, final: dict, chosen: dict, z_old: np.ndarray, prior: 
     """Every table of the card: left-out, test, and the shipped model on the same test files."""
     scores = CT.left_out_scores(study, chosen["runs"], prior)
     bands = fit_bands(scores)
-    test = CT.part_table(study, final["z50"], "test", prior, THRESHOLD, bands)
-    left = CT.left_out_table(study, chosen["runs"], prior, THRESHOLD, bands)
-    shipped_test = CT.part_table(study, z_old, "test", old_prior, THRESHOLD, old_bands)
+    test = CT.part_table(study, final["z50"], "test", prior, SEED_THRESHOLD, bands)
+    left = CT.left_out_table(study, chosen["runs"], prior, SEED_THRESHOLD, bands)
+    shipped_test = CT.part_table(study, z_old, "test", old_prior, SEED_THRESHOLD, old_bands)
     # The shipped model never saw sdfd-faces: its row there is a true left-out one.
     rows, y = S.left_out_rows(study, "sdfd-faces")
-    shipped_sdfd = CT.source_row(y, z_old[rows], old_prior, THRESHOLD, old_bands)
+    shipped_sdfd = CT.source_row(y, z_old[rows], old_prior, SEED_THRESHOLD, old_bands)
     return {"bands": bands, "test": test, "left_out": left, "shipped_test": shipped_test,
             "shipped_left_out": {"sdfd-faces": shipped_sdfd},
             "targets": CT.targets_met(test, left, chosen["mean_left_out_auc"])}
@@ -105,7 +85,7 @@ def strip_runs(result: dict) -> dict:
 def serve(study: S.Study, config: dict, z_old: np.ndarray, old_card: dict) -> dict:
     """The model fitted on everything for one configuration: head, prior, bands and tables."""
     final = S.train_run(study, tuple(config["inputs"]), config["C"])
-    prior, grid = choose_prior(study, final["z50"], z_old, float(old_card["prior_fake"]))
+    prior, grid = choose_prior_issue18(study, final["z50"], z_old, float(old_card["prior_fake"]))
     log(f"{'+'.join(config['inputs'])}: served prior {prior}")
     old_bands = {k: old_card["assessment"][k] for k in ("likely_real_below", "likely_fake_from")}
     tab = tables(study, final, config, z_old, prior, float(old_card["prior_fake"]), old_bands)

@@ -18,13 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.common.assessment import (
-    FACE_SIDES,
-    MAX_AUC_DROP,
-    MAX_MISSED_UNSTABLE,
-    min_face_side,
-    stability_margin,
-)
+from training.common.assessment import min_face_side, stability_margin
+from training.policy import FACE_SIDES, MAX_AUC_DROP, MAX_MISSED_UNSTABLE
 
 
 def calibration_sample(split: dict, n: int, seed: int) -> list[str]:

@@ -11,44 +11,14 @@ import numpy as np
 
 from training.clip.study import left_out_rows, served
 from training.common import metrics as M
-from training.common.assessment import MAX_FAKE_SHARE, MAX_REAL_SHARE
 from training.common.calibrate import logit
-
-THRESHOLD = 0.3  # the seed's rule: Fake when served P(fake) > threshold (as the shipped model)
-PRIORS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
-PRIOR_RULE = (
-    "The served prior share of fakes is the largest of the grid under which, on every real "
-    "source's calibration reals, the share called Fake is at most issue 18's limit (3%, FairFace "
-    "1%) and the shipped model is not beaten on harm: the new share's 95% Wilson lower bound "
-    "does not exceed the shipped model's share on the same files; if no prior meets it, the "
-    "smallest of the grid.")
-BAND_RULE = (
-    f"Bands are fitted on the left-out runs: likely_real below the highest P(fake) under which at "
-    f"most {MAX_FAKE_SHARE:.0%} of each fake kind's left-out fakes lie, likely_fake from the "
-    f"lowest at or above which at most {MAX_REAL_SHARE:.0%} of each real source's left-out reals "
-    "lie (each left-out source scored by the run that never saw it, at the served prior).")
-
-
-TARGETS = {  # issue 18's targets, checked in the card
-    "left_out_auc_mean_min": 0.85, "left_out_auc_min": 0.75,
-    "auc_min": {"ff-crops": 0.96, "stylegan-faces": 0.95, "dfdc-faces": 0.85,
-                "sdfd-faces": 0.95},
-    "real_called_fake_max": 0.03, "real_called_fake_max_fairface": 0.01,
-    "fakes_caught_pooled_min": 0.70, "likely_real_left_out_fakes_max": 0.10,
-    "likely_fake_left_out_reals_max": 0.03,
-}
-
-
-def share(mask: np.ndarray) -> dict:
-    k, n = int(np.sum(mask)), int(np.size(mask))
-    lo, hi = M.wilson(k, n)
-    return {"k": k, "n": n, "share": k / n if n else None, "ci": [lo, hi]}
+from training.policy import ISSUE18_TARGETS
 
 
 def bands_of(p: np.ndarray, bands: dict) -> dict:
     """Counts of served P(fake) in each band (the stability check is not applied here)."""
-    return {"likely_real": share(p < bands["likely_real_below"]),
-            "likely_fake": share(p >= bands["likely_fake_from"])}
+    return {"likely_real": M.share(p < bands["likely_real_below"]),
+            "likely_fake": M.share(p >= bands["likely_fake_from"])}
 
 
 def source_row(y: np.ndarray, z50: np.ndarray, prior: float, threshold: float,
@@ -61,9 +31,9 @@ def source_row(y: np.ndarray, z50: np.ndarray, prior: float, threshold: float,
         lo, hi = M.auc_ci(y, z50, n_boot=300)
         row["auc"] = {"auc": float(M.roc_auc(y, z50)), "ci": [lo, hi]}
     if row["n_real"]:
-        row["reals_called_fake"] = share(said[y == 0])
+        row["reals_called_fake"] = M.share(said[y == 0])
     if row["n_fake"]:
-        row["fakes_caught"] = share(said[y == 1])
+        row["fakes_caught"] = M.share(said[y == 1])
     if bands:
         if row["n_real"]:
             row["reals_bands"] = bands_of(p[y == 0], bands)
@@ -83,8 +53,8 @@ def part_table(study, z50: np.ndarray, part: str, prior: float, threshold: float
     m = study.mask(part)
     fakes = m & (study.labels == 1)
     said = z50 + logit(prior) > logit(threshold)
-    out["pooled"] = {"fakes_caught": share(said[fakes]), "reals_called_fake":
-                     share(said[m & (study.labels == 0)])}
+    out["pooled"] = {"fakes_caught": M.share(said[fakes]), "reals_called_fake":
+                     M.share(said[m & (study.labels == 0)])}
     return out
 
 
@@ -110,7 +80,7 @@ def left_out_scores(study, runs: dict, prior: float) -> dict[str, tuple[np.ndarr
 
 def targets_met(test: dict, left: dict, mean_auc: float) -> list[dict]:
     """Each of issue 18's targets with the value reached and whether it is met."""
-    t, rows = TARGETS, []
+    t, rows = ISSUE18_TARGETS, []
 
     def add(name, value, limit, ok):
         rows.append({"target": name, "value": value, "limit": limit, "met": bool(ok)})

@@ -133,6 +133,14 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+
+def share(mask) -> dict:
+    """How many of a boolean array are true: k, n, the share (None when n is 0) and its Wilson
+    interval."""
+    k, n = int(np.sum(mask)), int(np.size(mask))
+    lo, hi = wilson(k, n)
+    return {"k": k, "n": n, "share": k / n if n else None, "ci": [lo, hi]}
+
 def spearman(a, b) -> float:
     """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)

@@ -1,4 +1,4 @@
-"""The training recipe's fixed parts: weights, threshold, source shares, and the words the card
+"""The training recipe's fixed parts: weights, source shares, and the words the card
 uses for the augmentation, the pseudo-fakes and the model's limits."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights" / \
     "mobilenetv2_0.35_224_imagenet_notop.npz"
-THRESHOLD = 0.3  # the rule "Fake when P(real) < 0.7"
 # Each epoch is half real, half fake; each half is drawn from the sources holding that label in
 # these shares (a source not listed gets an equal part; a real-only source feeds the real half).
 # FairFace (ordinary Flickr faces) is the largest real share: the model's real class must not be

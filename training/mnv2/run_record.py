@@ -10,19 +10,20 @@ import numpy as np
 from training.common import metrics as M
 from training.common.data import SOURCES, SPLIT_RULE, TERMS
 from training.mnv2.batches import predict
-from training.mnv2.recipe import AUGMENTATION, SBI, SHARES, THRESHOLD
+from training.mnv2.recipe import AUGMENTATION, SBI, SHARES
 from training.mnv2.state import RunContext, TrainState
+from training.policy import SEED_THRESHOLD
 
 
 def held_out_metrics(ctx: RunContext, model, served, p_cal, calib) -> dict:
     """M.report of the calibration split and of every held-out part, as served."""
-    metrics = {"calibration (pooled)": M.report(ctx.labels[calib], served(p_cal), THRESHOLD)}
+    metrics = {"calibration (pooled)": M.report(ctx.labels[calib], served(p_cal), SEED_THRESHOLD)}
     for (src, part), idx in ctx.ranges.items():
         if part == "train" or not len(idx):
             continue
         name = f"{src}/val" if src == "ff-crops" and part == "test" else f"{src}/held-out-{part}"
         p = served(predict(model, ctx.crops, idx))
-        metrics[name] = M.report(ctx.labels[idx], p, THRESHOLD)
+        metrics[name] = M.report(ctx.labels[idx], p, SEED_THRESHOLD)
         m = metrics[name]
         ctx.log(f"{name}: AUC {m['auc']:.4f} acc {m['accuracy']:.4f} ECE {m['ece']:.4f} "
                 f"EER {m['eer']:.4f} (n {m['n_real']} real, {m['n_fake']} fake)")

@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--prior-fake", default="auto", metavar="P|auto",
                    help="share of fakes the served P(fake) assumes; auto: chosen on the "
                    "calibration split for issue 11's targets "
-                   "(training.common.assessment.choose_prior)")
+                   "(training.policy.choose_prior_issue11)")
     p.add_argument("--mask-weight", type=float, default=0.0, metavar="W",
                    help="weight of the blend-mask head's loss (Face X-ray style; 0: no mask "
                    "head). Pseudo-fakes give the mask, reals an empty one, real fakes none")

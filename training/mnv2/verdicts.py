@@ -15,18 +15,7 @@ import numpy as np
 from shared.schema import ASSESSMENTS
 from training.common import metrics as M
 from training.common.data import read_split
-
-# Targets at the served threshold (issue 11), by set; "left-out" is a real source a model
-# never trained on (leave-one-real-source-out runs).
-TARGETS = {
-    "real_called_fake_max": {"fairface-real/test": 0.05, "ff-crops/test": 0.10,
-                             "stylegan-faces/test": 0.10, "dfdc-faces/test": 0.30,
-                             "left-out": 0.20},
-    "fakes_caught_min": {"ff-crops/test": 0.85, "stylegan-faces/test": 0.90,
-                         "dfdc-faces/test": 0.75},
-    "auc_min": {"ff-crops/test": 0.96, "dfdc-faces/test": 0.85, "stylegan-faces/test": 0.95},
-    "likely_fake_on_reals_max": {"pooled": 0.03},
-}
+from training.policy import ISSUE11_TARGETS
 
 PROTOCOL = ("Every held-out test image goes through the serving path (decode, BlazeFace, the "
             "crop, the model, the stability check, the assessment: "
@@ -105,9 +94,9 @@ def trained_sources(card: dict) -> dict[str, str]:
 
 
 def targets(v: dict, left_out: set[str]) -> list[dict]:
-    """Each target of TARGETS that applies: measured value, limit, met or not."""
+    """Each target of ISSUE11_TARGETS that applies: measured value, limit, met or not."""
     rows = []
-    for name, limits in TARGETS.items():
+    for name, limits in ISSUE11_TARGETS.items():
         for where, limit in limits.items():
             sets = [f"{s}/test" for s in left_out] if where == "left-out" else [where]
             for s in sets:

@@ -1,0 +1,139 @@
+"""What decides what users see, for both generations: the threshold, the served prior (its grid, its
+rule and the function that applies it), the assessment's band limits and rules, and the targets.
+
+Each is named by what it came from: SEED_ the seed's rule, ISSUE11_ the fine-tuned MobileNetV2
+generation (training.mnv2, models/dfd-mnv2, issue 11's targets), ISSUE18_ the frozen CLIP
+generation (training.clip, models/dfd-clip, issue 18's). The rule texts go into the model cards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.assess import MAX_FACES
+from training.common import metrics as M
+from training.common.calibrate import logit
+
+# Fake when served P(fake) > 0.3, i.e. "Fake when P(real) < 0.7": the seed's rule, which both
+# generations serve.
+SEED_THRESHOLD = 0.3
+
+# The assessment (training.common.assessment fits it; both generations).
+MAX_REAL_SHARE = 0.03  # likely_fake: at most this share of any source's held-out real faces
+MAX_FAKE_SHARE = 0.10  # likely_real: at most this share of any source's held-out fakes
+FACE_SIDES = (16, 24, 32, 48, 64, 96, 128)
+MAX_AUC_DROP = 0.03  # a face side is judged when its AUC is within this of full-size crops'
+# The stability check may skip faces far from the threshold: at most this share of the
+# calibration faces whose label flipped under a variant lie beyond the margin.
+MAX_MISSED_UNSTABLE = 0.02
+MEAN_GAIN = 0.005  # serve the variants' mean only if it raises the mean calibration AUC this much
+# The bands fitted on the calibration split (`dfd-train train` and `dfd-train bands`).
+CALIBRATION_BANDS_RULE = (
+    f"likely_fake from the lowest P(fake) at or above which at most {MAX_REAL_SHARE:.0%} of "
+    "each source's calibration real faces lie; likely_real below the highest P(fake) under "
+    f"which at most {MAX_FAKE_SHARE:.0%} of each source's calibration fakes lie (the two "
+    "meet if they cross); real-only sources count for the first; faces whose shorter side "
+    f"is under the smallest size whose pooled calibration AUC is within {MAX_AUC_DROP} of "
+    f"full-size crops are not judged; with n > 1 faces judged, likely_fake from a bar raised "
+    "as if each face's prior were 1 - (1 - prior)^(1/n) (detector.assess.group_bar); "
+    f"more than {MAX_FACES} faces: not judged; the stability "
+    "check scores the variants of faces within stability_margin logits of the threshold, as "
+    f"close as all but {MAX_MISSED_UNSTABLE:.0%} of the calibration faces whose label flipped "
+    "under one of their variants")
+# The bands fitted on the study's left-out runs (`dfd-train clip`).
+LEFT_OUT_BANDS_RULE = (
+    f"Bands are fitted on the left-out runs: likely_real below the highest P(fake) under which at "
+    f"most {MAX_FAKE_SHARE:.0%} of each fake kind's left-out fakes lie, likely_fake from the "
+    f"lowest at or above which at most {MAX_REAL_SHARE:.0%} of each real source's left-out reals "
+    "lie (each left-out source scored by the run that never saw it, at the served prior).")
+
+# Issue 11's targets at the served threshold, by set; "left-out" is a real source a model never
+# trained on (leave-one-real-source-out runs). `dfd-train verdicts` checks them.
+ISSUE11_TARGETS = {
+    "real_called_fake_max": {"fairface-real/test": 0.05, "ff-crops/test": 0.10,
+                             "stylegan-faces/test": 0.10, "dfdc-faces/test": 0.30,
+                             "left-out": 0.20},
+    "fakes_caught_min": {"ff-crops/test": 0.85, "stylegan-faces/test": 0.90,
+                         "dfdc-faces/test": 0.75},
+    "auc_min": {"ff-crops/test": 0.96, "dfdc-faces/test": 0.85, "stylegan-faces/test": 0.95},
+    "likely_fake_on_reals_max": {"pooled": 0.03},
+}
+ISSUE11_PRIORS = tuple(round(0.05 * k, 2) for k in range(1, 11))  # 0.05 .. 0.5
+ISSUE11_PRIOR_RULE = (
+    "The prior share of fakes to serve, chosen on the calibration split alone: the "
+    "largest (closest to 50/50, so catching the most fakes) under which every "
+    "source's real faces called Fake at the threshold stay within issue 11's limits; "
+    "if none does, the largest under which the most sources do. Harm to real people "
+    "first, then as many fakes caught as that allows.")
+
+# Issue 18's targets, checked in the CLIP card (training.clip.tables.targets_met).
+ISSUE18_TARGETS = {
+    "left_out_auc_mean_min": 0.85, "left_out_auc_min": 0.75,
+    "auc_min": {"ff-crops": 0.96, "stylegan-faces": 0.95, "dfdc-faces": 0.85,
+                "sdfd-faces": 0.95},
+    "real_called_fake_max": 0.03, "real_called_fake_max_fairface": 0.01,
+    "fakes_caught_pooled_min": 0.70, "likely_real_left_out_fakes_max": 0.10,
+    "likely_fake_left_out_reals_max": 0.03,
+}
+ISSUE18_PRIORS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+ISSUE18_PRIOR_RULE = (
+    "The served prior share of fakes is the largest of the grid under which, on every real "
+    "source's calibration reals, the share called Fake is at most issue 18's limit (3%, FairFace "
+    "1%) and the shipped model is not beaten on harm: the new share's 95% Wilson lower bound "
+    "does not exceed the shipped model's share on the same files; if no prior meets it, the "
+    "smallest of the grid.")
+
+
+def shares_at(z: np.ndarray, prior: float, threshold: float, labels: np.ndarray,
+              sources: np.ndarray) -> dict:
+    """{source: (share of its reals called Fake, share of its fakes caught)} at the threshold
+    when the served P(fake) assumes `prior`; z: logits at 50/50; None where a class is absent."""
+    said = z + logit(prior) > logit(threshold)
+    out = {}
+    for src in np.unique(sources):
+        real, fake = (sources == src) & (labels == 0), (sources == src) & (labels == 1)
+        out[str(src)] = (float(said[real].mean()) if real.any() else None,
+                         float(said[fake].mean()) if fake.any() else None)
+    return out
+
+
+def choose_prior_issue11(labels: np.ndarray, p50: np.ndarray, sources: np.ndarray,
+                         threshold: float) -> tuple[float, list[dict]]:
+    """The prior share of fakes to serve and the table it was chosen from, by
+    ISSUE11_PRIOR_RULE. p50: served P(fake) with no prior (0.5)."""
+    limits = ISSUE11_TARGETS["real_called_fake_max"]
+    z = logit(p50)
+    rows = []
+    for prior in ISSUE11_PRIORS:
+        row = {"prior_fake": prior, "reals_called_fake": {}, "fakes_caught": {}, "real_ok": 0}
+        for src, (fp, caught) in shares_at(z, prior, threshold, labels, sources).items():
+            if fp is not None:
+                row["reals_called_fake"][src] = fp
+                row["real_ok"] += fp <= limits.get(f"{src}/test", 1.0)
+            if caught is not None:
+                row["fakes_caught"][src] = caught
+        rows.append(row)
+    best = max(rows, key=lambda r: (r["real_ok"], r["prior_fake"]))
+    return best["prior_fake"], rows
+
+
+def choose_prior_issue18(study, z50: np.ndarray, z_old: np.ndarray, old_prior: float
+                         ) -> tuple[float, list[dict]]:
+    """ISSUE18_PRIOR_RULE on the calibration part of a training.clip.study.Study, against the
+    shipped model's logits z_old at its prior; returns (prior, grid rows)."""
+    cal_real = study.mask("calib") & (study.labels == 0)
+    old_said = z_old + logit(old_prior) > logit(SEED_THRESHOLD)
+    grid = []
+    for prior in ISSUE18_PRIORS:
+        said = z50 + logit(prior) > logit(SEED_THRESHOLD)
+        row = {"prior_fake": prior, "reals_called_fake": {}, "shipped": {}, "ok": True}
+        for src in sorted(set(study.sources[cal_real].tolist())):
+            m = cal_real & (study.sources == src)
+            new, old = M.share(said[m]), M.share(old_said[m])
+            lim = ISSUE18_TARGETS["real_called_fake_max_fairface" if src == "fairface-real"
+                                  else "real_called_fake_max"]
+            row["reals_called_fake"][src], row["shipped"][src] = new, old
+            row["ok"] &= new["share"] <= lim and new["ci"][0] <= old["share"]
+        grid.append(row)
+    ok = [r["prior_fake"] for r in grid if r["ok"]]
+    return (max(ok) if ok else ISSUE18_PRIORS[0]), grid
