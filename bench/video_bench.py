@@ -40,8 +40,8 @@ GRAIN = 3.0
 
 def stages(model_dir: str, seconds: float = 30, fps: float = 30) -> dict:
     """One clip of `seconds` at 720p with one face, through the worker's stages, timed."""
+    from harness import videos
     from shared import settings
-    from tests import videos
     from worker import video as wv
 
     model, detector = _model(model_dir)
@@ -92,7 +92,7 @@ def _clips(n: int, model_dir: str):
 
 def rules(model_dir: str, n: int = 40, seconds: float = 4) -> dict:
     """Accuracy at the threshold of the track rule and of the frame mean, per kind of clip."""
-    from tests import videos
+    from harness import videos
     from worker import video as wv
     from worker.video_decode import sample
 

@@ -1,2 +1,3 @@
-"""The real processes that tests and benchmarks run (redis-server, the Celery worker, gunicorn),
-started and stopped for them. Development only: not in the wheel, imported by tests/ and bench/."""
+"""What tests and benchmarks share: the real processes they run (redis-server, the Celery worker,
+gunicorn; services.py), started and stopped for them, and the videos they make (videos.py).
+Development only: not in the wheel, imported by tests/ and bench/."""

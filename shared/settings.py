@@ -2,8 +2,8 @@
 
 `load()` returns one frozen `Settings`; the app factories (`web.create_app`,
 `worker.app.create_worker`) call it, nothing reads the environment at import time. A new
-setting is one line in SPEC (its default and parser) and one typed field in `Settings` of the
-same name; `tests/test_shared.py` checks that the two list the same names.
+setting is one field of `Settings`: its type, default and parser (`setting(...)`);
+`tests/test_layout.py` fails on a setting declared twice or read from the environment elsewhere.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import dataclasses
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped model: in the source tree, else where the wheel installs it (data files).
@@ -24,6 +26,7 @@ PREFIX = "DFD_"
 _RATE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.I)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.I)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+Parser = Callable[[str, str], Any]  # (setting name, raw value) -> parsed value
 
 
 class SettingsError(ValueError):
@@ -123,117 +126,123 @@ def parse_ca_file(name: str, raw: str) -> str:
     return str(path)
 
 
-# name -> (default, parser). Defaults are strings so that they go through the same parser.
-SPEC = {
-    "REDIS_URL": ("redis://127.0.0.1:6379/0", lambda n, r: r.strip()),
-    "UPLOAD_DIR": (str(ROOT / "var" / "uploads"), lambda n, r: str(Path(r).expanduser())),
-    "RETENTION": ("1h", parse_duration),
-    "JOB_TTL": ("24h", parse_duration),
-    "FEEDBACK_TTL": ("90d", parse_duration),
-    "QUEUE_DEADLINE": ("5m", parse_duration),
-    "UPLOAD_LIMIT": ("5/minute", parse_rate),
-    # Refused requests (wrong type, bad field) have their own, higher allowance (web.allowance).
-    "REFUSAL_LIMIT": ("30/minute", parse_rate),
-    "STATUS_LIMIT": ("1200/minute", parse_rate),
-    "API_KEYS": ("", parse_api_keys),
-    "REQUIRE_API_KEY": ("false", parse_bool),
-    "TRUSTED_PROXIES": ("0", lambda n, r: parse_int(n, r, 0, 10)),
-    "MAX_UPLOAD_MB": ("10", lambda n, r: parse_float(n, r, 0.01, 1024)),
-    "MAX_FILES": ("20", lambda n, r: parse_int(n, r, 1, 1000)),
-    "MAX_PIXELS": ("40000000", lambda n, r: parse_int(n, r, 1, 500_000_000)),
-    "MODEL_PATH": (str(MODEL), lambda n, r: str(Path(r).expanduser())),
-    "THRESHOLD": ("", lambda n, r: parse_float(n, r, 0.0, 1.0) if r.strip() else None),
-    "DEVICE": ("auto", lambda n, r: parse_choice(n, r, ("auto", "cpu", "gpu"))),
-    "BATCH_SIZE": ("8", lambda n, r: parse_int(n, r, 1, 256)),
-    "PORT": ("5000", lambda n, r: parse_int(n, r, 1, 65535)),
-    "LOG_FORMAT": ("text", lambda n, r: parse_choice(n, r, ("text", "json"))),
-    "METRICS_PORT": ("0", lambda n, r: parse_int(n, r, 0, 65535)),
-    "C2PA_TRUST_ANCHORS": ("", lambda n, r: str(Path(r.strip()).expanduser()) if r.strip()
-                           else ""),
-    "WEBHOOK_SECRET": ("", lambda n, r: r.strip()),
-    "WEBHOOK_ALLOW_HTTP": ("false", parse_bool),
-    "WEBHOOK_ALLOW_PRIVATE": ("false", parse_bool),
-    "WEBHOOK_RETRIES": ("6", lambda n, r: parse_int(n, r, 0, 20)),
-    "WEBHOOK_BACKOFF": ("5s", parse_duration),
-    "TASK_TIME_LIMIT": ("120", lambda n, r: parse_int(n, r, 5, 3000)),
-    # Video, more stills and links (issue 20). Video uploads have their own size, length and
-    # frame-size limits and rate; the worker samples VIDEO_FPS frames a second, at most
-    # VIDEO_MAX_FRAMES, decoding in a child process bounded by VIDEO_DECODE_S and _MB.
-    "VIDEO_MAX_MB": ("200", lambda n, r: parse_float(n, r, 0.01, 4096)),
-    "VIDEO_MAX_S": ("600", lambda n, r: parse_float(n, r, 1, 86400)),
-    "VIDEO_MAX_PIXELS": (str(3840 * 2160), lambda n, r: parse_int(n, r, 1, 100_000_000)),
-    "VIDEO_LIMIT": ("2/minute", parse_rate),
-    "VIDEO_FPS": ("1", lambda n, r: parse_float(n, r, 0.01, 30)),
-    "VIDEO_MAX_FRAMES": ("64", lambda n, r: parse_int(n, r, 1, 1000)),
-    "VIDEO_DECODE_S": ("60", lambda n, r: parse_float(n, r, 1, 3000)),
-    "VIDEO_DECODE_MB": ("2048", lambda n, r: parse_int(n, r, 256, 65536)),
-    # Links (url=): fetched over https from public addresses only, unless these (tests, closed
-    # networks) say otherwise.
-    "FETCH_ALLOW_HTTP": ("false", parse_bool),
-    "FETCH_ALLOW_PRIVATE": ("false", parse_networks),
-    "FETCH_TIMEOUT": ("10s", parse_duration),
-    # The CAs links' certificates are checked against: certifi's public ones, or this PEM file
-    # (a closed network's own CA; the tests' throwaway one).
-    "FETCH_CA_FILE": ("", parse_ca_file),
-}
+def parse_text(name: str, raw: str) -> str:
+    """The value with surrounding blanks removed."""
+    return raw.strip()
+
+
+def parse_path(name: str, raw: str) -> str:
+    """A path, ~ expanded."""
+    return str(Path(raw).expanduser())
+
+
+def parse_optional_path(name: str, raw: str) -> str:
+    """'' or a path, ~ expanded."""
+    return str(Path(raw.strip()).expanduser()) if raw.strip() else ""
+
+
+def ints(lo: int, hi: int) -> Parser:
+    """The parser of an integer in [lo, hi]."""
+    return lambda name, raw: parse_int(name, raw, lo, hi)
+
+
+def floats(lo: float, hi: float) -> Parser:
+    """The parser of a number in [lo, hi]."""
+    return lambda name, raw: parse_float(name, raw, lo, hi)
+
+
+def choice(*words: str) -> Parser:
+    """The parser of one of these words."""
+    return lambda name, raw: parse_choice(name, raw, words)
+
+
+def optional(parser: Parser) -> Parser:
+    """The parser, or None for an empty value."""
+    return lambda name, raw: parser(name, raw) if raw.strip() else None
+
+
+def setting(default: str, parser: Parser) -> Any:
+    """One setting's declaration: its default (a string, parsed as the environment's value would
+    be) and its parser, kept on the dataclass field."""
+    return dataclasses.field(metadata={"default": default, "parser": parser})
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Every setting, parsed; each field is named as in SPEC (DFD_<name> in the environment)."""
+    """Every setting, parsed; each field is one setting (DFD_<name> in the environment), declared
+    once with its type, default and parser."""
 
-    REDIS_URL: str
-    UPLOAD_DIR: str
-    RETENTION: float
-    JOB_TTL: float
-    FEEDBACK_TTL: float
-    QUEUE_DEADLINE: float
-    UPLOAD_LIMIT: str
-    REFUSAL_LIMIT: str
-    STATUS_LIMIT: str
-    API_KEYS: dict[str, dict[str, str]]
-    REQUIRE_API_KEY: bool
-    TRUSTED_PROXIES: int
-    MAX_UPLOAD_MB: float
-    MAX_FILES: int
-    MAX_PIXELS: int
-    MODEL_PATH: str
-    THRESHOLD: float | None
-    DEVICE: str
-    BATCH_SIZE: int
-    PORT: int
-    LOG_FORMAT: str
-    METRICS_PORT: int
-    C2PA_TRUST_ANCHORS: str
-    WEBHOOK_SECRET: str
-    WEBHOOK_ALLOW_HTTP: bool
-    WEBHOOK_ALLOW_PRIVATE: bool
-    WEBHOOK_RETRIES: int
-    WEBHOOK_BACKOFF: float
-    TASK_TIME_LIMIT: int
-    VIDEO_MAX_MB: float
-    VIDEO_MAX_S: float
-    VIDEO_MAX_PIXELS: int
-    VIDEO_LIMIT: str
-    VIDEO_FPS: float
-    VIDEO_MAX_FRAMES: int
-    VIDEO_DECODE_S: float
-    VIDEO_DECODE_MB: int
-    FETCH_ALLOW_HTTP: bool
-    FETCH_ALLOW_PRIVATE: object  # False, True, or a tuple of allowed networks (parse_networks)
-    FETCH_TIMEOUT: float
-    FETCH_CA_FILE: str
+    REDIS_URL: str = setting("redis://127.0.0.1:6379/0", parse_text)
+    UPLOAD_DIR: str = setting(str(ROOT / "var" / "uploads"), parse_path)
+    RETENTION: float = setting("1h", parse_duration)
+    JOB_TTL: float = setting("24h", parse_duration)
+    FEEDBACK_TTL: float = setting("90d", parse_duration)
+    QUEUE_DEADLINE: float = setting("5m", parse_duration)
+    UPLOAD_LIMIT: str = setting("5/minute", parse_rate)
+    # Refused requests (wrong type, bad field) have their own, higher allowance (web.allowance).
+    REFUSAL_LIMIT: str = setting("30/minute", parse_rate)
+    STATUS_LIMIT: str = setting("1200/minute", parse_rate)
+    API_KEYS: dict[str, dict[str, str]] = setting("", parse_api_keys)
+    REQUIRE_API_KEY: bool = setting("false", parse_bool)
+    TRUSTED_PROXIES: int = setting("0", ints(0, 10))
+    MAX_UPLOAD_MB: float = setting("10", floats(0.01, 1024))
+    MAX_FILES: int = setting("20", ints(1, 1000))
+    MAX_PIXELS: int = setting("40000000", ints(1, 500_000_000))
+    MODEL_PATH: str = setting(str(MODEL), parse_path)
+    THRESHOLD: float | None = setting("", optional(floats(0.0, 1.0)))
+    DEVICE: str = setting("auto", choice("auto", "cpu", "gpu"))
+    BATCH_SIZE: int = setting("8", ints(1, 256))
+    PORT: int = setting("5000", ints(1, 65535))
+    LOG_FORMAT: str = setting("text", choice("text", "json"))
+    METRICS_PORT: int = setting("0", ints(0, 65535))
+    C2PA_TRUST_ANCHORS: str = setting("", parse_optional_path)
+    WEBHOOK_SECRET: str = setting("", parse_text)
+    WEBHOOK_ALLOW_HTTP: bool = setting("false", parse_bool)
+    WEBHOOK_ALLOW_PRIVATE: bool = setting("false", parse_bool)
+    WEBHOOK_RETRIES: int = setting("6", ints(0, 20))
+    WEBHOOK_BACKOFF: float = setting("5s", parse_duration)
+    TASK_TIME_LIMIT: int = setting("120", ints(5, 3000))
+    # Video, more stills and links (issue 20). Video uploads have their own size, length and
+    # frame-size limits and rate; the worker samples VIDEO_FPS frames a second, at most
+    # VIDEO_MAX_FRAMES, decoding in a child process bounded by VIDEO_DECODE_S and _MB.
+    VIDEO_MAX_MB: float = setting("200", floats(0.01, 4096))
+    VIDEO_MAX_S: float = setting("600", floats(1, 86400))
+    VIDEO_MAX_PIXELS: int = setting(str(3840 * 2160), ints(1, 100_000_000))
+    VIDEO_LIMIT: str = setting("2/minute", parse_rate)
+    VIDEO_FPS: float = setting("1", floats(0.01, 30))
+    VIDEO_MAX_FRAMES: int = setting("64", ints(1, 1000))
+    VIDEO_DECODE_S: float = setting("60", floats(1, 3000))
+    VIDEO_DECODE_MB: int = setting("2048", ints(256, 65536))
+    # Links (url=): fetched over https from public addresses only, unless these (tests, closed
+    # networks) say otherwise.
+    FETCH_ALLOW_HTTP: bool = setting("false", parse_bool)
+    # False, True, or a tuple of allowed networks (parse_networks).
+    FETCH_ALLOW_PRIVATE: object = setting("false", parse_networks)
+    FETCH_TIMEOUT: float = setting("10s", parse_duration)
+    # The CAs links' certificates are checked against: certifi's public ones, or this PEM file
+    # (a closed network's own CA; the tests' throwaway one).
+    FETCH_CA_FILE: str = setting("", parse_ca_file)
 
     def replace(self, **changes) -> Settings:
         """A copy with some settings changed (already parsed values; for tests)."""
         return dataclasses.replace(self, **changes)
 
 
+# name -> (default, parser), read off the fields (the compose test checks dfd.env against it).
+SPEC: Mapping[str, tuple[str, Parser]] = MappingProxyType({
+    f.name: (f.metadata["default"], f.metadata["parser"]) for f in dataclasses.fields(Settings)})
+
+
+def read(name: str, env: Mapping[str, str] | None = None):
+    """One setting, parsed, from env (default os.environ): for a command that needs only it."""
+    default, parser = SPEC[name]
+    return parser(name, (os.environ if env is None else env).get(PREFIX + name, default))
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """All settings, parsed, from env (default os.environ); raises SettingsError on a bad value."""
     env = os.environ if env is None else env
-    out = Settings(**{name: parser(name, env.get(PREFIX + name, default))
-                      for name, (default, parser) in SPEC.items()})
+    out = Settings(**{name: read(name, env) for name in SPEC})
     if out.REQUIRE_API_KEY and not out.API_KEYS:
         raise SettingsError(f"{PREFIX}REQUIRE_API_KEY is on but {PREFIX}API_KEYS is empty: "
                             "nobody could upload; set keys or turn it off")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests import videos
+from harness import videos
 from tests.conftest import DATA
 from tests.test_browser import (  # noqa: F401 - fixtures, used by name
     JOB_URL,

@@ -67,7 +67,7 @@ def test_worker_serves_the_clip_model_as_the_core_scores_it(clip_server):
 def test_a_video_through_the_clip_worker_states_the_served_prior(clip_server):
     """A short clip of a GAN face through the real trunk: the video result states the prior the
     served model assumes (not 50%), and each track carries its own assessment."""
-    from tests import videos
+    from harness import videos
 
     base, _ = clip_server
     card = json.loads((CLIP_DIR / "card.json").read_text())

@@ -165,7 +165,7 @@ def test_held_open_requests_cannot_pass_the_limit_together(webs):
 def test_a_request_refused_by_one_limit_spends_no_other(webs):
     # A video over the upload limit is refused before its video allowance (1 a minute) is
     # touched: once the upload window frees, the same video is taken.
-    from tests import videos
+    from harness import videos
 
     (url,) = webs(1, DFD_VIDEO_LIMIT="1 per 60 seconds")
     clip = videos.video([[None]], seconds=2, fps=5)

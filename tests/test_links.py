@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from harness import videos
 from shared.fetch import FetchError, check_target, fetch, is_public
-from tests import videos
 from tests.conftest import DATA
 
 HOST = "127.0.0.2"

@@ -35,13 +35,14 @@ def test_settings_defaults_and_parsing():
     assert s.API_KEYS == {"abcdefghijklmnop0": {"name": "batch", "limit": "100/minute"}}
 
 
-def test_settings_are_frozen_and_spec_names_every_field():
+def test_settings_are_frozen_and_spec_is_read_off_the_fields():
     import dataclasses
 
     s = settings.load({})
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.PORT = 1
     assert [f.name for f in dataclasses.fields(settings.Settings)] == list(settings.SPEC)
+    assert settings.read("PORT", {"DFD_PORT": "8081"}) == 8081 and settings.read("PORT", {}) == 5000
     assert s.replace(PORT=8080).PORT == 8080 and s.PORT == 5000
 
 

@@ -13,12 +13,11 @@ import redis
 import requests
 
 from detector.tracks import aggregate, iou, link
-from harness import services
+from harness import services, videos
 from harness.services import consumers_paused
 from shared.images import ImageError
 from shared.jobs import JobStore, new_job_id, public_view
 from shared.media import VideoLimits, inspect_upload
-from tests import videos
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")

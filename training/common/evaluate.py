@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from shared import settings
 from training.common import metrics as M
 from training.common.data import list_images
-
-DEFAULT_MODEL = "models/dfd-clip"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -25,14 +23,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--feedback", metavar="FILE",
                    help="a `dfd feedback export` JSONL file: report how often each model "
                         "version's verdicts agree with it (DIR may then be left out)")
-    p.add_argument("--model", default=os.environ.get("DFD_MODEL_PATH", DEFAULT_MODEL),
-                   help="model directory (default: env DFD_MODEL_PATH or %(default)s)")
+    p.add_argument("--model", help="model directory (default: the service's, DFD_MODEL_PATH or "
+                   "the shipped models/dfd-clip)")
     p.add_argument("--json", dest="json_path", help="write every metric as one JSON object")
     p.add_argument("--roc", help="write the ROC curve as a PNG")
     p.add_argument("--limit", type=int, help="score at most N images (seeded sample)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     p.add_argument("--threshold", type=float, help="override the card's threshold")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.model = args.model or settings.read("MODEL_PATH")
+    return args
 
 
 def score_images(paths: list[str], face_finder, model, threshold=None, log=None) -> list[dict]:

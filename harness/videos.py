@@ -1,4 +1,4 @@
-"""Videos the tests (and the bench) make themselves with PyAV, from face images: each face
+"""Videos the tests and the bench make themselves with PyAV, from face images: each face
 drifts slowly over a plain background, as a face does in a talking-head clip."""
 
 from __future__ import annotations
