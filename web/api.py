@@ -9,7 +9,7 @@ from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 import web.allowance as allowance
-from shared.images import ImageError
+from shared.errors import InputError
 from shared.jobs import public_view
 from shared.schema import FINAL
 from shared.tasks import PRIORITIES
@@ -88,8 +88,8 @@ def _checked_request() -> tuple:
             abort(401, description="this service requires an API key: send "
                                    "'Authorization: Bearer <api key>'")
         return _wait_arg(), checked_files(), _callback_arg(), _priority_arg(), _explain_arg()
-    except (HTTPException, ImageError) as exc:
-        status = exc.status if isinstance(exc, ImageError) else \
+    except (HTTPException, InputError) as exc:
+        status = exc.status if isinstance(exc, InputError) else \
             (exc.code or getattr(exc.response, "status_code", 0))
         if 400 <= status < 500 and status != 429:
             allowance.refused()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from shared import formats
 from web.openapi_schemas import SCHEMAS
-from web.openapi_video import RESULT_FIELDS, UPLOAD_TYPES, VIDEO_SCHEMAS
+from web.openapi_video import RESULT_FIELDS, VIDEO_SCHEMAS
 
 
 def _error(description: str) -> dict:
@@ -34,7 +35,7 @@ JOB_LINKS = {"GetExplanation": {"operationId": "getExplanation",
 def spec(webhooks: bool = True) -> dict:
     """The OpenAPI document as a dict (webhooks False: callback_url is not offered, as on a
     service without DFD_WEBHOOK_SECRET)."""
-    doc = _spec()
+    doc = _spec(_upload_types(), _upload_words())
     SCHEMAS["Result"]["properties"].update(RESULT_FIELDS)
     SCHEMAS["Job"]["properties"]["progress"] = {"$ref": "#/components/schemas/Progress"}
     doc["components"]["schemas"] = {**SCHEMAS, **VIDEO_SCHEMAS}
@@ -44,7 +45,17 @@ def spec(webhooks: bool = True) -> dict:
     return doc
 
 
-def _spec() -> dict:
+def _upload_types() -> str:
+    """What the multipart part `image` may carry (the content decides; the type is a hint)."""
+    return ", ".join([*formats.media_types(), "application/octet-stream"])
+
+
+def _upload_words() -> str:
+    return (f"photos ({formats.listed('still', ', ')}) or videos "
+            f"({formats.listed('video', ', ')}), checked by content; send image or url")
+
+
+def _spec(upload_types: str, upload_words: str) -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": "Deepfake image detection API", "version": "1.0.0"},
@@ -66,12 +77,10 @@ def _spec() -> dict:
                      "description": "a retry with the same key gets the first request's jobs",
                      "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}}],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
-                    "encoding": {"image": {"contentType": UPLOAD_TYPES}},
+                    "encoding": {"image": {"contentType": upload_types}},
                     "schema": {"type": "object", "properties": {
                         "image": {"type": "array", "minItems": 1,
-                                  "description": "photos (JPEG, PNG, WebP, GIF, HEIC/HEIF, "
-                                                 "AVIF) or videos (MP4, MOV, WebM, MKV), "
-                                                 "checked by content; send image or url",
+                                  "description": upload_words,
                                   "items": {"type": "string", "format": "binary"}},
                         "url": {"type": "string", "format": "uri",
                                 "description": "a link to one photo or video, fetched by the "

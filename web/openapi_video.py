@@ -1,13 +1,7 @@
-"""The OpenAPI parts for video results, job progress and the upload part's types (issue 20),
-merged into the document by web/openapi.py."""
+"""The OpenAPI parts for video results and job progress (issue 20), merged into the document by
+web/openapi.py."""
 
 from __future__ import annotations
-
-# What the multipart part `image` may carry (the content decides; the declared type is a hint).
-UPLOAD_TYPES = ", ".join([
-    "image/jpeg", "image/png", "image/webp", "image/gif", "image/heic", "image/heif",
-    "image/avif", "video/mp4", "video/quicktime", "video/webm", "video/x-matroska",
-    "application/octet-stream"])
 
 _POINT = {"type": "object", "required": ["t", "p_fake"], "properties": {
     "t": {"type": "number", "description": "seconds from the start of the video"},

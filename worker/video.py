@@ -21,13 +21,12 @@ from detector.assess import face_side
 from detector.crop import face_crops
 from detector.stability import summary
 from detector.tracks import Track, assess_tracks, link, look
+from shared.formats import kind_of_stored
 from shared.images import ImageError
 from shared.jobs import LEASED, READY, JobStore
-from shared.media import VIDEO_SUFFIXES
 from shared.schema import build_result
 
 log = logging.getLogger(__name__)
-VIDEO_STORED = tuple(VIDEO_SUFFIXES.values())
 # One BLAS thread in the decoding child: it does no maths, and each thread reserves memory.
 _CHILD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 PER_CALL = 32  # crops per model call: a few calls for a video, memory bounded for a large trunk
@@ -179,7 +178,7 @@ def requeue(jobs: JobStore, job_ids: list[str]) -> list[str]:
 def is_video_job(rec: dict | None) -> bool:
     """A job whose upload is a video (the web stored it under a video suffix, after checking
     its content)."""
-    return bool(rec and rec.get("stored", "").endswith(VIDEO_STORED))
+    return bool(rec and kind_of_stored(rec.get("stored", "")) == "video")
 
 
 def video_job(job_id: str, jobs: JobStore, storage, detector, model, settings: dict,
