@@ -1,10 +1,12 @@
-"""The OpenAPI 3 document of the job API (checked against the real routes by a test)."""
+"""The OpenAPI 3 document of the job API (checked against the real routes by a test): the paths
+written here, the component schemas generated from the typed models (web/api_schema.py), the
+upload's content types and words from shared/formats."""
 
 from __future__ import annotations
 
 from shared import formats
-from web.openapi_schemas import SCHEMAS
-from web.openapi_video import RESULT_FIELDS, VIDEO_SCHEMAS
+from web.api_schema import components
+from web.common import MAX_WAIT
 
 
 def _error(description: str) -> dict:
@@ -35,10 +37,7 @@ JOB_LINKS = {"GetExplanation": {"operationId": "getExplanation",
 def spec(webhooks: bool = True) -> dict:
     """The OpenAPI document as a dict (webhooks False: callback_url is not offered, as on a
     service without DFD_WEBHOOK_SECRET)."""
-    doc = _spec(_upload_types(), _upload_words())
-    SCHEMAS["Result"]["properties"].update(RESULT_FIELDS)
-    SCHEMAS["Job"]["properties"]["progress"] = {"$ref": "#/components/schemas/Progress"}
-    doc["components"]["schemas"] = {**SCHEMAS, **VIDEO_SCHEMAS}
+    doc = _spec(_upload_types(), _upload_words(), components())
     if not webhooks:
         body = doc["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]
         del body["multipart/form-data"]["schema"]["properties"]["callback_url"]
@@ -55,13 +54,13 @@ def _upload_words() -> str:
             f"({formats.listed('video', ', ')}), checked by content; send image or url")
 
 
-def _spec(upload_types: str, upload_words: str) -> dict:
+def _spec(upload_types: str, upload_words: str, schemas: dict) -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": "Deepfake image detection API", "version": "1.0.0"},
         "servers": [{"url": "/"}],
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
@@ -72,7 +71,7 @@ def _spec(upload_types: str, upload_words: str) -> dict:
                 "parameters": [
                     {"name": "wait", "in": "query", "required": False,
                      "description": "hold up to this many seconds for every job to be final",
-                     "schema": {"type": "number", "minimum": 0, "maximum": 10}},
+                     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}},
                     {"name": "Idempotency-Key", "in": "header", "required": False,
                      "description": "a retry with the same key gets the first request's jobs",
                      "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}}],
@@ -125,7 +124,7 @@ def _spec(upload_types: str, upload_words: str) -> dict:
                     {"name": "job_id", "in": "path", "required": True,
                      "schema": {"type": "string"}},
                     {"name": "wait", "in": "query", "required": False,
-                     "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
+                     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}}],
                 "responses": {"200": {"description": "The job", **_ref("Job"),
                                       "links": JOB_LINKS},
                               "400": _error("Bad wait parameter"),

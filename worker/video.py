@@ -24,7 +24,7 @@ from detector.tracks import Track, assess_tracks, link, look
 from shared.formats import kind_of_stored
 from shared.images import ImageError
 from shared.jobs import LEASED, READY, JobStore
-from shared.schema import build_result
+from shared.schema import build_result, with_provenance
 
 log = logging.getLogger(__name__)
 # One BLAS thread in the decoding child: it does no maths, and each thread reserves memory.
@@ -116,20 +116,18 @@ def _result(tracks, p_of, with_faces, times, meta, threshold, model) -> dict:
     else:
         p_fakes = [float(np.mean([p_of[i][0] for i in p_of]))]
         best, boxes, scores, stab = [], [], [], []
-    result = build_result(p_fakes, boxes, scores, threshold,
-                          {"name": model.name, "version": model.version},
-                          (meta["width"], meta["height"]), assessment=verdict, stability=stab,
-                          image_stability=summary(np.array([max(p_fakes)]), threshold, False),
-                          prior_fake=model.prior_fake)
-    result["media"] = "video"
-    result["video"] = {
+    video = {
         "duration_s": meta["duration_s"] and round(float(meta["duration_s"]), 3),
         "frames_sampled": len(times), "frames_scored": len(with_faces),
-        "tracks": [_track_view(t, times, b, f["assessment"])
-                   for t, b, f in zip(tracks, best, result["faces"], strict=True)],
+        "tracks": [_track_view(t, times, b, a)
+                   for t, b, a in zip(tracks, best, verdict["faces"], strict=True)],
         "timeline": [{"t": times[i], "p_fake": round(float(max(p_of[i])), 6)}
                      for i in with_faces]}
-    return result
+    return build_result(p_fakes, boxes, scores, threshold,
+                        {"name": model.name, "version": model.version},
+                        (meta["width"], meta["height"]), assessment=verdict, stability=stab,
+                        image_stability=summary(np.array([max(p_fakes)]), threshold, False),
+                        prior_fake=model.prior_fake, video=video)
 
 
 def _track_view(t: Track, times: list[float], best: int, assessment: str) -> dict:
@@ -190,7 +188,7 @@ def video_job(job_id: str, jobs: JobStore, storage, detector, model, settings: d
     try:
         path = storage.path(rec["stored"])
         result = run_video(job_id, rec, jobs, path, detector, model, settings, threshold)
-        result["provenance"] = provenance(job_id, path.read_bytes())
+        result = with_provenance(result, provenance(job_id, path.read_bytes()))
     except (ImageError, FileNotFoundError) as exc:
         why = f"{exc.code}: {exc}" if isinstance(exc, ImageError) else \
             "the uploaded video is no longer in storage"
