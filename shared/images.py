@@ -63,7 +63,10 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     """Check bytes are a whole accepted still within the pixel cap; returns format, width,
     height."""
     img = _open(data, max_pixels)
-    info = {"format": img.format, "width": img.width, "height": img.height}
+    # A phone's multi-picture JPEG (MPO) is opened by Pillow's JPEG decoder under another name:
+    # it is the JPEG it starts with (its row in shared/formats, stored as .jpg).
+    name = "JPEG" if img.format == "MPO" else img.format
+    info = {"format": name, "width": img.width, "height": img.height}
     try:
         if img.format == "JPEG":
             # At 1/8 scale libjpeg still reads every entropy-coded block (so truncation and

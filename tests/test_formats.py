@@ -83,6 +83,14 @@ def test_the_first_bytes_name_each_format():
     assert formats.sniff(bmff % b"heis").kind == "still"
 
 
+def test_a_multi_picture_jpeg_is_taken_as_the_jpeg_it_is():
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), "red").save(buf, "MPO", save_all=True,
+                                           append_images=[Image.new("RGB", (32, 32), "blue")])
+    info = inspect_upload(buf.getvalue())
+    assert info["format"] == "JPEG" and suffix_of(info) == ".jpg"  # it was a KeyError: a 500
+
+
 def test_a_mov_that_starts_with_its_movie_box_is_a_mov_everywhere(tmp_path, monkeypatch):
     data = moov_first(tmp_path)
     info = inspect_upload(data, video=VideoLimits())
