@@ -9,10 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-# What a folder search picks up (the server decides by content; a file named on the command
-# line is always sent).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif", ".avif",
-                            ".mp4", ".mov", ".m4v", ".webm", ".mkv"})
+from shared import formats
+
 COLUMNS = ("path", "job_id", "status", "assessment", "reasons", "label", "confidence", "p_fake",
            "faces", "model_version", "error")
 
@@ -26,6 +24,9 @@ def collect_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Return the photo and video files named or found (recursively) under paths, sorted,
     unique."""
     found: dict[str, Path] = {}
+    # What a folder search picks up: the names of the formats the service takes (it decides by
+    # content; a file named on the command line is always sent).
+    suffixes = set(formats.file_names())
     for raw in paths:
         root = Path(raw)
         if root.is_dir():
@@ -35,7 +36,7 @@ def collect_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{raw}: no such file or directory")
         for path in candidates:
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.suffix.lower() in suffixes:
                 found.setdefault(path_key(path), path)
     return sorted(found.values(), key=str)
 

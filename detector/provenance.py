@@ -20,6 +20,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from detector.credentials import read_c2pa
+from shared import formats
 
 MARKERS_FILE = Path(__file__).with_name("provenance_markers.json")
 MAX_XMP = 256 * 1024  # bytes of an XMP packet we parse; real ones are a few kB
@@ -193,7 +194,9 @@ def _guarded(source: str, fn, *args) -> list[dict]:
 def metadata_markers(data: bytes) -> list[dict]:
     """Every known marker in a JPEG's or PNG's metadata, plus "unreadable" entries."""
     found: list[dict] = []
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+    claimed = formats.sniff(data)
+    name = claimed.name if claimed is not None else ""
+    if name == "PNG":
         try:
             texts, exif = png_texts(data)
         except Exception as exc:  # noqa: BLE001
@@ -201,14 +204,14 @@ def metadata_markers(data: bytes) -> list[dict]:
         xmp = texts.pop("XML:com.adobe.xmp", None)
         found += _guarded("png_text", text_markers, "png_text", texts)
         packets = [xmp.encode("utf-8")] if xmp is not None else []
-    elif data.startswith(b"\xff\xd8"):
+    elif name == "JPEG":
         try:
             packets, exif = jpeg_segments(data)
         except Exception as exc:  # noqa: BLE001
             return [_unreadable("jpeg", f"JPEG segments cannot be read ({type(exc).__name__})")]
     else:
         try:
-            packets, exif = pillow_metadata(data)
+            packets, exif = pillow_metadata(data, claimed)
         except Exception as exc:  # noqa: BLE001
             return [_unreadable("metadata", f"the metadata cannot be read ({type(exc).__name__})")]
     for packet in packets:
@@ -218,20 +221,20 @@ def metadata_markers(data: bytes) -> list[dict]:
     return found
 
 
-def pillow_metadata(data: bytes) -> tuple[list[bytes], bytes | None]:
-    """The XMP packets and EXIF payload of a WebP, HEIC/HEIF, AVIF or GIF, as Pillow (and
-    pillow-heif) read them from the header; nothing for other files (videos among them)."""
+def pillow_metadata(data: bytes, claimed: formats.Format | None
+                    ) -> tuple[list[bytes], bytes | None]:
+    """The XMP packets and EXIF payload of another still (WebP, HEIC/HEIF, AVIF, GIF), as
+    Pillow (and pillow-heif) read them from the header; nothing for videos and unknown files."""
     import io
 
     from PIL import Image
 
-    from shared.images import FORMATS
-
-    if not data.startswith((b"RIFF", b"GIF8")) and data[4:8] != b"ftyp":
+    if claimed is None or claimed.kind != "still":
         return [], None
+    # Every still decoder, not only the claimed one: an AVIF may carry a HEIF brand (mif1).
     try:
-        img = Image.open(io.BytesIO(data), formats=[f for f in FORMATS if f not in ("JPEG", "PNG")])
-    except Exception:  # noqa: BLE001 - not a still (an MP4 starts with ftyp too): no metadata
+        img = Image.open(io.BytesIO(data), formats=[f.decoder for f in formats.accepted("still")])
+    except Exception:  # noqa: BLE001 - its header is not what it claims: no metadata
         return [], None
     with img:
         xmp = img.info.get("xmp")
@@ -273,21 +276,9 @@ def summary(c2pa: dict, found: list[dict]) -> str:
 
 
 def mime_of(data: bytes) -> str:
-    """The media type of an accepted upload, from its first bytes (for the C2PA reader)."""
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data[:4] == b"RIFF":
-        return "image/webp"
-    if data[:4] == b"GIF8":
-        return "image/gif"
-    if data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand in (b"avif", b"avis"):
-            return "image/avif"
-        return "image/heic" if brand in (b"heic", b"heix", b"mif1", b"msf1") else "video/mp4"
-    if data[:4] == b"\x1a\x45\xdf\xa3":
-        return "video/webm"
-    return "image/jpeg"
+    """The media type of an upload, from its first bytes (for the C2PA reader)."""
+    claimed = formats.sniff(data)
+    return claimed.mime if claimed is not None else "application/octet-stream"
 
 
 def provenance(data: bytes) -> dict:

@@ -19,18 +19,15 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 import urllib3
 
+from shared.errors import InputError
+
 MAX_REDIRECTS = 3
 MAX_URL = 2000
 CHUNK = 64 * 1024
 
 
-class FetchError(ValueError):
+class FetchError(InputError):
     """A link or callback we refuse or could not fetch; code and status for the API."""
-
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Image validation and decoding: the stills people send (JPEG, PNG, WebP, GIF, HEIC/HEIF,
-AVIF), checked by content whatever the file is called, pixel count capped."""
+"""Image validation and decoding: the stills people send (the still rows of shared/formats),
+checked by content whatever the file is called, pixel count capped."""
 
 from __future__ import annotations
 
@@ -10,26 +10,22 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
+from shared import formats
+from shared.errors import InputError
+
 # Pillow reads WebP and AVIF itself (libwebp, libavif in its wheels); HEIC/HEIF through the
 # pillow-heif plugin. GIF: the first frame is judged.
 register_heif_opener()
-FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF")
-ACCEPTED = "JPEG, PNG, WebP, GIF, HEIC/HEIF or AVIF"
-# The suffix an accepted format is stored under (the stored name never comes from the client).
-SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "HEIF": ".heic",
-            "AVIF": ".avif"}
 DEFAULT_MAX_PIXELS = 40_000_000
-# Magic bytes of our formats, for telling a damaged header from another kind of file.
-_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
 
 
-class ImageError(ValueError):
-    """An upload we refuse; code is a stable word for clients, str() says why in words."""
+class ImageError(InputError):
+    """An upload (still or video) we refuse."""
 
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.status = status
+
+def decoders() -> list[str]:
+    """Pillow's names of the accepted still formats (the only decoders an upload may reach)."""
+    return [f.decoder for f in formats.accepted("still")]
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -39,15 +35,16 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         # Pillow's own bomb check warns at half its limit; we apply our cap ourselves below.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
+            img = Image.open(io.BytesIO(data), formats=decoders())
         except UnidentifiedImageError:
-            kind = _claimed(data)
-            if kind:
+            claimed = formats.sniff(data)
+            if claimed is not None and claimed.kind == "still":
                 # It says it is one of ours by its magic bytes, but its header is broken.
-                raise ImageError("corrupt_image", f"the {kind} header is damaged or truncated"
-                                 ) from None
-            raise ImageError("unsupported_type", f"not an accepted image ({ACCEPTED}) or "
-                             "video (MP4, MOV, WebM, MKV)", 415) from None
+                raise ImageError("corrupt_image", f"the {claimed.words} header is damaged or "
+                                 "truncated") from None
+            raise ImageError("unsupported_type", f"not an accepted image "
+                             f"({formats.listed('still')}) or video "
+                             f"({formats.listed('video', ', ')})", 415) from None
         except Image.DecompressionBombError:
             raise ImageError("too_many_pixels", "the image has too many pixels") from None
         except (OSError, ValueError, SyntaxError) as exc:
@@ -62,23 +59,14 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def _claimed(data: bytes) -> str:
-    """The format the first bytes claim ('' for none of ours)."""
-    for magic, kind in _MAGIC:
-        if data.startswith(magic):
-            return kind
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"avif", b"avis"):
-        return "AVIF" if data[8:11] == b"avi" else "HEIF"
-    return ""
-
-
 def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     """Check bytes are a whole accepted still within the pixel cap; returns format, width,
     height."""
     img = _open(data, max_pixels)
-    info = {"format": img.format, "width": img.width, "height": img.height}
+    # A phone's multi-picture JPEG (MPO) is opened by Pillow's JPEG decoder under another name:
+    # it is the JPEG it starts with (its row in shared/formats, stored as .jpg).
+    name = "JPEG" if img.format == "MPO" else img.format
+    info = {"format": name, "width": img.width, "height": img.height}
     try:
         if img.format == "JPEG":
             # At 1/8 scale libjpeg still reads every entropy-coded block (so truncation and

@@ -1,19 +1,14 @@
 """What an upload is, decided by its content: a still (shared/images) or a video (PyAV), each
-checked against its own limits before anything is stored. The file's name plays no part."""
+checked against its own limits before anything is stored. The file's name plays no part; the
+formats taken are the rows of shared/formats."""
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
 
+from shared import formats
 from shared.images import DEFAULT_MAX_PIXELS, ImageError, inspect_image
-
-# PyAV's names for the containers we take, and the suffix each is stored under.
-CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4", "matroska,webm": "WEBM"}
-VIDEO_SUFFIXES = {"MP4": ".mp4", "MOV": ".mov", "WEBM": ".webm", "MKV": ".mkv"}
-VIDEO_TYPES = "MP4, MOV, WebM or MKV"
-# ISO base media brands that are stills (HEIF/AVIF), not video, although they start with ftyp.
-_STILL_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 
 
 @dataclass(frozen=True)
@@ -32,13 +27,9 @@ class VideoLimits:
 
 
 def looks_like_video(data: bytes) -> bool:
-    """True when the first bytes are an MP4/MOV (ftyp, moov, mdat box) or Matroska/WebM (EBML)."""
-    if data[:4] == b"\x1a\x45\xdf\xa3":
-        return True
-    box = data[4:8]
-    if box == b"ftyp":
-        return data[8:12] not in _STILL_BRANDS
-    return box in (b"moov", b"mdat", b"wide", b"free")
+    """True when the first bytes claim one of the accepted video formats (shared/formats)."""
+    claimed = formats.sniff(data)
+    return claimed is not None and claimed.kind == "video"
 
 
 def inspect_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -56,16 +47,15 @@ def _open(data: bytes):
         container = av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise ImageError("corrupt_video", f"the video cannot be read ({_why(exc)})") from None
-    kind = CONTAINERS.get(container.format.name)
-    if kind is None:
+    # The demuxer decides the family; the first bytes tell its members apart (MP4 or MOV).
+    demuxer = container.format.name
+    claimed = formats.sniff(data)
+    family = [f for f in formats.accepted("video") if f.decoder == demuxer]
+    if not family:
         container.close()
         raise ImageError("unsupported_type", f"a {container.format.long_name} file is not an "
-                         f"accepted video ({VIDEO_TYPES})", 415)
-    if kind == "MP4" and data[8:10] == b"qt":
-        kind = "MOV"
-    elif kind == "WEBM" and b"webm" not in data[:64]:
-        kind = "MKV"
-    return container, kind
+                         f"accepted video ({formats.listed('video')})", 415)
+    return container, (claimed if claimed in family else family[0]).name
 
 
 def _why(exc: Exception) -> str:

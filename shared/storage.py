@@ -9,12 +9,23 @@ import secrets
 import time
 from pathlib import Path
 
-# The only names the service writes: 32 hex characters and our suffix, or the temporary file
-# that becomes one. The sweep touches nothing else, so a shared folder is never emptied.
-SUFFIXES = ("jpg", "png", "webp", "gif", "heic", "avif", "mp4", "mov", "webm", "mkv")
-_ANY = "|".join(SUFFIXES)
-NAME = re.compile(rf"[0-9a-f]{{32}}\.({_ANY})")
-PART = re.compile(rf"\.[0-9a-f]{{32}}\.({_ANY})\.part")
+from shared import formats
+
+
+# The only names the service writes: 32 hex characters and the suffix of a format it takes
+# (shared/formats), or the temporary file that becomes one. The sweep touches nothing else, so
+# a shared folder is never emptied.
+def _any() -> str:
+    return "|".join(re.escape(s) for s in formats.stored_suffixes())
+
+
+def is_stored_name(name: str) -> bool:
+    """A name this service gives an upload."""
+    return re.fullmatch(rf"[0-9a-f]{{32}}({_any()})", name) is not None
+
+
+def _is_part(name: str) -> bool:
+    return re.fullmatch(rf"\.[0-9a-f]{{32}}({_any()})\.part", name) is not None
 
 
 class Storage:
@@ -25,7 +36,7 @@ class Storage:
 
     def save(self, data: bytes, suffix: str) -> str:
         """Store bytes under a fresh random name; returns that name (not a path)."""
-        if suffix.lstrip(".") not in SUFFIXES or not suffix.startswith("."):
+        if suffix not in formats.stored_suffixes():
             raise ValueError(f"unexpected suffix {suffix!r}")
         self.root.mkdir(parents=True, exist_ok=True)
         name = secrets.token_hex(16) + suffix
@@ -36,7 +47,7 @@ class Storage:
 
     def path(self, name: str) -> Path:
         """The path of a stored name; refuses anything that is not one of our generated names."""
-        if not NAME.fullmatch(name):
+        if not is_stored_name(name):
             raise ValueError(f"not a stored upload name: {name!r}")
         return self.root / name
 
@@ -60,7 +71,7 @@ class Storage:
         removed = 0
         for entry in os.scandir(self.root):
             try:
-                ours = NAME.fullmatch(entry.name) or PART.fullmatch(entry.name)
+                ours = is_stored_name(entry.name) or _is_part(entry.name)
                 if ours and entry.is_file() and entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
                     removed += 1

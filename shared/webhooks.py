@@ -13,12 +13,17 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+from shared.errors import InputError
+
 WEBHOOK = "dfd.webhook"  # the Celery task that delivers one job's callback
 MAX_URL = 2000
 
 
-class CallbackError(ValueError):
-    """A callback URL we refuse; the message says why."""
+class CallbackError(InputError):
+    """A callback URL we refuse; the message says why (400 bad_request)."""
+
+    def __init__(self, message: str):
+        super().__init__("bad_request", message)
 
 
 def check_url(url: str, *, allow_http: bool, allow_private: bool) -> str:

@@ -32,3 +32,20 @@ def test_every_error_is_json_of_one_shape(redis_url):
         body = resp.get_json()
         assert resp.status_code in (400, 404, 405)
         assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
+
+
+def test_the_schemas_are_generated_from_the_typed_result(redis_url):
+    from shared.result import Result, Video
+    from web.common import MAX_WAIT
+
+    client = create_app({"ENV": {"DFD_REDIS_URL": redis_url}}).test_client()
+    first, second = (client.get("/api/v1/openapi.json").get_json() for _ in range(2))
+    assert first == second  # built anew each time, nothing carried over from a request
+    schemas = first["components"]["schemas"]
+    assert list(schemas["Result"]["properties"]) == list(Result.model_fields)
+    assert list(schemas["Video"]["properties"]) == list(Video.model_fields)
+    assert schemas["Job"]["properties"]["result"] == {"$ref": "#/components/schemas/Result"}
+    waits = [p["schema"]["maximum"] for op in (first["paths"]["/api/v1/jobs"]["post"],
+                                               first["paths"]["/api/v1/jobs/{job_id}"]["get"])
+             for p in op["parameters"] if p["name"] == "wait"]
+    assert waits == [MAX_WAIT, MAX_WAIT]

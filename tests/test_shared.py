@@ -13,7 +13,7 @@ from PIL import Image
 from shared import settings
 from shared.images import ImageError, decode_image, inspect_image
 from shared.jobs import JobStore, new_job_id, public_view
-from shared.schema import build_result
+from shared.schema import build_result, with_provenance
 from shared.storage import Storage
 from tests.conftest import make_jpeg
 
@@ -121,7 +121,8 @@ def test_exif_orientation_applied():
 # results ------------------------------------------------------------------------------------
 
 MODEL = {"name": "m", "version": "v1"}
-ST = {"variants": 5, "p_fake_min": 0.1, "p_fake_max": 0.2, "spread": 0.1, "unstable": False}
+ST = {"checked": True, "variants": 5, "p_fake_min": 0.1, "p_fake_max": 0.2, "spread": 0.1,
+      "unstable": False}
 VERDICT = {"assessment": "uncertain", "reasons": ["middle_score"], "reason_text": "t"}
 
 
@@ -157,6 +158,19 @@ def test_result_refuses_an_unknown_assessment():
     with pytest.raises(ValueError, match="unknown assessment"):
         result([0.5], [], [], 0.3, (1, 1), assessment={"assessment": "probably", "reasons": [],
                                                        "reason_text": ""})
+
+
+def test_result_is_built_through_its_typed_model():
+    with pytest.raises(ValueError, match="extra"):  # a field the result does not declare
+        result([0.5], [], [], 0.3, (1, 1), image_stability={**ST, "mood": "calm"})
+    video = {"duration_s": None, "frames_sampled": 3, "frames_scored": 0, "tracks": [],
+             "timeline": []}
+    res = result([0.5], [], [], 0.3, (1, 1), video=video)
+    assert res["media"] == "video" and res["video"] == video
+    still = result([0.5], [], [], 0.3, (1, 1))
+    assert still["media"] == "image" and "video" not in still and "bands" not in still
+    prov = {"c2pa": {"present": False, "state": "absent"}, "markers": [], "summary": "none"}
+    assert with_provenance(res, prov) == {**res, "provenance": prov}
 
 
 def test_result_threshold_is_p_real_below_0_7():

@@ -9,11 +9,13 @@ from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 import web.allowance as allowance
-from shared.images import ImageError
+import web.common as common
+from shared.errors import InputError
 from shared.jobs import public_view
 from shared.schema import FINAL
 from shared.tasks import PRIORITIES
-from shared.webhooks import CallbackError, check_url
+from shared.webhooks import check_url
+from web.common import job_or_404, status_limit, wait_arg
 from web.extensions import api_key_entry, client_id, limiter
 from web.idempotency import HEADER, Idempotency, fingerprint
 from web.openapi import spec
@@ -22,33 +24,13 @@ from web.uploads import checked_files
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
-MAX_WAIT = 10.0
-
-
-def _ext():
-    return current_app.extensions["dfd"]
-
-
-def _status_limit() -> str:
-    return current_app.config["DFD"].STATUS_LIMIT
-
-
-def _wait_arg() -> float:
-    """The ?wait= seconds of a request (0 when absent); 400 when not a number in range."""
-    try:
-        wait = float(request.args.get("wait", 0))
-    except ValueError:
-        abort(400, description="wait must be a number of seconds")
-    if not 0 <= wait <= MAX_WAIT:  # also refuses nan
-        abort(400, description=f"wait must be between 0 and {MAX_WAIT:g} seconds")
-    return wait
 
 
 @bp.post("/jobs")
 def submit():
     """Queue one job per uploaded image or video (or the file of `url`); 202 with the job ids
     (?wait=S: 200 with the results when every job is final within S seconds)."""
-    ext, client = _ext(), client_id()
+    ext, client = common.ext(), client_id()
     allowance.ensure_open()
     wait, checked, callback, priority, explain = _checked_request()
     videos = sum(info["media"] == "video" for _, _, info in checked)
@@ -87,9 +69,9 @@ def _checked_request() -> tuple:
         if current_app.config["DFD"].REQUIRE_API_KEY and api_key_entry() is None:
             abort(401, description="this service requires an API key: send "
                                    "'Authorization: Bearer <api key>'")
-        return _wait_arg(), checked_files(), _callback_arg(), _priority_arg(), _explain_arg()
-    except (HTTPException, ImageError) as exc:
-        status = exc.status if isinstance(exc, ImageError) else \
+        return wait_arg(), checked_files(), _callback_arg(), _priority_arg(), _explain_arg()
+    except (HTTPException, InputError) as exc:
+        status = exc.status if isinstance(exc, InputError) else \
             (exc.code or getattr(exc.response, "status_code", 0))
         if 400 <= status < 500 and status != 429:
             allowance.refused()
@@ -104,7 +86,7 @@ def _located(stub: dict) -> dict:
 
 def _current(stubs: list[dict]) -> list[dict]:
     """The jobs of a replayed request, each with its status now (as it was, if gone since)."""
-    store, out = _ext()["jobs"], []
+    store, out = common.ext()["jobs"], []
     for stub in stubs:
         rec = store.get(stub["id"])
         out.append({**stub, "status": rec["status"] if rec else "deleted"})
@@ -122,11 +104,8 @@ def _callback_arg() -> str:
     if not dfd.WEBHOOK_SECRET:
         abort(400, description="callback_url is not available here: the operator has not "
                                "set DFD_WEBHOOK_SECRET")
-    try:
-        return check_url(url, allow_http=dfd.WEBHOOK_ALLOW_HTTP,
-                         allow_private=dfd.WEBHOOK_ALLOW_PRIVATE)
-    except CallbackError as exc:
-        abort(400, description=str(exc))
+    return check_url(url, allow_http=dfd.WEBHOOK_ALLOW_HTTP,
+                     allow_private=dfd.WEBHOOK_ALLOW_PRIVATE)  # CallbackError: a 400
 
 
 def _priority_arg() -> int:
@@ -154,7 +133,7 @@ def _wait_all(jobs: list[dict], wait: float) -> bool:
     """Hold until every job is final or `wait` seconds pass; fill in their views. All final?"""
     # One round trip instead of two for a script that wants the verdict: the upload's own
     # response carries the result (measured in docs/PERFORMANCE.md).
-    store, deadline = _ext()["jobs"], time.monotonic() + wait
+    store, deadline = common.ext()["jobs"], time.monotonic() + wait
     limit = current_app.config["DFD"].QUEUE_DEADLINE
     for item in jobs:
         left = deadline - time.monotonic()
@@ -167,14 +146,12 @@ def _wait_all(jobs: list[dict], wait: float) -> bool:
 
 
 @bp.get("/jobs/<job_id>")
-@limiter.limit(_status_limit, scope="status")
+@limiter.limit(status_limit, scope="status")
 def job(job_id: str):
     """A job's status and, when done, its result; ?wait=S holds until final or S seconds."""
-    wait = _wait_arg()
-    jobs = _ext()["jobs"]
-    rec = jobs.get(job_id) if len(job_id) == 32 else None
-    if rec is None:
-        abort(404, description=f"no job {job_id[:64]!r} (unknown or expired)")
+    wait = wait_arg()
+    jobs = common.ext()["jobs"]
+    rec = job_or_404(job_id)
     if wait and rec["status"] not in FINAL:
         jobs.wait(job_id, wait)
         rec = jobs.get(job_id) or rec
@@ -182,13 +159,11 @@ def job(job_id: str):
 
 
 @bp.delete("/jobs/<job_id>")
-@limiter.limit(_status_limit, scope="status")
+@limiter.limit(status_limit, scope="status")
 def delete_job(job_id: str):
     """Delete a job: its record, result and any stored upload; only its own client may."""
-    ext = _ext()
-    rec = ext["jobs"].get(job_id) if len(job_id) == 32 else None
-    if rec is None:
-        abort(404, description=f"no job {job_id[:64]!r} (unknown, expired or deleted)")
+    ext = common.ext()
+    rec = job_or_404(job_id, "unknown, expired or deleted")
     if rec["client"] != client_id():
         abort(403, description="only the client that created a job may delete it (the same "
                                "API key, or the same address without one)")

@@ -11,7 +11,7 @@ from flask import Flask, abort, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from shared.images import ImageError
+from shared.errors import InputError
 from web.extensions import limiter
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _rate_limited(exc: HTTPException):
     return response, status
 
 
-def _image_error(exc: ImageError):
+def _input_error(exc: InputError):
     return error_response(exc.status, exc.code, str(exc))
 
 
@@ -103,9 +103,9 @@ def _internal(exc: Exception):
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """Attach the JSON handlers for HTTP errors, bad images, outages and everything else."""
+    """Attach the JSON handlers for HTTP errors, refused input, outages and everything else."""
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(ImageError, _image_error)
+    app.register_error_handler(InputError, _input_error)
     for exc_type in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                      OperationalError):
         app.register_error_handler(exc_type, _unavailable)

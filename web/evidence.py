@@ -9,8 +9,10 @@ import logging
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
+import web.common as common
 from shared.feedback import NOTE_MAX, FeedbackStore
 from shared.schema import LABELS
+from web.common import job_or_404, status_limit
 from web.errors import abort_with, error_response
 from web.extensions import api_key_entry, client_id, limiter
 
@@ -20,23 +22,13 @@ EXPORT_MAX = 10_000
 OFFSET_MAX = 10**12  # far past any store; beyond it Redis refuses the range (a 500, not a 400)
 
 
-def _ext():
-    return current_app.extensions["dfd"]
-
-
 def _store() -> FeedbackStore:
-    return FeedbackStore(_ext()["redis"], current_app.config["DFD"].FEEDBACK_TTL)
-
-
-def _status_limit() -> str:
-    return current_app.config["DFD"].STATUS_LIMIT
+    return FeedbackStore(common.ext()["redis"], current_app.config["DFD"].FEEDBACK_TTL)
 
 
 def _done_job(job_id: str) -> dict:
     """The record of a done job; 404 unknown, 409 not done (nothing to explain or dispute)."""
-    rec = _ext()["jobs"].get(job_id) if len(job_id) == 32 else None
-    if rec is None:
-        abort(404, description=f"no job {job_id[:64]!r} (unknown or expired)")
+    rec = job_or_404(job_id)
     if rec["status"] != "done":
         abort_with(409, "job_not_done", f"job {job_id} is {rec['status']}, not done: there is "
                    "no verdict to explain or dispute")
@@ -51,7 +43,7 @@ def _gone(job_id: str):
 
 
 @bp.get("/jobs/<job_id>/explanation")
-@limiter.limit(_status_limit, scope="status")
+@limiter.limit(status_limit, scope="status")
 def explanation(job_id: str):
     """Occlusion map per face, cached in the job record by the worker when the upload came with
     explain=1 (computed from the image before it is deleted); 410 without it."""
@@ -59,7 +51,7 @@ def explanation(job_id: str):
     if rec.get("reused") and rec.get("source"):
         # A reused result is the earlier job's verdict on the same bytes: its explanation, if
         # that job has one.
-        rec = _ext()["jobs"].get(rec["source"]) or rec
+        rec = common.ext()["jobs"].get(rec["source"]) or rec
     if not rec.get("explanation"):
         # Cached before the job became done, so a done job without one never asked for it.
         return _gone(job_id)
@@ -86,7 +78,7 @@ def _feedback_body() -> tuple[str, str | None]:
 
 
 @bp.post("/jobs/<job_id>/feedback")
-@limiter.limit(_status_limit, scope="status")
+@limiter.limit(status_limit, scope="status")
 def feedback(job_id: str):
     """Record what the client says the image really is; one per job and client."""
     label, note = _feedback_body()
@@ -100,7 +92,7 @@ def feedback(job_id: str):
 
 
 @bp.get("/feedback")
-@limiter.limit(_status_limit, scope="status")
+@limiter.limit(status_limit, scope="status")
 def export_feedback():
     """Every feedback entry, oldest first (API key required)."""
     if api_key_entry() is None:

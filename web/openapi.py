@@ -1,9 +1,12 @@
-"""The OpenAPI 3 document of the job API (checked against the real routes by a test)."""
+"""The OpenAPI 3 document of the job API (checked against the real routes by a test): the paths
+written here, the component schemas generated from the typed models (web/api_schema.py), the
+upload's content types and words from shared/formats."""
 
 from __future__ import annotations
 
-from web.openapi_schemas import SCHEMAS
-from web.openapi_video import RESULT_FIELDS, UPLOAD_TYPES, VIDEO_SCHEMAS
+from shared import formats
+from web.api_schema import components
+from web.common import MAX_WAIT
 
 
 def _error(description: str) -> dict:
@@ -34,23 +37,30 @@ JOB_LINKS = {"GetExplanation": {"operationId": "getExplanation",
 def spec(webhooks: bool = True) -> dict:
     """The OpenAPI document as a dict (webhooks False: callback_url is not offered, as on a
     service without DFD_WEBHOOK_SECRET)."""
-    doc = _spec()
-    SCHEMAS["Result"]["properties"].update(RESULT_FIELDS)
-    SCHEMAS["Job"]["properties"]["progress"] = {"$ref": "#/components/schemas/Progress"}
-    doc["components"]["schemas"] = {**SCHEMAS, **VIDEO_SCHEMAS}
+    doc = _spec(_upload_types(), _upload_words(), components())
     if not webhooks:
         body = doc["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]
         del body["multipart/form-data"]["schema"]["properties"]["callback_url"]
     return doc
 
 
-def _spec() -> dict:
+def _upload_types() -> str:
+    """What the multipart part `image` may carry (the content decides; the type is a hint)."""
+    return ", ".join([*formats.media_types(), "application/octet-stream"])
+
+
+def _upload_words() -> str:
+    return (f"photos ({formats.listed('still', ', ')}) or videos "
+            f"({formats.listed('video', ', ')}), checked by content; send image or url")
+
+
+def _spec(upload_types: str, upload_words: str, schemas: dict) -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": "Deepfake image detection API", "version": "1.0.0"},
         "servers": [{"url": "/"}],
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
@@ -61,17 +71,15 @@ def _spec() -> dict:
                 "parameters": [
                     {"name": "wait", "in": "query", "required": False,
                      "description": "hold up to this many seconds for every job to be final",
-                     "schema": {"type": "number", "minimum": 0, "maximum": 10}},
+                     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}},
                     {"name": "Idempotency-Key", "in": "header", "required": False,
                      "description": "a retry with the same key gets the first request's jobs",
                      "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}}],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
-                    "encoding": {"image": {"contentType": UPLOAD_TYPES}},
+                    "encoding": {"image": {"contentType": upload_types}},
                     "schema": {"type": "object", "properties": {
                         "image": {"type": "array", "minItems": 1,
-                                  "description": "photos (JPEG, PNG, WebP, GIF, HEIC/HEIF, "
-                                                 "AVIF) or videos (MP4, MOV, WebM, MKV), "
-                                                 "checked by content; send image or url",
+                                  "description": upload_words,
                                   "items": {"type": "string", "format": "binary"}},
                         "url": {"type": "string", "format": "uri",
                                 "description": "a link to one photo or video, fetched by the "
@@ -116,7 +124,7 @@ def _spec() -> dict:
                     {"name": "job_id", "in": "path", "required": True,
                      "schema": {"type": "string"}},
                     {"name": "wait", "in": "query", "required": False,
-                     "schema": {"type": "number", "minimum": 0, "maximum": 10}}],
+                     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}}],
                 "responses": {"200": {"description": "The job", **_ref("Job"),
                                       "links": JOB_LINKS},
                               "400": _error("Bad wait parameter"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template
 
+from shared import formats
 from web.extensions import limiter
 
 bp = Blueprint("pages", __name__)
@@ -12,9 +13,12 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 @limiter.exempt
 def index():
-    """The upload page."""
+    """The upload page (its accept list, words and the script's list of formats come from
+    shared/formats)."""
     dfd = current_app.config["DFD"]
-    return render_template("index.html", upload_limit=dfd.UPLOAD_LIMIT,
+    return render_template("index.html", accept=formats.page_accept(),
+                           page_formats=formats.for_page(), still_words=formats.listed("still"),
+                           video_words=formats.listed("video"), upload_limit=dfd.UPLOAD_LIMIT,
                            max_upload_mb=dfd.MAX_UPLOAD_MB,
                            video_max_mb=dfd.VIDEO_MAX_MB, video_max_s=dfd.VIDEO_MAX_S,
                            job_ttl=duration_text(dfd.JOB_TTL),

@@ -7,14 +7,16 @@ from urllib.parse import urlsplit
 
 from flask import abort, current_app, request
 
-from shared.fetch import FetchError, fetch
-from shared.images import SUFFIXES, ImageError
-from shared.media import VIDEO_SUFFIXES, VideoLimits, inspect_upload, looks_like_video
+from shared import formats
+from shared.errors import InputError
+from shared.fetch import fetch
+from shared.images import ImageError
+from shared.media import VideoLimits, inspect_upload, looks_like_video
 
 
 def suffix_of(info: dict) -> str:
-    """The stored file's suffix for a checked upload."""
-    return (VIDEO_SUFFIXES if info["media"] == "video" else SUFFIXES)[info["format"]]
+    """The stored file's suffix for a checked upload (its format's row in shared/formats)."""
+    return formats.named(info["format"]).suffix
 
 
 def _check(name: str, data: bytes) -> dict:
@@ -25,8 +27,8 @@ def _check(name: str, data: bytes) -> dict:
                          f"are limited to {dfd.MAX_UPLOAD_MB:g} MB", 413)
     try:
         return inspect_upload(data, dfd.MAX_PIXELS, VideoLimits.from_settings(dfd))
-    except ImageError as exc:
-        raise ImageError(exc.code, f"{name}: {exc}", exc.status) from None
+    except InputError as exc:
+        raise exc.about(name) from None
 
 
 def checked_files() -> list[tuple[str, bytes, dict]]:
@@ -66,7 +68,7 @@ def _linked(url: str) -> tuple[str, bytes, dict]:
         got = fetch(url, max_bytes=cap, timeout=dfd.FETCH_TIMEOUT,
                     allow_http=dfd.FETCH_ALLOW_HTTP, allow_private=dfd.FETCH_ALLOW_PRIVATE,
                     ca_file=dfd.FETCH_CA_FILE)
-    except FetchError as exc:
-        raise ImageError(exc.code, f"url: {exc}", exc.status) from None
+    except InputError as exc:
+        raise exc.about("url") from None
     name = urlsplit(got.url).path.rsplit("/", 1)[-1][-200:] or urlsplit(got.url).hostname or "link"
     return name, got.body, _check(name, got.body)

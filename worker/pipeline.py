@@ -13,7 +13,7 @@ from detector.provenance import provenance
 from shared import metrics
 from shared.images import ImageError, decode_pil
 from shared.jobs import JobStore
-from shared.schema import FINAL
+from shared.schema import FINAL, checked_provenance, with_provenance
 from shared.storage import Storage
 from worker.explain import explain_image_of
 from worker.video import is_video_job, requeue, video_job
@@ -25,7 +25,8 @@ def _provenance(job_id: str, data: bytes) -> dict:
     # Read from the stored bytes exactly as uploaded, before any decoding: a re-encode would
     # drop the metadata. provenance() reports bad metadata itself; this only guards the job.
     try:
-        return provenance(data)
+        # Of the declared shape too: a crafted manifest's fields must not reach clients as is.
+        return checked_provenance(provenance(data))
     except Exception:  # noqa: BLE001 - provenance is beside the verdict and must never fail it
         log.exception("job %s: provenance could not be read", job_id)
         return {"c2pa": {"present": False, "state": "unreadable"}, "markers": [],
@@ -138,8 +139,7 @@ def _run(job_ids, jobs, storage, face_finder, model, max_pixels, threshold) -> d
     # Jobs that asked for an explanation last, so their batch mates are not held up by it.
     done.sort(key=lambda item: bool(item[0][1][0].get("explain")))
     for (job_id, (rec, image, prov)), result in done:
-        result["provenance"] = prov  # beside the verdict: label, p_fake and assessment as is
-        result["media"] = "image"
+        result = with_provenance(result, prov)  # beside the verdict, which it never changes
         if rec.get("explain"):
             # Asked for with the upload (explain=1): computed now, while the image is at hand,
             # and cached before the job is final, because the upload is deleted then.

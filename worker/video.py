@@ -21,13 +21,12 @@ from detector.assess import face_side
 from detector.crop import face_crops
 from detector.stability import summary
 from detector.tracks import Track, assess_tracks, link, look
+from shared.formats import kind_of_stored
 from shared.images import ImageError
 from shared.jobs import LEASED, READY, JobStore
-from shared.media import VIDEO_SUFFIXES
-from shared.schema import build_result
+from shared.schema import build_result, with_provenance
 
 log = logging.getLogger(__name__)
-VIDEO_STORED = tuple(VIDEO_SUFFIXES.values())
 # One BLAS thread in the decoding child: it does no maths, and each thread reserves memory.
 _CHILD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 PER_CALL = 32  # crops per model call: a few calls for a video, memory bounded for a large trunk
@@ -117,20 +116,18 @@ def _result(tracks, p_of, with_faces, times, meta, threshold, model) -> dict:
     else:
         p_fakes = [float(np.mean([p_of[i][0] for i in p_of]))]
         best, boxes, scores, stab = [], [], [], []
-    result = build_result(p_fakes, boxes, scores, threshold,
-                          {"name": model.name, "version": model.version},
-                          (meta["width"], meta["height"]), assessment=verdict, stability=stab,
-                          image_stability=summary(np.array([max(p_fakes)]), threshold, False),
-                          prior_fake=model.prior_fake)
-    result["media"] = "video"
-    result["video"] = {
+    video = {
         "duration_s": meta["duration_s"] and round(float(meta["duration_s"]), 3),
         "frames_sampled": len(times), "frames_scored": len(with_faces),
-        "tracks": [_track_view(t, times, b, f["assessment"])
-                   for t, b, f in zip(tracks, best, result["faces"], strict=True)],
+        "tracks": [_track_view(t, times, b, a)
+                   for t, b, a in zip(tracks, best, verdict["faces"], strict=True)],
         "timeline": [{"t": times[i], "p_fake": round(float(max(p_of[i])), 6)}
                      for i in with_faces]}
-    return result
+    return build_result(p_fakes, boxes, scores, threshold,
+                        {"name": model.name, "version": model.version},
+                        (meta["width"], meta["height"]), assessment=verdict, stability=stab,
+                        image_stability=summary(np.array([max(p_fakes)]), threshold, False),
+                        prior_fake=model.prior_fake, video=video)
 
 
 def _track_view(t: Track, times: list[float], best: int, assessment: str) -> dict:
@@ -179,7 +176,7 @@ def requeue(jobs: JobStore, job_ids: list[str]) -> list[str]:
 def is_video_job(rec: dict | None) -> bool:
     """A job whose upload is a video (the web stored it under a video suffix, after checking
     its content)."""
-    return bool(rec and rec.get("stored", "").endswith(VIDEO_STORED))
+    return bool(rec and kind_of_stored(rec.get("stored", "")) == "video")
 
 
 def video_job(job_id: str, jobs: JobStore, storage, detector, model, settings: dict,
@@ -191,7 +188,7 @@ def video_job(job_id: str, jobs: JobStore, storage, detector, model, settings: d
     try:
         path = storage.path(rec["stored"])
         result = run_video(job_id, rec, jobs, path, detector, model, settings, threshold)
-        result["provenance"] = provenance(job_id, path.read_bytes())
+        result = with_provenance(result, provenance(job_id, path.read_bytes()))
     except (ImageError, FileNotFoundError) as exc:
         why = f"{exc.code}: {exc}" if isinstance(exc, ImageError) else \
             "the uploaded video is no longer in storage"

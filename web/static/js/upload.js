@@ -1,7 +1,9 @@
 /* Uploading: the client-side checks on a chosen file, then one POST per image with XHR (for
  * upload progress), at most MAX_UPLOADS at a time. */
 
-import { API, MAX_BYTES, WAIT_S, maxMb, Slots, formatBytes, parseJson } from "./util.js";
+import {
+  API, MAX_BYTES, WAIT_S, maxMb, Slots, formatBytes, formatWords, parseJson, suffixPattern
+} from "./util.js";
 import { retryAfterSeconds, startCountdown, waitingText } from "./limits.js";
 import {
   clearError, describeFailure, fail, setProgress, setState, showError, showFailedJob, showJob,
@@ -15,7 +17,7 @@ const videoMaxMb = parseFloat((app && app.getAttribute("data-video-max-mb")) || 
 const VIDEO_MAX_BYTES = videoMaxMb > 0 ? Math.floor(videoMaxMb * 1e6) : 0;
 
 // A hint only: the server decides by content, so a known image or video type passes too.
-const EXTENSIONS = /\.(jpe?g|png|webp|gif|heic|heif|avif|mp4|mov|m4v|webm|mkv)$/i;
+const EXTENSIONS = suffixPattern();
 const UPLOAD_TIMEOUT_MS = 5 * 60 * 1000;
 const MAX_UPLOADS = 2;                     // concurrent uploads
 
@@ -25,8 +27,8 @@ const uploadSlots = new Slots(MAX_UPLOADS);
 export function checkLocally(file) {
   if (file.link) return "";
   if (!EXTENSIONS.test(file.name) && !/^(image|video)\//.test(file.type || "")) {
-    return "Wrong file type — photos (JPEG, PNG, WebP, GIF, HEIC, AVIF) and videos (MP4, MOV, " +
-      "WebM, MKV) can be checked.";
+    return "Wrong file type — photos (" + formatWords("still") + ") and videos (" +
+      formatWords("video") + ") can be checked.";
   }
   if (isVideoFile(file)) {
     if (VIDEO_MAX_BYTES && file.size > VIDEO_MAX_BYTES) {

@@ -11,6 +11,37 @@ export const MAX_BYTES = maxMb > 0 ? Math.floor(maxMb * 1e6) : 0;
 
 export const WAIT_S = 5;  // server holds a status request up to this long
 
+// The formats the service takes (shared/formats.py, put on #app by the server): each with its
+// kind ("still" or "video"), the words people read and the suffixes its files go by.
+function readFormats() {
+  try {
+    const rows = JSON.parse((app && app.getAttribute("data-formats")) || "[]");
+    return Array.isArray(rows) ? rows : [];
+  } catch (e) {
+    return [];
+  }
+}
+export const FORMATS = readFormats();
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+// A pattern for file names ending in a suffix of the formats of `kind` (every kind if none).
+export function suffixPattern(kind) {
+  const names = [];
+  FORMATS.forEach((f) => {
+    if (!kind || f.kind === kind) names.push(...(f.names || []));
+  });
+  if (!names.length) return /(?!)/;
+  return new RegExp("(" + names.map(escapeRegExp).join("|") + ")$", "i");
+}
+
+// The words of the formats of a kind, as a list: "MP4, MOV, WebM, MKV".
+export function formatWords(kind) {
+  return FORMATS.filter((f) => f.kind === kind).map((f) => f.words).join(", ");
+}
+
 // At most n callbacks hold a slot at once; take() runs fn now or queues it until a give().
 export class Slots {
   constructor(n) {

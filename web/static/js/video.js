@@ -3,10 +3,11 @@
  * (most suspicious) frame cut from the local file and a small chart of its score over time.
  * Nothing is fetched from the server but the JSON result: the frames come from this device. */
 
+import { suffixPattern } from "./util.js";
 import { FACE_WORDS, TONE, formatP } from "./verdict.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const VIDEO_EXT = /\.(mp4|mov|m4v|webm|mkv)$/i;
+const VIDEO_EXT = suffixPattern("video");
 const THUMB_PX = 72;
 
 export function isVideoFile(file) {
