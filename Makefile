@@ -90,31 +90,34 @@ cross-source: deps
 # The study for the next detector (issue 24, docs/MODEL.md): MobileNetV2-1.0 end to end with
 # aligned fakes (TAEF2 reconstructions of the training reals) and self-blends, each fake kind left
 # out in turn, with and without the part meant to carry it. FOLD_MIN minutes a run on 2 cores
-# (crops, training, calibration and export); resumable: a finished run is kept, a broken one
-# resumes from its checkpoint. Then `make study-tables` scores what each run never saw.
+# (crops, training, calibration and export); every run crops all five sources and the aligned
+# fakes, then leaves its source out, so they share one crop cache. Resumable: a finished run is
+# kept, a broken one resumes from its checkpoint. Then `make study-tables` scores what each run
+# never saw.
 STUDY := var/study
 FOLD_MIN ?= 15
-FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume
+FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \
+	--aligned-cap 1500
 FF := $(DATA)/ff-crops
 SG := $(DATA)/stylegan-faces
 DF := $(DATA)/dfdc-faces
 FA := $(DATA)/fairface-real
 SD := $(DATA)/sdfd-faces
 STUDY_RUNS := \
-	sdfd-out:$(FF),$(SG),$(DF),$(FA):--aligned-cap=1500 \
-	sdfd-out-noaligned:$(FF),$(SG),$(DF),$(FA):--aligned-cap=0 \
-	ff-out:$(SG),$(DF),$(FA),$(SD):--aligned-cap=1500 \
-	dfdc-out:$(FF),$(SG),$(FA),$(SD):--aligned-cap=1500 \
-	stylegan-out:$(FF),$(DF),$(FA),$(SD):--aligned-cap=1500 \
-	ff-out-nosbi:$(SG),$(DF),$(FA),$(SD):--aligned-cap=1500,--sbi-rate=0 \
-	dfdc-out-nosbi:$(FF),$(SG),$(FA),$(SD):--aligned-cap=1500,--sbi-rate=0
+	sdfd-out:--leave-out=sdfd-faces \
+	sdfd-out-noaligned:--leave-out=sdfd-faces,--no-aligned-training \
+	ff-out:--leave-out=ff-crops \
+	dfdc-out:--leave-out=dfdc-faces \
+	stylegan-out:--leave-out=stylegan-faces \
+	ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0 \
+	dfdc-out-nosbi:--leave-out=dfdc-faces,--sbi-rate=0
 study: deps
-	$(BIN)/dfd-train aligned $(FF) $(SG) $(DF) $(FA) --cap 1500
+	$(BIN)/dfd-train train $(FF) $(SG) $(DF) $(FA) $(SD) --out $(STUDY)/prep $(FOLD) --prep-only
 	@for run in $(STUDY_RUNS); do \
-		name=$${run%%:*}; rest=$${run#*:}; data=$${rest%%:*}; opts=$${rest#*:}; \
+		name=$${run%%:*}; opts=$${run#*:}; \
 		if [ -f $(STUDY)/$$name/card.json ]; then echo "$$name: done"; continue; fi; \
 		mkdir -p $(STUDY); echo "$$name: training (log $(STUDY)/$$name.log)"; \
-		$(BIN)/dfd-train train $$(echo $$data | tr , ' ') --out $(STUDY)/$$name $(FOLD) \
+		$(BIN)/dfd-train train $(FF) $(SG) $(DF) $(FA) $(SD) --out $(STUDY)/$$name $(FOLD) \
 			$$(echo $$opts | tr , ' ') >> $(STUDY)/$$name.log 2>&1 || exit 1; \
 	done
 

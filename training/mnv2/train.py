@@ -71,6 +71,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="aligned fakes: reconstruct at most N training reals per source through "
                    "TAEF2 (training/common/aligned.py) and train on them beside their reals "
                    "(0: none)")
+    p.add_argument("--leave-out", action="append", default=[], metavar="SOURCE",
+                   help="leave this whole source out of training, selection and calibration "
+                   "(with the aligned fakes of its reals), after cropping: every fold of a "
+                   "study shares one crop cache; repeatable")
+    p.add_argument("--aligned-training", action=argparse.BooleanOptionalAction, default=True,
+                   help="train on the aligned fakes made (--no-aligned-training: make them, so "
+                   "the crop cache is the same, but leave them out: the ablation)")
+    p.add_argument("--prep-only", action="store_true",
+                   help="make the crop, aligned-fake and keypoint caches, then stop (a study "
+                   "does this once, so no run's time budget pays for it)")
     p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
                    "(same architecture) instead of the ImageNet trunk and a new head")
     args = p.parse_args(argv)
@@ -107,6 +117,26 @@ def _add_aligned(splits: dict, args: argparse.Namespace) -> dict[str, str]:
     return {m.path: r.path for m, r in zip(made, chosen, strict=True)}
 
 
+def _leave_out(args: argparse.Namespace, splits: dict, ranges: dict, items: list,
+               aligned_of: dict[str, str]) -> None:
+    """Cut --leave-out sources (and the aligned fakes of their reals) and, with
+    --no-aligned-training, every aligned fake, after cropping: the rows stay in the cache."""
+    from training.common.aligned import SOURCE
+
+    for src in args.leave_out:
+        for part in ("train", "calib", "test"):
+            ranges.pop((src, part), None)
+        splits.pop(src, None)
+    if (SOURCE, "train") not in ranges:
+        return
+    source_of = {i.path: i.source for i in items}
+    rows = ranges[(SOURCE, "train")]
+    keep = [args.aligned_training and source_of.get(aligned_of.get(items[r].path, ""))
+            not in args.leave_out for r in rows]
+    ranges[(SOURCE, "train")] = rows[np.asarray(keep, bool)]
+    splits[SOURCE]["train"] = [items[r] for r in ranges[(SOURCE, "train")]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train end to end; returns a process exit code."""
     from training.mnv2.loop import run
@@ -124,10 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                 if len(items) > args.limit:
                     keep = np.sort(rng.choice(len(items), args.limit, replace=False))
                     parts[part] = [items[i] for i in keep]
-    unknown = set(args.leave_out_reals) - set(splits)
+    unknown = set(args.leave_out_reals + args.leave_out) - set(splits)
     if unknown:
-        raise SystemExit(f"--leave-out-reals {sorted(unknown)[0]}: no such data root")
-    D.write_split(splits, args.data, args.seed, out / "split.json")
+        raise SystemExit(f"--leave-out(-reals) {sorted(unknown)[0]}: no such data root")
+    kept = [r for r in args.data if Path(r).name not in args.leave_out]
+    D.write_split({s: v for s, v in splits.items() if s not in args.leave_out}, kept, args.seed,
+                  out / "split.json")
     aligned_of = _add_aligned(splits, args)
     # One cache over every image of every part; ranges per (source, part) index into it.
     items, ranges = [], {}
@@ -155,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         for part in ("train", "calib"):
             ranges[(src, part)] = ranges[(src, part)][labels[ranges[(src, part)]] == 1]
             splits[src][part] = [i for i in splits[src][part] if i.label == 1]
+    if args.prep_only:
+        log("caches ready (--prep-only)")
+        return 0
+    _leave_out(args, splits, ranges, items, aligned_of)
     ctx = RunContext(args=args, out=out, work=work, splits=splits, ranges=ranges, crops=crops,
                      labels=labels, meta=meta, t_start=t_start, prep_seconds=prep_seconds,
                      machine=machine(), log=log, keypoints=keypoints,
