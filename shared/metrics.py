@@ -15,6 +15,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -34,6 +35,23 @@ UPLOAD_TO_RESULT = Histogram(
 MODEL_SECONDS = Histogram(
     "dfd_model_seconds_per_image", "Detector time per image in a batch (faces, crops, model)",
     ["model_version"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+# Set once per worker process at load (detector.model.load_model's choice): which runtime, and
+# for a trunk model the weight layout, the CPU kind and the self-check's cosine to the float tower.
+RUNTIME = Gauge("dfd_model_runtime", "The runtime the worker processes chose at load (value 1), "
+                "by runtime, trunk weight layout and CPU kind", ["runtime", "layout", "cpu"],
+                multiprocess_mode="max")
+RUNTIME_CHECK = Gauge("dfd_model_runtime_check_cosine", "Lowest cosine of the served trunk's "
+                      "features to the float tower on the fixed crops of the load-time "
+                      "self-check", ["runtime", "layout"], multiprocess_mode="min")
+
+
+def record_runtime(described: dict) -> None:
+    """Export a loaded runtime's description (detector's Runtime.describe())."""
+    check = described.get("check") or {}
+    RUNTIME.labels(described["runtime"], check.get("layout", ""), check.get("cpu", "")).set(1)
+    if check:
+        RUNTIME_CHECK.labels(described["runtime"], check["layout"]).set(check["cosine"])
 
 
 def multiprocess_dir() -> str | None:

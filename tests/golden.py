@@ -9,7 +9,8 @@ The CLIP tower runs on ONNX Runtime, whose int8 kernels differ by CPU: on one wi
 two of these eight images score a little differently than on an AVX2-only CPU (logits -6.43 and
 -6.26 against -6.77 and -6.21; labels, boxes and every other number the same). So the served
 model's outputs are recorded per kind of CPU (cpu_kind), each bit for bit; `--write` records
-the kind of the machine it runs on and keeps the others.
+the kind of the machine it runs on and keeps the others. (The Intel host with AMX, which serves
+the file as shipped, gave the same numbers as the AVX-512 VNNI host's unsigned layout.)
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ MODELS = {"dfd-mnv2": (ROOT / "models" / "dfd-mnv2", ROOT / "tests" / "golden" /
                        ROOT / "tests" / "golden" / "outputs-clip.json")}
 MODEL, GOLDEN = MODELS["dfd-mnv2"]
 TRUNK_MODELS = ("dfd-clip",)  # outputs recorded per CPU kind (ONNX Runtime's int8 kernels)
-# The instruction sets ONNX Runtime's int8 kernels are chosen by (MLAS dispatch).
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 # StyleGAN and FFHQ faces, a real and a swapped video frame, a DFDC crop, a FairFace face.
 FILES = ("stylegan-faces/fake/00AUP94LQS.jpg", "stylegan-faces/real/00001.jpg",
          "ff-crops/val/real/00000/00000.jpg", "ff-crops/val/fake/00000/00000.jpg",
@@ -34,14 +33,12 @@ FILES = ("stylegan-faces/fake/00AUP94LQS.jpg", "stylegan-faces/real/00001.jpg",
 
 
 def cpu_kind() -> str:
-    """This CPU's int8-relevant instruction sets, e.g. "avx2" or "avx2-avx512f-avx512_vnni"."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return "-".join(f for f in ISA_FLAGS if f in flags) or "other"
+    """This CPU's int8-relevant instruction sets, e.g. "avx2" or "avx2-avx512f-avx512_vnni"
+    (the kind the served tower's weight layout is chosen by)."""
+    from detector.runtimes.choice import cpu_flags
+    from detector.runtimes.choice import cpu_kind as kind
+
+    return kind(cpu_flags())
 
 
 def golden_file(name: str, kind: str | None = None) -> Path:

@@ -27,7 +27,7 @@ def detector():
 def test_tflite_and_keras_runtimes_agree(model_dir):
     crops = np.random.default_rng(0).integers(0, 255, (4, 224, 224, 3), dtype=np.uint8)
     lite, keras_model = load_model(model_dir), load_model(model_dir, runtime="keras")
-    assert lite.runtime == "tflite" and keras_model.runtime == "keras"
+    assert lite.runtime.name == "tflite" and keras_model.runtime.name == "keras"
     assert np.max(np.abs(lite.predict(crops) - keras_model.predict(crops))) < 1e-4
     assert lite.predict(crops[:1]).shape == (1,)  # the batch dimension resizes both ways
 

@@ -100,8 +100,9 @@ def state() -> dict:
         _state.update(pid=os.getpid(), settings=settings, model=model,
                       face_finder=FaceDetector(), jobs=jobs,
                       storage=Storage(settings.UPLOAD_DIR), swept=0.0)
+        metrics.record_runtime(model.runtime.describe())
         log.info("process %d loaded model %s %s (%s)", os.getpid(), model.name, model.version,
-                 model.runtime)
+                 model.runtime.name)
     return _state
 
 

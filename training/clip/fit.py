@@ -40,11 +40,11 @@ def load_study(roots: list[str], seed: int) -> tuple[S.Study, list]:
 def shipped_z50(paths: list[str], model_dir: str) -> tuple[np.ndarray, dict]:
     """The shipped model's calibrated logits at a 50/50 prior on the same files (its own crops,
     without the detail normalisation), and its card."""
-    from detector.model import LoadedModel, _card
+    from detector.model import load_model, read_card
     from training.common.prep import build_cache
 
-    root, card = _card(model_dir)
-    model = LoadedModel(root, {**card, "prior_fake": 0.5}, "tflite", threads=2)
+    root, card = read_card(model_dir)
+    model = load_model(root, "tflite", threads=2, card={**card, "prior_fake": 0.5})
     crops, _ = build_cache(paths, log=log)
     p = np.concatenate([model.predict(np.asarray(crops[s:s + 64]))
                         for s in range(0, len(paths), 64)])

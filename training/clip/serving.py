@@ -31,12 +31,12 @@ def calibration_sample(split: dict, n: int, seed: int) -> list[str]:
 
 def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
     from detector.explain import grid_for
-    from detector.model import LoadedModel
+    from detector.model import load_model
     from detector.stability import VARIANTS, all_variants, near
     from training.common.prep import build_cache
 
     crops, _ = build_cache(paths)
-    model = LoadedModel(root, card, "onnx", threads=1)  # as a worker process runs it
+    model = load_model(root, "onnx", threads=1, card=card)  # as a worker process runs it
     t0 = time.perf_counter()
     model.predict(np.asarray(crops[:16]))
     per_crop = (time.perf_counter() - t0) / min(16, len(paths))
@@ -54,13 +54,13 @@ def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
 
 def fit_min_face(root: Path, card: dict, paths: list[str]) -> dict:
     """min_face_px and its AUC curve through the served runtime (labels from the paths)."""
-    from detector.model import LoadedModel
+    from detector.model import load_model
     from training.common.data import label_of
     from training.common.prep import build_cache
 
     crops, _ = build_cache(paths)
     y = np.array([label_of(p) for p in paths])
-    model = LoadedModel(root, card, "onnx", threads=2)
+    model = load_model(root, "onnx", threads=2, card=card)
     side, curve = min_face_side(model.predict, np.asarray(crops), y)
     return {"min_face_px": int(side), "min_face_curve": {k: round(float(v), 4)
                                                         for k, v in curve.items()},

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     report["face_found"] = float(np.mean([bool(r.get("face_found", r.get("faces"))) for r in
                                           results]))
     report["model"] = {"name": model.name, "version": model.version, "path": str(args.model),
-                       "runtime": model.runtime}
+                       "runtime": model.runtime.name}
     report["dir"] = str(args.dir)
     report["seconds"] = round(time.time() - t0, 1)
     print_report(report)

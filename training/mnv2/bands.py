@@ -37,15 +37,15 @@ def calibration_set(split: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def scores_at_even_prior(root: Path, card: dict, crops: np.ndarray) -> np.ndarray:
     """Served P(fake) with no prior (0.5), whatever prior the card states (card unchanged)."""
-    from detector.model import LoadedModel
+    from detector.model import load_model
 
-    model = LoadedModel(root, {**card, "prior_fake": 0.5}, "tflite", threads=2)
+    model = load_model(root, "tflite", threads=2, card={**card, "prior_fake": 0.5})
     return in_chunks(model.predict, crops, 64)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Fit and write the assessment entry of an existing model directory."""
-    from detector.model import LoadedModel, _card
+    from detector.model import load_model, read_card
     from detector.stability import all_variants
     from training.mnv2.export import card_markdown
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                    "calibration split (training.policy.choose_prior_issue11); written into "
                    "card.json")
     args = p.parse_args(argv)
-    root, card = _card(args.model)
+    root, card = read_card(args.model)
     if args.prior_fake not in (None, "auto"):
         try:
             card["prior_fake"] = float(args.prior_fake)
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                                                          float(card["threshold"]))
         card["prior_choice"] = {"rule": ISSUE11_PRIOR_RULE, "grid": table}
         print(f"prior share of fakes chosen on the calibration split: {card['prior_fake']}")
-    model = LoadedModel(root, card, "tflite", threads=2)
+    model = load_model(root, "tflite", threads=2, card=card)
     entry = fit_assessment(lambda x: in_chunks(model.predict, x, 64),
                            crops, labels, sources, all_variants,
                            float(card["threshold"]))

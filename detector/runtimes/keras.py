@@ -1,0 +1,43 @@
+"""A network's .keras file on TensorFlow: GPU workers, or a model directory without .tflite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from detector.card import ModelError
+from detector.runtimes import checked_crops
+
+
+def require_gpu(device: str) -> None:
+    """Refuse DFD_DEVICE=gpu when TensorFlow sees no GPU (rather than run on the CPU unasked)."""
+    if device != "gpu":
+        return
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        raise ModelError("DFD_DEVICE=gpu but TensorFlow sees no GPU: install "
+                          "tensorflow[and-cuda] on a CUDA machine, or use DFD_DEVICE=auto or cpu")
+
+
+class KerasRuntime:
+    """The saved network, loaded in safe mode, called with predict_on_batch (no per-call cost)."""
+
+    name = "keras"
+    max_batch = None  # inference mode: no batch statistics, each crop's output is its own
+
+    def __init__(self, path: Path, device: str = "cpu"):
+        import keras
+
+        self.path = Path(path)
+        # safe_mode refuses Lambda layers and other deserialised code.
+        self._model = keras.saving.load_model(self.path, safe_mode=True)
+        require_gpu(device)
+
+    def predict_raw(self, crops: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(checked_crops(crops), dtype=np.float32)
+        return np.asarray(self._model.predict_on_batch(x)).reshape(-1)
+
+    def describe(self) -> dict:
+        return {"runtime": self.name, "file": self.path.name}
