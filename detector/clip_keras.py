@@ -202,8 +202,10 @@ def build_keras_tower(outputs=DEFAULT_OUTPUTS, source: Path | None = None) -> ke
 
 
 def keras_path(outputs) -> Path:
-    """Where the cached .keras file of these outputs lives (keyed like trunk.cut_name)."""
-    return trunk.CACHE / trunk.cut_name(_parse(outputs)[0]).replace(".onnx", ".keras")
+    """Where the cached .keras file of these outputs lives (keyed like trunk.cut_name: the float
+    tower's weights, dequantised)."""
+    name = trunk.cut_name(_parse(outputs)[0], layout=trunk.FLOAT)
+    return trunk.CACHE / name.replace(".onnx", ".keras")
 
 
 def cached_keras_tower(outputs=DEFAULT_OUTPUTS, source: Path | None = None) -> Path:
@@ -245,12 +247,17 @@ def card_outputs(card: str | Path | None) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m detector.clip_keras",
-                                description="Build the ONNX cut and the Keras tower (cached).")
+                                description="Build the ONNX cut in this CPU's layout, its "
+                                "self-check's float reference and the Keras tower (cached).")
     p.add_argument("--card", help="model card (card.json) whose trunk.outputs are served")
     args = p.parse_args(argv)
+    from detector.runtimes.choice import onnx_tower
+
     outputs = card_outputs(args.card)
     print(f"trunk outputs {', '.join(outputs)}")
-    print(f"onnx cut:     {trunk.build_cut(outputs)}")
+    tower, check = onnx_tower(outputs)  # the cut in this CPU's layout, and the float reference
+    print(f"onnx cut:     {trunk.CACHE / trunk.cut_name(outputs, layout=tower.layout)} "
+          f"(layout {check['layout']}, self-check cosine {check['cosine']:.4f})")
     print(f"keras tower:  {cached_keras_tower(outputs)}")
     return 0
 

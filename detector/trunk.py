@@ -243,7 +243,7 @@ class Tower:
     features() returns {output: (N, d)}. The float layout is built in memory, never cached
     (its weights are four times the int8 file's)."""
 
-    max_batch = 1  # see features()
+    max_batch: int | None = 1  # see features()
 
     def __init__(self, outputs: tuple[str, ...], threads: int = 1, source: Path | None = None,
                  layout: str = UNSIGNED):

@@ -38,10 +38,10 @@ def match(z_new: np.ndarray, z_old: np.ndarray, old_prior: float, threshold: flo
 
 
 def _logits(model_dir: str, crops: np.ndarray) -> tuple[np.ndarray, dict]:
-    from detector.model import _card, logit
+    from detector.model import logit, read_card
     from training.mnv2.bands import scores_at_even_prior
 
-    root, card = _card(model_dir)
+    root, card = read_card(model_dir)
     return logit(scores_at_even_prior(root, card, crops)), {
         "prior": float(card.get("prior_fake", 0.5)), "threshold": float(card["threshold"]),
         "version": card["version"]}

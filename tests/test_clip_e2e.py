@@ -4,6 +4,7 @@ trunk (ONNX Runtime), the real web server; the result equals the inference core'
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import requests
@@ -24,9 +25,9 @@ def clip_server(tmp_path_factory):
     env = {"DFD_REDIS_URL": url, "DFD_MODEL_PATH": str(CLIP_DIR),
            "DFD_UPLOAD_DIR": str(tmp / "uploads"), "DFD_API_KEYS": f"tests:{API_KEY}:1000/minute",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp)}
-    worker = services.start_worker(env, tmp / "worker.log")
+    worker = services.start_worker(env, tmp / "worker.log", concurrency=2)
     web, base = services.start_web(env, tmp / "web.log")
-    yield base, tmp
+    yield base, tmp, worker.pid
     for proc in (web, worker, redis_proc):
         services.stop(proc, timeout=20)
 
@@ -38,7 +39,7 @@ def test_worker_serves_the_clip_model_as_the_core_scores_it(clip_server):
     from detector.model import load_model
     from shared.images import decode_pil
 
-    base, _ = clip_server
+    base, *_ = clip_server
     card = json.loads((CLIP_DIR / "card.json").read_text())
     blobs = [(DATA / rel).read_bytes() for rel in FILES]
     files = [("image", (f"f{i}.jpg", b, "image/jpeg")) for i, b in enumerate(blobs)]
@@ -69,7 +70,7 @@ def test_a_video_through_the_clip_worker_states_the_served_prior(clip_server):
     served model assumes (not 50%), and each track carries its own assessment."""
     from harness import videos
 
-    base, _ = clip_server
+    base, *_ = clip_server
     card = json.loads((CLIP_DIR / "card.json").read_text())
     data = videos.video([[videos.faces("fake", 1)[0]]], seconds=4, fps=5, fmt="webm",
                         codec="libvpx-vp9")
@@ -89,6 +90,31 @@ def test_a_video_through_the_clip_worker_states_the_served_prior(clip_server):
     assert len(tracks) == 1 and tracks[0]["frames"] == 4
     assert tracks[0]["assessment"] == res["faces"][0]["assessment"]
     assert res["model"]["version"] == card["version"]
+
+
+def test_each_worker_process_chose_its_runtime_once_and_says_so(clip_server):
+    """Each pool child loaded the model once, after the fork (not the parent, not per job): one
+    'runs on' line per child, naming the weight layout and its self-check; /metrics has both."""
+    from detector.runtimes.choice import MIN_COSINE, cpu_flags, layout_candidates
+
+    base, tmp, parent = clip_server
+    card = json.loads((CLIP_DIR / "card.json").read_text())
+    said = f"{card['name']} {card['version']} runs on"
+
+    def lines() -> list[str]:
+        return [ln for ln in (tmp / "worker.log").read_text().splitlines() if said in ln]
+
+    services.wait_for(lambda: len(lines()) >= 2, 60, "both pool children loading the model")
+    found = lines()  # after the earlier tests' jobs: still one line per child
+    pids = [int(re.search(r"\[(\d+)\]", ln).group(1)) for ln in found]
+    assert len(pids) == len(set(pids)) == 2 and parent not in pids, found
+    layout = layout_candidates(cpu_flags())[0]
+    assert all(f"'layout': '{layout}'" in ln for ln in found), found
+    body = requests.get(f"{base}/metrics", timeout=10).text
+    assert re.search(rf'dfd_model_runtime{{[^}}]*layout="{layout}"[^}}]*}} 1\.0', body), body
+    cos = re.search(rf'dfd_model_runtime_check_cosine{{layout="{layout}",runtime="onnx"}} (\S+)',
+                    body)
+    assert cos and float(cos.group(1)) >= MIN_COSINE, body
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")

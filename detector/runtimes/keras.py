@@ -24,8 +24,8 @@ def require_gpu(device: str) -> None:
 class KerasRuntime:
     """The saved network, loaded in safe mode, called with predict_on_batch (no per-call cost)."""
 
-    name = "keras"
-    max_batch = None  # inference mode: no batch statistics, each crop's output is its own
+    name: str = "keras"
+    max_batch: int | None = None  # inference mode: no batch statistics, each crop's own output
 
     def __init__(self, path: Path, device: str = "cpu"):
         import keras

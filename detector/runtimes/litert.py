@@ -12,8 +12,8 @@ from detector.runtimes import checked_crops
 class LiteRTRuntime:
     """One interpreter, resized when the number of crops changes; crops as float32 0..255."""
 
-    name = "tflite"
-    max_batch = None  # a float network: each crop's output is its own whatever the batch
+    name: str = "tflite"
+    max_batch: int | None = None  # a float network: a crop's output is its own in any batch
 
     def __init__(self, path: Path, threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter

@@ -19,7 +19,7 @@ class KerasTower:
     TensorFlow places it on the GPU. Its features agree with the int8 tower's to cosine
     0.93-0.996 by block (bench/results/trunk.txt)."""
 
-    max_batch = None  # float, inference mode: each crop's features are its own
+    max_batch: int | None = None  # float, inference mode: each crop's features are its own
 
     def __init__(self, outputs: tuple[str, ...]):
         from detector.clip_keras import load_keras_tower
@@ -45,7 +45,7 @@ class TrunkRuntime:
         self.extra, self.check = dict(extra or {}), check
         self._px, self._quality = int(detail["px"]), int(detail["jpeg_quality"])
         # The stacked model (LiteRT or Keras) batches freely; the tower states its own limit.
-        self.max_batch = tower.max_batch
+        self.max_batch: int | None = tower.max_batch
 
     def predict_raw(self, crops: np.ndarray) -> np.ndarray:
         from detector.crop import normalise_detail

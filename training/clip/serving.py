@@ -70,7 +70,7 @@ def fit_min_face(root: Path, card: dict, paths: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detector.model import _card
+    from detector.model import read_card
     from training.clip.export import clip_card_markdown
 
     p = argparse.ArgumentParser(prog="dfd-train clip-serving", description=__doc__)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--only", choices=("margin", "min-face"), help="fit only this one")
     args = p.parse_args(argv)
-    root, card = _card(args.model)
+    root, card = read_card(args.model)
     split = json.loads((root / "split.json").read_text())
     sample = calibration_sample(split, args.n, args.seed)
     entry = {}
