@@ -36,8 +36,10 @@ def _load(model_dir: str, threads: int):
 
 
 def runtime_of(model) -> str:
-    """The runtime the loader chose, as the model names it (the loader's choice may change)."""
-    return str(getattr(model, "runtime", None) or type(model).__name__)
+    """The runtime the loader chose, as the model names it (the loader's choice may change),
+    with the tower's weight layout where it chose one ("onnx u8s8")."""
+    described = model.runtime.describe()
+    return " ".join(str(v) for v in (described["runtime"], described.get("layout")) if v)
 
 
 def rate(model_dir: str, threads: int, batch: int, per_call: int, seconds: float) -> dict:

