@@ -57,9 +57,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sbi-mode", choices=("replace-fake", "replace-real"), default="replace-fake",
                    help="where a pseudo-fake goes: in place of one of the batch's fakes (keeps "
                    "the classes 50/50) or in place of its own real (the first recipe)")
-    p.add_argument("--leave-out-reals", action="append", default=[], metavar="SOURCE",
-                   help="train, select and calibrate without this source's real images (its "
-                   "test part is kept); repeatable")
     p.add_argument("--prior-fake", default="auto", metavar="P|auto",
                    help="share of fakes the served P(fake) assumes; auto: chosen on the "
                    "calibration split for issue 11's targets "
@@ -67,6 +64,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mask-weight", type=float, default=0.0, metavar="W",
                    help="weight of the blend-mask head's loss (Face X-ray style; 0: no mask "
                    "head). Pseudo-fakes give the mask, reals an empty one, real fakes none")
+    _study_options(p)
+    p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
+                   "(same architecture) instead of the ImageNet trunk and a new head")
+    args = p.parse_args(argv)
+    if args.weights is None:  # mobilenetv2_0.35_... or mobilenetv2_1.0_...
+        args.weights = str(WEIGHTS.with_name(f"mobilenetv2_{args.width}_224_imagenet_notop.npz"))
+    return args
+
+
+def _study_options(p: argparse.ArgumentParser) -> None:
+    """What a run leaves out, and the aligned fakes it makes (make study)."""
+    p.add_argument("--leave-out-reals", action="append", default=[], metavar="SOURCE",
+                   help="train, select and calibrate without this source's real images (its "
+                   "test part is kept); repeatable")
     p.add_argument("--aligned-cap", type=int, default=0, metavar="N",
                    help="aligned fakes: reconstruct at most N training reals per source through "
                    "TAEF2 (training/common/aligned.py) and train on them beside their reals "
@@ -81,12 +92,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--prep-only", action="store_true",
                    help="make the crop, aligned-fake and keypoint caches, then stop (a study "
                    "does this once, so no run's time budget pays for it)")
-    p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
-                   "(same architecture) instead of the ImageNet trunk and a new head")
-    args = p.parse_args(argv)
-    if args.weights is None:  # mobilenetv2_0.35_... or mobilenetv2_1.0_...
-        args.weights = str(WEIGHTS.with_name(f"mobilenetv2_{args.width}_224_imagenet_notop.npz"))
-    return args
 
 
 def machine() -> str:
@@ -137,15 +142,9 @@ def _leave_out(args: argparse.Namespace, splits: dict, ranges: dict, items: list
     splits[SOURCE]["train"] = [items[r] for r in ranges[(SOURCE, "train")]]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train end to end; returns a process exit code."""
-    from training.mnv2.loop import run
-
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    t_start = time.time()
-    out = Path(args.out)
-    work = out / "work"
-    work.mkdir(parents=True, exist_ok=True)
+def _splits(args: argparse.Namespace, out: Path) -> dict:
+    """The seeded split of every data root (capped by --limit), recorded in split.json without
+    the sources left out."""
     splits = D.split_all(args.data, args.seed)
     if args.limit:
         rng = np.random.default_rng(args.seed)
@@ -160,15 +159,34 @@ def main(argv: list[str] | None = None) -> int:
     kept = [r for r in args.data if Path(r).name not in args.leave_out]
     D.write_split({s: v for s, v in splits.items() if s not in args.leave_out}, kept, args.seed,
                   out / "split.json")
-    aligned_of = _add_aligned(splits, args)
-    # One cache over every image of every part; ranges per (source, part) index into it.
-    items, ranges = [], {}
+    return splits
+
+
+def _rows(splits: dict) -> tuple[list, dict]:
+    """One cache over every image of every part: (items, ranges per (source, part) into it)."""
+    items: list = []
+    ranges = {}
     for src, parts in splits.items():
         for part, its in parts.items():
             ranges[(src, part)] = np.arange(len(items), len(items) + len(its))
             items.extend(its)
             log(f"{src}/{part}: {sum(i.label == 0 for i in its)} real, "
                 f"{sum(i.label == 1 for i in its)} fake, {len({i.group for i in its})} groups")
+    return items, ranges
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train end to end; returns a process exit code."""
+    from training.mnv2.loop import run
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    t_start = time.time()
+    out = Path(args.out)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    splits = _splits(args, out)
+    aligned_of = _add_aligned(splits, args)
+    items, ranges = _rows(splits)
     from training.common.prep import build_cache
 
     crops, meta = build_cache([i.path for i in items], log=log)
