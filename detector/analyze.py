@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.assess import MAX_FACES, assess, face_side
+from detector.assess import MAX_FACES, assess, edges, face_side, judged_faces
 from detector.chunks import in_chunks
 from detector.crop import face_crops
 from detector.faces import as_image
-from detector.stability import VARIANTS, all_variants, near, summary
+from detector.stability import CHECKED, all_variants, summary, to_check
 from shared.schema import build_result
 
 # JPEGs are decoded at reduced scale (libjpeg's draft mode) down to about this size; faces in
@@ -29,38 +29,62 @@ def analyze(image, face_finder, model, threshold: float | None = None) -> dict:
 def analyze_many(images: list, face_finder, model, threshold: float | None = None,
                  per_call: int | None = None, stability: bool = True) -> list[dict]:
     """Results for several images: all crops scored in one model call, then, in a second call,
-    the benign variants of every face whose score is near enough to the threshold for them to
-    cross it (stability.near; stability=False skips them: the benchmark's comparison)."""
+    the other versions of every face whose assessment they could change (stability.to_check;
+    stability=False skips them: the benchmark's comparison)."""
     images = [as_image(im) for im in images]
     # One face more than are judged, so that a crowd is known to be one.
     found = [face_crops(img, face_finder, MAX_FACES + 1) for img in images]
     crops = np.concatenate([c for c, _ in found])
     threshold = model.threshold if threshold is None else threshold
-    p_all = np.repeat(score_crops(model, crops, per_call)[:, None], len(VARIANTS), axis=1)
-    checked = near(p_all[:, 0], threshold, model.stability_margin) if stability else \
+    sides = [[face_side(f.box) for f in faces] for _, faces in found]
+    p_all = np.repeat(score_crops(model, crops, per_call)[:, None], len(CHECKED), axis=1)
+    checked = _checked(p_all[:, 0], found, sides, threshold, model) if stability else \
         np.zeros(len(crops), bool)
     if checked.any():
-        p_all[checked] = score_crops(model, all_variants(crops[checked]), per_call).reshape(
-            -1, len(VARIANTS))
+        # Column 0 stays the first call's score: each crop scores the same in any batch (the
+        # ONNX tower runs one crop per call, LiteRT's MobileNetV2 is batch-independent).
+        p_all[checked, 1:] = score_crops(model, all_variants(crops[checked], CHECKED[1:]),
+                                         per_call).reshape(-1, len(CHECKED) - 1)
     results, at = [], 0
-    for img, (c, faces) in zip(images, found, strict=True):
+    for img, (c, faces), s in zip(images, found, sides, strict=True):
         p, ok = p_all[at:at + len(c)], checked[at:at + len(c)]
         at += len(c)
-        # Served P(fake): the crop as found, or the variants' mean where the card says that
-        # measured better (then the margin is infinite and every face is checked).
-        served = np.where(ok, p.mean(axis=1), p[:, 0]) if model.served_mean else p[:, 0]
-        boxes = [f.box for f in faces]
-        verdict = assess(p, [face_side(b) for b in boxes], threshold, model.bands, served,
-                         model.prior_fake)
-        faces_st = [summary(row, threshold, bool(k)) for row, k in zip(p, ok, strict=True)]
-        top = p.max(axis=0) if faces else p[0]
-        results.append(build_result(
-            [float(v) for v in served], boxes, [f.score for f in faces], threshold,
-            {"name": model.name, "version": model.version}, img.size,
-            assessment=verdict, stability=faces_st,
-            image_stability=summary(top, threshold, bool(ok.any())),
-            prior_fake=model.prior_fake))
+        results.append(_result(img, p, ok, faces, s, threshold, model))
     return results
+
+
+def _checked(p0: np.ndarray, found: list, sides: list, threshold: float, model) -> np.ndarray:
+    """Which crops get their versions scored: to_check per image, or every crop where the card
+    serves the versions' mean (the served score needs them)."""
+    if model.served_mean:
+        return np.ones(len(p0), bool)
+    parts, at = [], 0
+    for (c, _), s in zip(found, sides, strict=True):
+        parts.append(to_check(p0[at:at + len(c)], s, threshold, model.bands, model.prior_fake,
+                              model.stability_margin) if s else np.zeros(len(c), bool))
+        at += len(c)
+    return np.concatenate(parts)
+
+
+def _result(img, p: np.ndarray, ok: np.ndarray, faces: list, sides: list, threshold: float,
+            model) -> dict:
+    """One image's result from its faces' scores (faces x versions) and which were checked."""
+    # Served P(fake): the crop as found, or the versions' mean where the card says that
+    # measured better (then every face is checked).
+    served = np.where(ok, p.mean(axis=1), p[:, 0]) if model.served_mean else p[:, 0]
+    boxes = [f.box for f in faces]
+    verdict = assess(p, sides, threshold, model.bands, served, model.prior_fake)
+    cut = edges(sides, threshold, model.bands, model.prior_fake) if faces else None
+    faces_st = [summary(row, threshold, bool(k), cut) for row, k in zip(p, ok, strict=True)]
+    judged = judged_faces(sides, model.bands) if faces else []
+    top = p[judged].max(axis=0) if judged else p.max(axis=0)
+    return build_result(
+        [float(v) for v in served], boxes, [f.score for f in faces], threshold,
+        {"name": model.name, "version": model.version}, img.size,
+        assessment=verdict, stability=faces_st,
+        image_stability=summary(top, threshold, bool(ok[judged].any()) if judged else False,
+                                cut),
+        prior_fake=model.prior_fake)
 
 
 def score_crops(model, crops: np.ndarray, per_call: int | None = None) -> np.ndarray:

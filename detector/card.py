@@ -59,10 +59,15 @@ def check_model(path: str | os.PathLike) -> dict:
 def check_card(root: Path, card: dict) -> dict:
     """check_model with a card given (one that training is about to change, say)."""
     try:
-        Bands.from_card(card)
+        problem = Bands.from_card(card).contradiction(float(card["threshold"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{root / CARD} has no usable assessment bands ({exc!r} missing or "
                          f"wrong): fit them with `dfd-train bands {root}`") from None
+    if problem:
+        raise ModelError(f"{root / CARD} contradicts itself: {problem}. Fit the bands again "
+                         "(`dfd-train bands`, or `dfd-train clip` for a trunk model): the "
+                         "fitting keeps likely_fake_from above the threshold and "
+                         "likely_real_below at or under it (detector.assess.agree)")
     if "trunk" in card:
         _check_trunk_model(root, card)
         return card

@@ -65,7 +65,7 @@ class LoadedModel:
     prior_fake: float
     bands: Bands
     served_mean: bool
-    stability_margin: float  # faces within this many logits of the threshold get the check
+    stability_margin: float  # faces within this many logits of their band's edge get the check
 
     @classmethod
     def from_card(cls, root: Path, card: dict, runtime: Runtime) -> LoadedModel:

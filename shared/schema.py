@@ -20,7 +20,8 @@ def build_result(p_fakes: Sequence[float], boxes: Sequence[Sequence[float]],
                  image_size: tuple[int, int], *, assessment: dict,
                  stability: Sequence[dict], image_stability: dict,
                  prior_fake: float = 0.5, video: dict | None = None) -> dict:
-    """Result dict from per-crop P(fake); the seed's label: the most suspicious face decides.
+    """Result dict from per-crop P(fake); the seed's label: the most suspicious judged face
+    decides (any face, when none is judged).
 
     assessment: {assessment, reasons, reason_text} and, from detector.assess, `faces` (each
     face's own assessment) and `bands` (what the image was judged against); stability: one
@@ -32,13 +33,16 @@ def build_result(p_fakes: Sequence[float], boxes: Sequence[Sequence[float]],
         raise ValueError("build_result needs at least one score")
     if boxes and len(boxes) != len(p_fakes):
         raise ValueError("one box per face score, or no boxes for a whole-image score")
-    p_fake = max(float(p) for p in p_fakes)
-    fake = p_fake > threshold
     if assessment.get("assessment") not in ASSESSMENTS:
         raise ValueError(f"unknown assessment {assessment.get('assessment')!r}")
     per_face = list(assessment.get("faces") or ["not_judged"] * len(boxes))
     if boxes and len(per_face) != len(boxes):
         raise ValueError("one assessment per face")
+    # The label reads the faces the assessment judged (all, when none was), so that a face too
+    # small to judge cannot put the label Fake under "Likely real".
+    judged = [p for p, a in zip(p_fakes, per_face, strict=False) if a != "not_judged"]
+    p_fake = max(float(p) for p in (judged if boxes and judged else p_fakes))
+    fake = p_fake > threshold
     faces = [
         {"box": [round(float(v), 1) for v in box], "score": round(float(s), 4),
          "p_fake": round(float(p), 6), "stability": dict(st), "assessment": str(a)}

@@ -82,25 +82,37 @@ def test_small_faces_are_skipped_but_said():
                                                                      "small_faces_skipped"]
 
 
-def test_variants_on_both_sides_of_the_threshold_are_unstable():
+def test_versions_that_leave_the_band_shown_are_unstable():
     p = np.array([[0.9, 0.1, 0.9, 0.9]])
     got = assess(p, [100.0], 0.3, BANDS)
     assert got["assessment"] == "uncertain" and got["reasons"] == ["unstable"]
-    # The image's label under each variant is its most suspicious face's: a second face that
-    # stays fake under every variant keeps the image's label put.
+    assert "0.90" in got["reason_text"] and "0.10 and 0.90" in got["reason_text"]
+    # The image's decision under each version is its most suspicious face's: a second face that
+    # stays fake under every version keeps the image's decision put.
     assert assess(np.vstack([p, rows(0.95)]), [100.0, 100.0], 0.3, BANDS)["assessment"] == \
         "likely_fake"
-    st = summary(p[0], 0.3)
+    # The decision shown is the band, not the label: a version that stays above the bar
+    # changes nothing, one that leaves it (still over the threshold, still "Fake") does.
+    assert assess(np.array([[0.9, 0.85, 0.99, 0.81]]), [100.0], 0.3, BANDS)["assessment"] == \
+        "likely_fake"
+    assert assess(np.array([[0.9, 0.7, 0.9, 0.9]]), [100.0], 0.3, BANDS)["reasons"] == \
+        ["unstable"]
+    # Between the bands the face reads "Can't tell" whatever its versions say.
+    assert assess(np.array([[0.5, 0.1, 0.95, 0.5]]), [100.0], 0.3, BANDS)["reasons"] == \
+        ["middle_score"]
+    st = summary(p[0], 0.3, edges=(0.2, 0.8))
     assert st["unstable"] and st["spread"] == pytest.approx(0.8) and st["variants"] == 4
-    assert not summary(np.array([0.31, 0.9]), 0.3)["unstable"]
-    assert summary(np.array([0.3, 0.31]), 0.3)["unstable"]  # 0.3 itself is Real
+    assert not summary(np.array([0.81, 0.9]), 0.3, edges=(0.2, 0.8))["unstable"]
+    assert summary(np.array([0.79, 0.81]), 0.3, edges=(0.2, 0.8))["unstable"]
+    # Without bands (a video's track) the label at the threshold decides; 0.3 itself is Real.
+    assert summary(np.array([0.3, 0.31]), 0.3)["unstable"]
 
 
 def test_the_bands_read_the_served_score():
     # A card serving the variants' mean is judged on that mean, not on the crop as found.
-    p = np.array([[0.9, 0.7, 0.7, 0.7]])
+    p = rows(0.9)
     assert assess(p, [100.0], 0.3, BANDS)["assessment"] == "likely_fake"
-    assert assess(p, [100.0], 0.3, BANDS, served=[p[0].mean()])["assessment"] == "uncertain"
+    assert assess(p, [100.0], 0.3, BANDS, served=[0.5])["reasons"] == ["middle_score"]
 
 
 def test_every_reason_has_its_sentence():
@@ -136,7 +148,7 @@ def test_bands_hold_their_shares_on_each_source():
         p = np.clip(np.r_[rng.normal(0.3 + shift, 0.15, 1000), rng.normal(0.7, 0.15, 1000)], 0, 1)
         by_source[name] = (y, p)
     by_source["reals-only"] = (np.zeros(500, int), rng.uniform(0, 0.5, 500))
-    b = fit_bands(by_source)
+    b = fit_bands(by_source, threshold=0.5)
     for y, p in by_source.values():
         assert np.mean(p[y == 0] >= b["likely_fake_from"]) <= 0.03
         if (y == 1).any():
@@ -145,11 +157,16 @@ def test_bands_hold_their_shares_on_each_source():
 
 
 def test_crossing_bands_meet_instead_of_overlapping():
-    # Separated so well that 10% of fakes lie above 97% of reals: no uncertain band is left.
+    # Separated so well that 10% of fakes lie above 97% of reals: the fitted bands meet, and
+    # the label's threshold (on the reals' side of where they met) ends "Likely real".
     y = np.r_[np.zeros(100), np.ones(100)].astype(int)
     p = np.r_[np.linspace(0, 0.4, 100), np.linspace(0.6, 1, 100)]
-    b = fit_bands({"x": (y, p)})
-    assert b["likely_real_below"] == b["likely_fake_from"] and 0.38 < b["likely_fake_from"] <= 0.4
+    b = fit_bands({"x": (y, p)}, threshold=0.38)
+    assert b["likely_real_below"] == 0.38 and 0.38 < b["likely_fake_from"] <= 0.4
+    # Met bands leave the label's threshold between them: faces on its wrong side of where they
+    # met are labelled the other way, so they read "Can't tell" (detector.assess.agree).
+    b = fit_bands({"x": (y, p)}, threshold=0.5)
+    assert 0.38 < b["likely_real_below"] <= 0.4 and 0.5 < b["likely_fake_from"] < 0.5 + 1e-9
 
 
 def test_min_face_side_finds_where_accuracy_drops():
@@ -167,21 +184,38 @@ def test_min_face_side_finds_where_accuracy_drops():
     assert shrink(crops[:2], 32).shape == (2, 224, 224, 3)
 
 
-def test_only_scores_near_the_threshold_get_their_variants_scored():
-    from detector.stability import near
+def test_only_faces_whose_assessment_could_change_are_checked():
+    from detector.stability import to_check
+
+    # One face a photo; 1 logit from the edge of its band or closer is checked.
+    got = [bool(to_check(np.array([p]), [100.0], 0.3, BANDS, 0.5, 1.0)[0])
+           for p in (0.01, 0.15, 0.19, 0.2, 0.5, 0.79, 0.8, 0.85, 0.99)]
+    assert got == [False, True, True, False, False, False, True, True, False]
+    # An unlimited margin checks every face in a band, and still none between them.
+    assert to_check(np.array([0.001, 0.5, 0.999]), [100.0] * 3, 0.3, BANDS, 0.02,
+                    float("inf")).tolist() == [True, False, True]
+    # A group photo is judged against its own bar; a face too small to judge, or one of a
+    # crowd, is never checked.
+    bar = group_bar(0.8, 0.02, 2)
+    assert to_check(np.array([0.81, bar]), [100.0, 100.0], 0.3, BANDS, 0.02, 1.0).tolist() == \
+        [False, True]
+    assert not to_check(np.array([0.85, 0.1]), [30.0, 100.0], 0.3, BANDS, 0.5, 1.0)[0]
+    assert not to_check(np.full(5, 0.85), [100.0] * 5, 0.3, BANDS, 0.5, 9.0).any()
+
+
+def test_the_margin_reaches_all_but_two_percent_of_the_faces_that_left_their_band():
     from training.common.assessment import stability_margin
 
-    p = np.array([0.01, 0.25, 0.3, 0.35, 0.99])
-    assert near(p, 0.3, 1.0).tolist() == [False, True, True, True, False]
-    assert near(p, 0.3, float("inf")).all()
-    # 50 faces straddle the threshold at growing distances, 50 never do: the margin reaches
-    # all but 2% of the straddling ones.
-    z0 = np.log(0.3 / 0.7) + np.linspace(-2, 2, 50)
-    straddle = np.stack([1 / (1 + np.exp(-z0)), np.where(z0 > np.log(0.3 / 0.7), 0.01, 0.99)], 1)
+    # 50 faces read "Likely fake" at growing distances from the bar, each with a version under
+    # it; 50 never move: the margin reaches all but 2% of the 50.
+    z = np.log(0.8 / 0.2) + np.linspace(0.02, 2, 50)
+    moved = np.stack([1 / (1 + np.exp(-z)), np.full(50, 0.5)], 1)
     calm = np.full((50, 2), 0.001)
-    margin, n = stability_margin(np.vstack([straddle, calm]), 0.3)
+    margin, n = stability_margin(np.vstack([moved, calm]), 0.2, 0.8)
     assert n == 50 and 1.9 < margin <= 2.0
-    assert stability_margin(calm, 0.3) == (0.0, 0)
+    assert stability_margin(calm, 0.2, 0.8) == (0.0, 0)
+    # A face between the bands whose versions move is no flip: its assessment stays.
+    assert stability_margin(np.array([[0.5, 0.99, 0.01]]), 0.2, 0.8) == (0.0, 0)
     far = summary(np.array([0.99] * len(VARIANTS)), 0.3, checked=False)
     assert far == {"checked": False, "variants": 1, "p_fake_min": 0.99, "p_fake_max": 0.99,
                    "spread": 0.0, "unstable": False}

@@ -23,29 +23,43 @@ MAX_REAL_SHARE = 0.03  # likely_fake: at most this share of any source's held-ou
 MAX_FAKE_SHARE = 0.10  # likely_real: at most this share of any source's held-out fakes
 FACE_SIDES = (16, 24, 32, 48, 64, 96, 128)
 MAX_AUC_DROP = 0.03  # a face side is judged when its AUC is within this of full-size crops'
-# The stability check may skip faces far from the threshold: at most this share of the
-# calibration faces whose label flipped under a variant lie beyond the margin.
+# The stability check may skip faces far inside their band: at most this share of the
+# calibration faces whose assessment a version changed lie beyond the margin.
 MAX_MISSED_UNSTABLE = 0.02
+# The versions the stability check scores (detector.stability.CHECKED), chosen by
+# `dfd-research stability` under this budget: model passes per face, on average (issue 25: at
+# most half the model's time).
+STABILITY_BUDGET = 0.5
+STABILITY_VERSIONS_RULE = (
+    "Of every set of versions, each with its margin fitted by "
+    "training.common.assessment.stability_margin on its own flips, the one that catches the most "
+    f"assessment flips at a cost of at most {STABILITY_BUDGET} model passes per face; a version "
+    "is dropped only by this rule.")
 MEAN_GAIN = 0.005  # serve the variants' mean only if it raises the mean calibration AUC this much
 # The bands fitted on the calibration split (`dfd-train train` and `dfd-train bands`).
 CALIBRATION_BANDS_RULE = (
     f"likely_fake from the lowest P(fake) at or above which at most {MAX_REAL_SHARE:.0%} of "
     "each source's calibration real faces lie; likely_real below the highest P(fake) under "
     f"which at most {MAX_FAKE_SHARE:.0%} of each source's calibration fakes lie (the two "
-    "meet if they cross); real-only sources count for the first; faces whose shorter side "
+    "meet if they cross); likely_fake never starts at or under the label threshold nor "
+    "likely_real above it (detector.assess.agree); real-only sources count for the first; "
+    "faces whose shorter side "
     f"is under the smallest size whose pooled calibration AUC is within {MAX_AUC_DROP} of "
     f"full-size crops are not judged; with n > 1 faces judged, likely_fake from a bar raised "
     "as if each face's prior were 1 - (1 - prior)^(1/n) (detector.assess.group_bar); "
-    f"more than {MAX_FACES} faces: not judged; the stability "
-    "check scores the variants of faces within stability_margin logits of the threshold, as "
-    f"close as all but {MAX_MISSED_UNSTABLE:.0%} of the calibration faces whose label flipped "
-    "under one of their variants")
+    f"more than {MAX_FACES} faces: not judged; the stability check scores the versions of "
+    "the faces read 'Likely real' or 'Likely fake' within stability_margin logits of the "
+    f"edge of their band, as close as all but {MAX_MISSED_UNSTABLE:.0%} of the calibration "
+    "faces whose assessment one of their versions changed")
 # The bands fitted on the study's left-out runs (`dfd-train clip`).
 LEFT_OUT_BANDS_RULE = (
     f"Bands are fitted on the left-out runs: likely_real below the highest P(fake) under which at "
     f"most {MAX_FAKE_SHARE:.0%} of each fake kind's left-out fakes lie, likely_fake from the "
     f"lowest at or above which at most {MAX_REAL_SHARE:.0%} of each real source's left-out reals "
-    "lie (each left-out source scored by the run that never saw it, at the served prior).")
+    "lie (each left-out source scored by the run that never saw it, at the served prior). "
+    "Neither contradicts the label: likely_fake starts above the label threshold and "
+    "likely_real ends at or under it (detector.assess.agree moves an edge on the wrong side to "
+    "the threshold).")
 
 # Issue 11's targets at the served threshold, by set; "left-out" is a real source a model never
 # trained on (leave-one-real-source-out runs). `dfd-train verdicts` checks them.

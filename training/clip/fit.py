@@ -66,7 +66,7 @@ def tables(study: S.Study, final: dict, chosen: dict, z_old: np.ndarray, prior: 
            old_prior: float, old_bands: dict) -> dict:
     """Every table of the card: left-out, test, and the shipped model on the same test files."""
     scores = CT.left_out_scores(study, chosen["runs"], prior)
-    bands = fit_bands(scores)
+    bands = fit_bands(scores, SEED_THRESHOLD)
     test = CT.part_table(study, final["z50"], "test", prior, SEED_THRESHOLD, bands)
     left = CT.left_out_table(study, chosen["runs"], prior, SEED_THRESHOLD, bands)
     shipped_test = CT.part_table(study, z_old, "test", old_prior, SEED_THRESHOLD, old_bands)

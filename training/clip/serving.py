@@ -1,12 +1,13 @@
 """`dfd-train clip-serving MODEL`: fit what serving needs beyond the head, through the runtime.
 
-The stability check's margin (training.common.assessment.stability_margin) on a seeded sample of
-the calibration crops: each crop and its benign variants scored by the served model (ONNX Runtime,
-detail normalisation included), so the margin is measured on the served scores. A sample,
-because every variant costs a pass of the tower (about a quarter of a second here). On the same
-sample, the smallest face judged (training.common.assessment.min_face_side: each crop shrunk to a
-face side and enlarged again, the smallest side from which the AUC stays within MAX_AUC_DROP of
-full-size crops). `--only margin|min-face` fits one of them and keeps the card's other.
+The stability check's margin (training.common.assessment.stability_margin: from the edge of the
+band a face is read in) on a seeded sample of the calibration crops: each crop and its benign
+variants scored by the served model (ONNX Runtime, detail normalisation included), so the margin
+is measured on the served scores. A sample, because every variant costs a pass of the tower
+(about a quarter of a second here). On the same sample, the smallest face judged
+(training.common.assessment.min_face_side: each crop shrunk to a face side and enlarged again,
+the smallest side from which the AUC stays within MAX_AUC_DROP of full-size crops).
+`--only margin|min-face` fits one of them and keeps the card's other.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ def calibration_sample(split: dict, n: int, seed: int) -> list[str]:
 
 
 def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
+    from detector.assess import Bands
     from detector.explain import grid_for
     from detector.model import load_model
-    from detector.stability import VARIANTS, all_variants, near
+    from detector.stability import CHECKED, all_variants, near_edge
     from training.common.prep import build_cache
 
     crops, _ = build_cache(paths)
@@ -40,10 +42,13 @@ def fit_margin(root: Path, card: dict, paths: list[str]) -> dict:
     t0 = time.perf_counter()
     model.predict(np.asarray(crops[:16]))
     per_crop = (time.perf_counter() - t0) / min(16, len(paths))
-    p_var = np.concatenate([model.predict(all_variants(np.asarray(crops[s:s + 16])))
-                            .reshape(-1, len(VARIANTS)) for s in range(0, len(paths), 16)])
-    margin, unstable = stability_margin(p_var, float(card["threshold"]))
-    checked = near(p_var[:, 0], float(card["threshold"]), margin)
+    p_var = np.concatenate([model.predict(all_variants(np.asarray(crops[s:s + 16]), CHECKED))
+                            .reshape(-1, len(CHECKED)) for s in range(0, len(paths), 16)])
+    # Each calibration crop is a photo of one face: its bar is the card's band.
+    bands = Bands.from_card(card).at(float(card["threshold"]))
+    edges = bands.likely_real_below, bands.likely_fake_from
+    margin, unstable = stability_margin(p_var, *edges)
+    checked = near_edge(p_var[:, 0], *edges, margin)
     return {"explain": {"grid": grid_for(per_crop), "seconds_per_crop": round(per_crop, 4)},
             "stability_margin": round(margin, 4),
             "stability_calibration": {"faces": len(paths), "unstable": unstable,

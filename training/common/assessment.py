@@ -10,9 +10,9 @@ import math
 import numpy as np
 from PIL import Image
 
-from detector.assess import MAX_FACES
+from detector.assess import MAX_FACES, agree, band
 from detector.chunks import in_chunks
-from detector.stability import VARIANTS
+from detector.stability import CHECKED
 from training.common import metrics as M
 from training.common.calibrate import logit
 from training.policy import (
@@ -26,8 +26,9 @@ from training.policy import (
 )
 
 
-def fit_bands(by_source: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
-    """Band edges from each source's (labels, served P(fake)) on the calibration split."""
+def fit_bands(by_source: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float) -> dict:
+    """Band edges from each source's (labels, served P(fake)) on the calibration split, on the
+    label's side of `threshold` (detector.assess.agree): a card cannot contradict its label."""
     highs, lows = [], []
     for y, p in by_source.values():
         real, fake = np.sort(p[y == 0])[::-1], np.sort(p[y == 1])
@@ -38,6 +39,7 @@ def fit_bands(by_source: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     # Rounded to 6 decimals outwards, so rounding never lets one more face into a band.
     high = math.ceil((max(highs) if highs else 1.0) * 1e6) / 1e6
     low = math.floor(min(min(lows) if lows else 0.0, high) * 1e6) / 1e6
+    low, high = agree(low, high, threshold)
     return {"likely_real_below": low, "likely_fake_from": high}
 
 
@@ -59,31 +61,36 @@ def min_face_side(predict, crops: np.ndarray, y: np.ndarray) -> tuple[int, dict]
     return side, {"full": full, **{str(k): v for k, v in curve.items()}}
 
 
-def stability_margin(p_var: np.ndarray, threshold: float) -> tuple[float, int]:
-    """(margin in logits, unstable calibration faces): the distance from the threshold within
-    which all but MAX_MISSED_UNSTABLE of the faces whose variants straddle it lie."""
-    z = logit(p_var[:, 0])
-    unstable = (p_var.min(axis=1) <= threshold) & (p_var.max(axis=1) > threshold)
-    if not unstable.any():
+def stability_margin(p_var: np.ndarray, below: float, fake_from: float) -> tuple[float, int]:
+    """(margin in logits, faces that left their band): the distance from the edge of their band
+    within which all but MAX_MISSED_UNSTABLE of the calibration faces lie whose assessment
+    ("Likely real" or "Likely fake", column 0) a version changes (detector.stability.to_check).
+    below, fake_from: the bands under the label rule (detector.assess.agree)."""
+    kind = band(p_var[:, 0], below, fake_from)
+    moved = (kind != 0) & (band(p_var, below, fake_from) != kind[:, None]).any(axis=1)
+    if not moved.any():
         return 0.0, 0
-    dist = np.abs(z - logit(threshold))[unstable]
-    return float(np.quantile(dist, 1 - MAX_MISSED_UNSTABLE)), int(unstable.sum())
+    edge = np.where(kind > 0, logit(fake_from), logit(below))
+    dist = np.abs(logit(p_var[:, 0]) - edge)[moved]
+    return float(np.quantile(dist, 1 - MAX_MISSED_UNSTABLE)), int(moved.sum())
 
 
 def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.ndarray,
                    variants_fn, threshold: float) -> dict:
     """The card's `assessment` entry. predict: crops -> served-scale P(fake) (calibrated)."""
     # In chunks: five variants of a few thousand crops would hold gigabytes at once.
-    p_var = in_chunks(lambda part: predict(variants_fn(part)).reshape(-1, len(VARIANTS)), crops,
-                      256)
+    p_var = in_chunks(lambda part: predict(variants_fn(part, CHECKED)).reshape(-1, len(CHECKED)),
+                      crops, 256)
     aucs = {m: float(np.nanmean([M.roc_auc(labels[sources == s], p[sources == s])
                                  for s in np.unique(sources)]))
             for m, p in (("original", p_var[:, 0]), ("mean of variants", p_var.mean(axis=1)))}
     served = "mean of variants" if aucs["mean of variants"] >= aucs["original"] + MEAN_GAIN \
         else "original"
     p = p_var.mean(axis=1) if served == "mean of variants" else p_var[:, 0]
-    margin, n_unstable = stability_margin(p_var, threshold)
-    bands = fit_bands({s: (labels[sources == s], p[sources == s]) for s in np.unique(sources)})
+    bands = fit_bands({s: (labels[sources == s], p[sources == s]) for s in np.unique(sources)},
+                      threshold)
+    margin, n_unstable = stability_margin(p_var, bands["likely_real_below"],
+                                          bands["likely_fake_from"])
     both = np.isin(sources, [s for s in np.unique(sources)
                              if len(np.unique(labels[sources == s])) == 2])
     side, curve = min_face_side(predict, crops[both], labels[both])
