@@ -96,13 +96,20 @@ def _probe(client: ApiClient, url: str) -> int | None:
     return None
 
 
+# The assessments in the page's words, in the order a summary gives them.
+WORDS = {"likely_real": "likely real", "uncertain": "can't tell", "likely_fake": "likely fake",
+         "not_applicable": "not a face photo we can judge"}
+
+
 def _count(counts: Counter, row: dict, client: ApiClient, bar: tqdm) -> None:
     """Tally one finished row and show the tallies on the progress bar."""
     counts[row["status"]] += 1
     if row["status"] == "done":
         counts[str(row.get("label") or "").lower()] += 1
         counts[f"assessment:{row.get('assessment')}"] += 1
-    postfix = {"real": counts["real"], "fake": counts["fake"], "failed": counts["failed"]}
+    # The assessments lead, as on the page: the label alone is not the verdict.
+    postfix = {WORDS[a]: counts[f"assessment:{a}"] for a in ASSESSMENTS[:3]}
+    postfix["failed"] = counts["failed"]
     if client.rate_limited:  # says why the bar stalls when the server throttles us
         postfix["429s"] = client.rate_limited
     bar.set_description_str("", refresh=False)  # clears "waiting N s for the upload limit"
@@ -111,11 +118,12 @@ def _count(counts: Counter, row: dict, client: ApiClient, bar: tqdm) -> None:
 
 
 def _summary(counts: Counter, out: Path | None, skipped: int) -> str:
-    assessed = ", ".join(f"{counts[f'assessment:{a}']} {a}" for a in ASSESSMENTS
-                         if counts[f"assessment:{a}"])
-    summary = (f"{counts['done']} done: {counts['real']} real, {counts['fake']} fake"
-               + (f" (assessment: {assessed})" if assessed else "")
-               + f", {counts['failed']} failed -> {out or 'stdout'}")
+    """'12 done: 2 likely real, 7 can't tell, 3 likely fake (labels: 9 Real, 3 Fake), 1 failed
+    -> out.csv': the assessments first, every one named even at 0; the labels after them."""
+    assessed = ", ".join(f"{counts[f'assessment:{a}']} {WORDS.get(a, a)}" for a in ASSESSMENTS
+                         if counts[f"assessment:{a}"] or a != "not_applicable")
+    summary = (f"{counts['done']} done: {assessed} (labels: {counts['real']} Real, "
+               f"{counts['fake']} Fake), {counts['failed']} failed -> {out or 'stdout'}")
     return summary + (f" ({skipped} already done, skipped)" if skipped else "")
 
 

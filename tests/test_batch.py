@@ -175,6 +175,7 @@ class StubHandler(BaseHTTPRequestHandler):
         label = "Fake" if int(re.sub(r"\D", "", name) or 0) % 2 else "Real"
         srv.jobs[job_id] = {"id": job_id, "status": "done", "result": {
             "label": label, "confidence": 0.8, "p_fake": 0.8 if label == "Fake" else 0.2,
+            "assessment": "likely_fake" if label == "Fake" else "uncertain",
             "faces": [], "model": {"name": "stub", "version": "stub1"}}}
         if srv.inline and "wait=" in self.path:  # a server that answers ?wait= uploads at once
             return self._send(200, {"jobs": [{**srv.jobs[job_id], "filename": name}]})
@@ -224,7 +225,9 @@ def test_cli_csv_output_and_resume_with_stub(stub, tmp_path, capsys):
     assert len(rows) == 6 and stub.posts == 6
     bad = [r for r in rows if r["status"] == "failed"]
     assert [r["error"] for r in bad] == ["bad.jpg: not a JPEG or PNG image"]
-    assert "5 done: 3 real, 2 fake, 1 failed" in capsys.readouterr().out
+    # The summary leads with the assessments, every one named; the labels come after them.
+    assert ("5 done: 0 likely real, 3 can't tell, 2 likely fake (labels: 3 Real, 2 Fake), "
+            "1 failed") in capsys.readouterr().out
     (tmp_path / "in" / "bad.jpg").unlink()  # fixed, so the retry succeeds
     Image.new("RGB", (8, 8)).save(tmp_path / "in" / "bad.jpg", "JPEG")
     assert cli.main(args) == 0
@@ -244,7 +247,8 @@ def test_cli_rows_to_stdout(stub, tmp_path, capsys):
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in io.StringIO(captured.out)]
     assert [r["label"] for r in rows] == ["Real"]
-    assert "1 done: 1 real, 0 fake, 0 failed -> stdout" in captured.err
+    assert ("1 done: 0 likely real, 1 can't tell, 0 likely fake (labels: 1 Real, 0 Fake), "
+            "0 failed -> stdout") in captured.err
 
 
 # ---- the live service: gunicorn + redis + a Celery worker with the test model -----------------
@@ -268,7 +272,8 @@ def test_live_submit_then_resume(live_server, tmp_path, monkeypatch, capsys):
     (bad,) = [r for r in rows if r["status"] == "failed"]
     assert bad["path"].endswith("bad.jpg") and "bad.jpg" in bad["error"]  # the server's message
     real = sum(r["label"] == "Real" for r in done)
-    assert (f"12 done: {real} real, {12 - real} fake (assessment: 12 not_applicable), 1 failed"
+    assert ("12 done: 0 likely real, 0 can't tell, 0 likely fake, 12 not a face photo we can "
+            f"judge (labels: {real} Real, {12 - real} Fake), 1 failed"
             in capsys.readouterr().out)
 
     sent, submit = [], ApiClient.submit

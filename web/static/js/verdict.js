@@ -1,7 +1,10 @@
 /* The verdict on a card, as one story: the assessment leads, and the card's border, the face
- * box tags and the colours follow it, never the seed's Real/Fake label. Where the assessment is
- * "Can't tell" or "Not a face photo we can judge", the label is not shown as a second verdict:
- * the card gives the model's reading instead (P(fake) and the share of fakes it assumes). */
+ * box tags and the colours follow it, never the seed's Real/Fake label. The label is shown only
+ * under "Likely real" or "Likely fake", and only when it agrees (the service makes it so:
+ * detector.assess.agree); otherwise, and under "Can't tell" or "Not a face photo we can judge",
+ * the card gives the model's reading instead (P(fake) and the share of fakes it assumes). The
+ * label's number is P(fake), never a "confidence": with a threshold of 0.3 a Fake label can sit
+ * on P(fake) 0.46, and "Fake, 46% confidence" would read as a coin toss against itself. */
 
 import { formatPercent } from "./util.js";
 
@@ -16,18 +19,20 @@ export const TONE = { likely_real: "real", likely_fake: "fake", uncertain: "unsu
   not_applicable: "none", not_judged: "none" };
 export const FACE_WORDS = { likely_real: "Likely real", likely_fake: "Likely fake",
   uncertain: "Can't tell", not_judged: "Not judged" };
+// The label each sure assessment stands over.
+const AGREES = { likely_real: "Real", likely_fake: "Fake" };
 
 function assessmentOf(result) {
   return WORDS[result.assessment] ? result.assessment : "uncertain";
 }
 
-// P(fake) in as few digits as say it: 0.41, 0.006, "under 0.001".
+// P(fake) as the service writes it (detector.assess.p_text): 0.41, 0.00053, "under 0.000001".
 export function formatP(p) {
   const v = Number(p);
   if (!(v >= 0)) return "?";
   if (v >= 0.01) return v.toFixed(2);
-  if (v >= 0.001) return v.toPrecision(1);
-  return "under 0.001";
+  if (v >= 1e-6) return String(Number(v.toPrecision(2)));
+  return "under 0.000001";
 }
 
 function showAssessment(item, result, kind) {
@@ -42,14 +47,18 @@ function showAssessment(item, result, kind) {
   if (st && typeof st.p_fake_min === "number" && st.variants > 1) {
     r.stability.textContent = (st.unstable ? "Unstable" : "Stable") +
       " under resizing, mirroring and re-cropping: P(fake) " +
-      st.p_fake_min.toFixed(2) + "–" + st.p_fake_max.toFixed(2) + " over " + st.variants +
+      formatP(st.p_fake_min) + "–" + formatP(st.p_fake_max) + " over " + st.variants +
       " versions";
+  } else if (st && st.checked === false && AGREES[kind]) {
+    // Only faces near the edge of their band are scored again (detector.stability.to_check).
+    r.stability.textContent = "Not re-checked under resizing, mirroring and re-cropping: " +
+      "the score is far inside its band";
   } else {
-    r.stability.textContent = "";
+    r.stability.textContent = "";  // between the bands: "Can't tell" whatever the versions say
   }
 }
 
-// Likely real / likely fake: the seed's label agrees, and is shown with its confidence.
+// Likely real / likely fake: the seed's label agrees, and is shown with the P(fake) it reads.
 function showLabel(item, result) {
   const r = item.refs;
   const label = result.label === "Fake" ? "Fake" : "Real";
@@ -59,23 +68,29 @@ function showLabel(item, result) {
     : "Model's label:";
   r.label.textContent = label;
   r.label.className = "verdict__label verdict__label--" + label.toLowerCase();
-  const conf = Math.max(0, Math.min(1, Number(result.confidence) || 0));
-  r.pct.textContent = formatPercent(conf);
-  r.meter.style.width = (conf * 100).toFixed(1) + "%";
+  const p = Math.max(0, Math.min(1, Number(result.p_fake) || 0));
+  r.pct.textContent = "P(fake) " + formatP(p);
+  r.note.textContent = typeof result.prior_fake === "number"
+    ? ", on the assumption that " + formatPercent(result.prior_fake) +
+      " of the faces it is shown are fake" : "";
+  r.meter.style.width = (p * 100).toFixed(1) + "%";
   r.meter.className = "meter__fill meter__fill--" + label.toLowerCase();
-  return "Model's label: " + label + ", " + formatPercent(conf) + " confidence.";
+  return "Model's label: " + label + ", P(fake) " + formatP(p) + ".";
 }
 
+// The face the result's P(fake) is read from: the most suspicious judged one (any, if none is).
 function mostSuspicious(faces) {
+  const judged = faces.some((f) => f.assessment !== "not_judged");
   let best = -1;
   faces.forEach((f, i) => {
+    if (judged && f.assessment === "not_judged") return;
     if (typeof f.p_fake === "number" && (best < 0 || f.p_fake > faces[best].p_fake)) best = i;
   });
   return best;
 }
 
 // Can't tell / not applicable: the model's number, said as a reading, not as a verdict.
-function readingText(result, kind, faces) {
+function readingText(result, faces) {
   const p = formatP(result.p_fake);
   const prior = typeof result.prior_fake === "number" ? result.prior_fake : null;
   let where = "";
@@ -89,11 +104,7 @@ function readingText(result, kind, faces) {
     text += ", on the assumption that " + formatPercent(prior) +
       " of the faces it is shown are fake";
   }
-  const b = result.bands;
-  if (kind === "uncertain" && b && typeof b.likely_fake_from === "number") {
-    text += ". It would say likely fake from " + formatP(b.likely_fake_from) +
-      " and likely real below " + formatP(b.likely_real_below);
-  }
+  // Why it is no verdict is the line above (the service's reason_text, with the bands).
   return text + ".";
 }
 
@@ -113,7 +124,8 @@ function facesText(result, faces) {
 export function showVerdict(item, result) {
   const r = item.refs;
   const kind = assessmentOf(result);
-  const sure = kind === "likely_real" || kind === "likely_fake";
+  // A label that disagrees (a result kept from before the bands agreed) is not shown.
+  const sure = AGREES[kind] !== undefined && AGREES[kind] === result.label;
   const faces = Array.isArray(result.faces) ? result.faces : [];
   showAssessment(item, result, kind);
   r.sure.hidden = !sure;
@@ -125,8 +137,9 @@ export function showVerdict(item, result) {
   } else {
     r.label.textContent = "";
     r.pct.textContent = "";
+    r.note.textContent = "";
     r.meter.style.width = "0";
-    r.reading.textContent = readingText(result, kind, faces);
+    r.reading.textContent = readingText(result, faces);
     spoken = "Model's reading: P(fake) " + formatP(result.p_fake) + ".";
   }
   r.faces.textContent = facesText(result, faces);
