@@ -66,11 +66,11 @@ def to_check(shown: np.ndarray, sides: list[float], threshold: float, bands: Ban
 
 def near_edge(shown: np.ndarray, below: float, bar: float, margin: float) -> np.ndarray:
     """Which scores lie in a band ("Likely real" or "Likely fake") within `margin` logits of
-    its edge."""
+    its edge (at the margin included: a margin fitted on one face reaches that face)."""
     shown = np.asarray(shown, np.float64)
     z = logit(shown)
-    return ((shown < below) & (logit(below) - z < margin)) | \
-        ((shown >= bar) & (z - logit(bar) < margin))
+    return ((shown < below) & (logit(below) - z <= margin)) | \
+        ((shown >= bar) & (z - logit(bar) <= margin))
 
 
 def summary(p_variants: np.ndarray, threshold: float, checked: bool = True,

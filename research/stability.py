@@ -38,6 +38,9 @@ from training.common.assessment import stability_margin
 from training.policy import MAX_MISSED_UNSTABLE, STABILITY_BUDGET, STABILITY_VERSIONS_RULE
 
 EXTRA = VARIANTS[1:]  # the versions beside the crop as found
+# The margin of the rule served before issue 24 (models/dfd-clip, fitted from the label
+# threshold by `dfd-train clip-serving`); the card now holds the new rule's.
+BEFORE_MARGIN = 4.4313
 
 
 def version_scores(root: Path, card: dict, paths: list[str], threads: int = 1) -> np.ndarray:
@@ -121,7 +124,8 @@ def by_versions(p: np.ndarray, edges: tuple[float, float], labels: np.ndarray) -
     return rows
 
 
-def report(p: np.ndarray, labels: np.ndarray, card: dict) -> dict:
+def report(p: np.ndarray, labels: np.ndarray, card: dict,
+           before_margin: float = BEFORE_MARGIN) -> dict:
     """Both rules and every set of versions, from (N, len(VARIANTS)) scores."""
     from detector.assess import Bands
     from detector.stability import CHECKED
@@ -138,8 +142,7 @@ def report(p: np.ndarray, labels: np.ndarray, card: dict) -> dict:
             "bands": {"likely_real_below": edges[0], "likely_fake_from": edges[1]},
             "bands_share": {"likely_real": _share(kind < 0), "likely_fake": _share(kind > 0)},
             "assessment_flips": _share(moved(p, edges)), "rule": STABILITY_VERSIONS_RULE,
-            "before": before(p, threshold, float(card["assessment"]["stability_margin"]), edges,
-                             labels),
+            "before": before(p, threshold, before_margin, edges, labels),
             "after": served, "chosen_by_rule": chosen["versions"], "by_versions": rows}
 
 
@@ -204,13 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", help="write the report as JSON here")
+    p.add_argument("--before-margin", type=float, default=BEFORE_MARGIN,
+                   help="the margin (logits from the threshold) of the rule served before")
     p.add_argument("--write", action="store_true", help="put the served versions' margin and "
                    "its calibration into the model's card")
     args = p.parse_args(argv)
     root, card = read_card(args.model)
     paths = calibration_sample(json.loads((root / "split.json").read_text()), args.n, args.seed)
     scores = version_scores(root, card, paths, args.threads)
-    r = report(scores, np.array([label_of(x) for x in paths]), card)
+    r = report(scores, np.array([label_of(x) for x in paths]), card, args.before_margin)
     if args.out:
         Path(args.out).write_text(json.dumps(r, indent=1) + "\n")
     print(markdown(r))
