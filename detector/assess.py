@@ -16,7 +16,7 @@ import numpy as np
 
 # Faces judged one by one in an image; more is a crowd, `not_applicable`. Each extra face raises
 # the bar for "Likely fake" (group_bar), so the limit is where that bar leaves almost no room:
-# at the shipped model's 2% prior, 12 faces put it at P(fake) 0.96 (one face: 0.66).
+# at the served model's 2% prior, 12 faces put it at P(fake) 0.84 (one face: 0.30).
 MAX_FACES = 12
 
 TEXT = {

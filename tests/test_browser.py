@@ -545,7 +545,8 @@ def test_upload_errors_in_words(tab, live_server, answer, expected, can_retry):
     if can_retry:  # the server is back: Retry on the card goes through to a verdict
         page.unroute(JOBS_URL)
         page.route(JOBS_URL, lambda route: route.fulfill(**accepted()))
-        page.route(JOB_URL, lambda route: route.fulfill(**done_job(label="Real", p_fake=0.02)))
+        page.route(JOB_URL, lambda route: route.fulfill(**done_job(
+            label="Real", p_fake=0.002, assessment="likely_real", reasons=("low_score",))))
         card.locator(".card__retry").click()
         assert wait_settled(card, UI_TIMEOUT_MS) == "done", describe(card)
         assert card.locator("[data-testid=label]").inner_text() == "Real"
