@@ -40,16 +40,19 @@ class Part(BaseModel):
 
 
 class Stability(Part):
-    """P(fake) over the crop and its benign variants (mirror, half-size and back, a shifted
-    crop)."""
+    """P(fake) over the crop and its benign versions (the crop mirrored, and halved and enlarged
+    again)."""
 
-    checked: bool = Field(description="false: the score is so far from the threshold that the "
-                                      "variants were not scored (see docs/API.md)")
+    checked: bool = Field(description="false: the versions were not scored: the face is far "
+                                      "inside its band, between the bands (it reads uncertain "
+                                      "whatever they score) or not judged (see docs/API.md)")
     variants: int = Field(ge=1)
     p_fake_min: float
     p_fake_max: float
     spread: float = Field(ge=0)
-    unstable: bool = Field(description="the variants fall on both sides of the threshold")
+    unstable: bool = Field(description="the versions fall in different bands of the "
+                                       "assessment (for a video's track, on both sides of the "
+                                       "threshold)")
 
 
 class Face(Part):
@@ -171,7 +174,8 @@ class Video(Part):
     duration_s: float | None = Field(description="as the file declares it (null: not declared)")
     frames_sampled: int
     frames_scored: int = Field(description="sampled frames with a face")
-    tracks: list[Track] = Field(description="most suspicious first; the first decides the label")
+    tracks: list[Track] = Field(description="most suspicious first; the most suspicious judged "
+                                            "one decides the label")
     timeline: list[Point] = Field(description="per sampled frame with a face: its highest "
                                               "P(fake)")
 
@@ -179,9 +183,12 @@ class Video(Part):
 class Result(Part):
     """A done job's result, for a still or a video."""
 
-    label: Label
-    confidence: Probability
-    p_fake: Probability
+    label: Label = Field(description="Fake when p_fake > threshold; read the assessment first")
+    confidence: Probability = Field(description="the probability of the label: p_fake for Fake, "
+                                                "1 - p_fake for Real (under 0.5 for a Fake "
+                                                "between the threshold and 0.5)")
+    p_fake: Probability = Field(description="the most suspicious judged face's (any face's "
+                                            "when none is judged)")
     threshold: float
     prior_fake: Probability = Field(description="the share of fakes p_fake assumes (the model "
                                                 "card's served prior)")
