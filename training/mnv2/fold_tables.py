@@ -151,6 +151,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("runs", nargs="+", help="study run directories (names as in STUDY_RUNS)")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--json", required=True, help="write the tables here")
+    p.add_argument("--left-out", help="the source every run left out (default: by run name)")
     return p.parse_args(argv)
 
 
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if sets is None:  # the split is by group and seed, the same in every run
             sets = eval_sets(Path(args.data), run / "split.json")
-        left_out = LEFT_OUT[run.name.split("-out")[0]]
+        left_out = args.left_out or LEFT_OUT[run.name.split("-out")[0]]
         out["runs"][run.name] = run_tables(run, sets, left_out)
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
