@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from training.common import metrics as M
-from training.common.data import Item, list_images, read_split
+from training.common.data import Item, list_images, split_source
 
 # Which fake kind each study run leaves out, by the run's name (see the Makefile's STUDY_RUNS).
 LEFT_OUT = {"sdfd": "sdfd-faces", "ff": "ff-crops", "dfdc": "dfdc-faces",
@@ -68,14 +68,15 @@ def _sample(items: list[Item], k: int, seed: int) -> list[Item]:
     return out
 
 
-def eval_sets(data: Path, split: Path, seed: int = 0) -> dict[str, dict[str, list[Item]]]:
-    """{source: {'whole': sample of every file, 'test': sample of the split's test part}}."""
-    doc = json.loads(split.read_text())
+def eval_sets(data: Path, seed: int) -> dict[str, dict[str, list[Item]]]:
+    """{source: {'whole': sample of every file, 'test': sample of the split's test part}}, the
+    split made anew from the data (by group and seed: the same in every run, and no file that a
+    source has since dropped)."""
     out = {}
     for src in ("ff-crops", "stylegan-faces", "dfdc-faces", "fairface-real", "sdfd-faces"):
         root = data / src
         whole = list_images(root / "val" if (root / "val").is_dir() else root, src)
-        test = read_split(split, src, "test", root) if src in doc["sources"] else []
+        test = split_source(root, seed)["test"]
         out[src] = {"whole": _sample(whole, PER_LABEL, seed), "test": _sample(test, PER_TEST, seed)}
     return out
 
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run.name}: not finished, skipped", flush=True)
             continue
         if sets is None:  # the split is by group and seed, the same in every run
-            sets = eval_sets(Path(args.data), run / "split.json")
+            sets = eval_sets(Path(args.data), json.loads((run / "split.json").read_text())["seed"])
         left_out = args.left_out or LEFT_OUT[run.name.split("-out")[0]]
         out["runs"][run.name] = run_tables(run, sets, left_out)
         Path(args.json).write_text(json.dumps(out, indent=1))
