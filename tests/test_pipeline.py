@@ -178,3 +178,27 @@ def test_a_failed_map_loses_nothing(model_dir, detector, clean_redis, tmp_path, 
     assert json.loads(rec["explanation"]) == {"error": "failed"}
     assert explanation_state(rec) == "failed"
     assert not any(tmp_path.iterdir())
+
+
+def test_what_verdicts_call_for_and_the_sweep_are_plain_functions(model_dir, detector,
+                                                                  clean_redis, tmp_path):
+    from worker.common import follow_ups, sweep
+
+    ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
+    jobs, storage = ctx.jobs, ctx.storage
+    page, batch = new_job_id(), new_job_id()
+    jobs.create(page, filename="x.jpg", stored=storage.save(make_jpeg(seed=24), ".jpg"),
+                sha256="24", client="t", explain=True, callback="https://example.com/h",
+                priority=0)
+    jobs.create(batch, filename="y.jpg", stored=storage.save(make_jpeg(seed=25), ".jpg"),
+                sha256="25", client="t", priority=6)
+    outcomes = run_jobs(ctx, [page, batch])
+    # The page job's webhook, and its map at the step after its own priority (page 0: 3).
+    assert follow_ups(ctx, {**outcomes, "gone": "skipped"}) == ([page], [(page, 3)])
+    # A video whose task never came back (its lease lapsed) is queued again, its priority kept.
+    video = new_job_id()
+    jobs.create(video, filename="v.mp4", stored="v.mp4", sha256="v", client="t", media="video",
+                priority=6)
+    assert jobs.claim_ready(video, 0, owner="killed", lease=-1) == [video]
+    assert sweep(ctx) == [(video, 6)] and jobs.get(video)["status"] == "queued"
+    assert sweep(ctx) == []  # once a minute

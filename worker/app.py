@@ -4,8 +4,6 @@ the fork and loaded once per child process."""
 from __future__ import annotations
 
 import logging
-import os
-import time
 
 from celery import Celery, shared_task, signals
 from celery import current_app as current_celery
@@ -13,10 +11,10 @@ from celery import current_app as current_celery
 from detector.model import check_model
 from shared import logs, metrics
 from shared import settings as settings_mod
-from shared.jobs import explanation_state
 from shared.queue import make_celery
-from shared.tasks import DETECT, EXPLAIN, QUEUE, follow_up_priority
+from shared.tasks import DETECT, EXPLAIN, QUEUE
 from shared.webhooks import WEBHOOK
+from worker.common import follow_ups, sweep
 from worker.context import WorkerContext
 from worker.context import context as build_context
 
@@ -83,39 +81,16 @@ def _warm(**_):
     context()
 
 
-def _maybe_sweep(ctx: WorkerContext) -> None:
-    # One sweep a minute across all workers (JobStore.sweep_turn is the cluster-wide lock):
-    # old uploads go, and videos whose task never came back are sent again.
-    now = time.time()
-    if now - ctx.swept < 60:
-        return
-    ctx.swept = now
-    if not ctx.jobs.sweep_turn(str(os.getpid()), 60):
-        return
-    removed = ctx.storage.sweep(ctx.settings.RETENTION)
-    if removed:
-        log.info("swept %d uploads older than %ss", removed, ctx.settings.RETENTION)
-    for job_id, priority in ctx.jobs.release_lapsed():
-        log.warning("job %s: its task never came back; sent again", job_id)
-        detect.apply_async(args=[job_id], queue=QUEUE, priority=priority)
-
-
-def _follow_up(ctx: WorkerContext, outcomes: dict[str, str]) -> None:
-    """After the verdicts are recorded: each final job's webhook, each done still's "Why?" map
-    (at the step after its own priority: a map never overtakes a verdict of its class)."""
+def _send_follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> None:
+    """After the verdicts are recorded: the webhooks and "Why?" maps they call for."""
     from worker.explain import give_up
 
-    for job_id, outcome in outcomes.items():
-        if outcome not in ("done", "failed"):
-            continue
-        if ctx.jobs.has_callback(job_id):
-            webhook.apply_async(args=[job_id])
-        rec = ctx.jobs.get(job_id)
-        if rec is None or explanation_state(rec) != "pending":
-            continue
+    hooks, maps = follow_ups(ctx, outcomes)
+    for job_id in hooks:
+        webhook.apply_async(args=[job_id])
+    for job_id, priority in maps:
         try:
-            explain.apply_async(args=[job_id], queue=QUEUE,
-                                priority=follow_up_priority(rec["priority"]))
+            explain.apply_async(args=[job_id], queue=QUEUE, priority=priority)
         except Exception:  # noqa: BLE001 - the verdict stands; the map is reported as failed
             log.exception("job %s: the map could not be asked for", job_id)
             give_up(ctx, job_id)
@@ -134,8 +109,9 @@ def detect(self, job_id: str) -> str:
     claimed = ctx.jobs.claim_ready(job_id, ctx.settings.BATCH_SIZE - 1, owner=self.request.id,
                                    lease=ctx.lease)
     outcomes = run_jobs(ctx, claimed)
-    _follow_up(ctx, outcomes)
-    _maybe_sweep(ctx)
+    _send_follow_ups(ctx, outcomes)
+    for lapsed, priority in sweep(ctx):  # a video whose task never came back
+        detect.apply_async(args=[lapsed], queue=QUEUE, priority=priority)
     # Not in the batch: final already, deleted, or in another live worker's batch.
     return outcomes.get(job_id, "skipped")
 

@@ -4,6 +4,7 @@ recording its final state once (with the metrics), and deleting uploads no longe
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from detector.analyze import DECODE_SIZE
@@ -12,6 +13,7 @@ from shared import metrics
 from shared.images import decode_pil
 from shared.jobs import explanation_state
 from shared.schema import FINAL, checked_provenance
+from shared.tasks import follow_up_priority
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -95,3 +97,39 @@ def forget_uploads(ctx: WorkerContext, job_ids: list[str]) -> None:
                                 or explanation_state(rec) == "pending"):
             continue  # another worker holds it, or the map task deletes it when done
         delete_upload(ctx, job_id, rec["stored"] if rec else "")
+
+
+def follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> tuple[list, list]:
+    """What recorded verdicts call for: (ids whose webhook is due, (id, priority) of each
+    "Why?" map due). A map goes at the step after its job's own priority, so that it never
+    overtakes a verdict of its class."""
+    hooks, maps = [], []
+    for job_id, outcome in outcomes.items():
+        if outcome not in ("done", "failed"):
+            continue
+        if ctx.jobs.has_callback(job_id):
+            hooks.append(job_id)
+        rec = ctx.jobs.get(job_id)
+        if rec is not None and explanation_state(rec) == "pending":
+            maps.append((job_id, follow_up_priority(rec["priority"])))
+    return hooks, maps
+
+
+def sweep(ctx: WorkerContext, every: float = 60) -> list[tuple[str, int]]:
+    """One sweep per `every` seconds across all workers (JobStore.sweep_turn is the lock): old
+    uploads deleted, and (id, priority) of each video whose task never came back (its lease
+    lapsed), queued again for its task to be sent again at its own priority."""
+    now = time.time()
+    if now - ctx.swept < every:
+        return []
+    ctx.swept = now
+    if not ctx.jobs.sweep_turn(str(os.getpid()), every):
+        return []
+    removed = ctx.storage.sweep(ctx.settings.RETENTION)
+    if removed:
+        log.info("swept %d uploads older than %ss", removed, ctx.settings.RETENTION)
+    lapsed = ctx.jobs.release_lapsed()
+    for job_id, _ in lapsed:
+        log.warning("job %s: its task never came back; sent again", job_id,
+                    extra={"job_id": job_id})
+    return lapsed
