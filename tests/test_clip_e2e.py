@@ -125,7 +125,7 @@ def test_the_clip_workers_map_follows_its_verdict_on_the_budgets_grid(clip_serve
 
     from detector.explain import BUDGET_S
 
-    base, _ = clip_server
+    base, *_ = clip_server
     card = json.loads((CLIP_DIR / "card.json").read_text())
     blob = (DATA / FILES[0]).read_bytes()
     r = requests.post(f"{base}/api/v1/jobs", files=[("image", ("f.jpg", blob, "image/jpeg"))],
