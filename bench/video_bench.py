@@ -40,9 +40,11 @@ GRAIN = 3.0
 
 def stages(model_dir: str, seconds: float = 30, fps: float = 30) -> dict:
     """One clip of `seconds` at 720p with one face, through the worker's stages, timed."""
+    from detector import video as dv
+    from detector.analyze import DECODE_SIZE, score_crops
     from harness import videos
     from shared import settings
-    from worker import video as wv
+    from worker.video_decode import sample_frames
 
     model, detector = _model(model_dir)
     model.predict(np.zeros((8, 224, 224, 3), np.uint8))  # warm: the first call builds the graph
@@ -57,14 +59,14 @@ def stages(model_dir: str, seconds: float = 30, fps: float = 30) -> dict:
         path = Path(tmp) / "clip.mp4"
         path.write_bytes(data)
         t0 = time.perf_counter()
-        frames, meta = wv.sample_frames(path, s)
+        frames, meta = sample_frames(path, s, DECODE_SIZE)
         t1 = time.perf_counter()
-        found = [wv.face_crops(wv.Image.fromarray(a), detector) for a in frames]
+        found = dv.find_faces(frames, detector)
         t2 = time.perf_counter()
         crops = np.concatenate([c for c, f in found if f] or [found[0][0]])
-        wv.score_crops(model, crops, wv.PER_CALL)
+        score_crops(model, crops, dv.PER_CALL)
         t3 = time.perf_counter()
-        wv.analyze_video(frames, meta, detector, model, model.threshold)
+        dv.analyze_video(frames, meta, detector, model, model.threshold)
         t4 = time.perf_counter()
     total = (t1 - t0) + (t2 - t1) + (t3 - t2)
     out.update(frames=len(frames), crops=len(crops), decode_s=t1 - t0, faces_s=t2 - t1,
@@ -92,8 +94,8 @@ def _clips(n: int, model_dir: str):
 
 def rules(model_dir: str, n: int = 40, seconds: float = 4) -> dict:
     """Accuracy at the threshold of the track rule and of the frame mean, per kind of clip."""
+    from detector.video import analyze_video
     from harness import videos
-    from worker import video as wv
     from worker.video_decode import sample
 
     model, detector = _model(model_dir)
@@ -103,7 +105,7 @@ def rules(model_dir: str, n: int = 40, seconds: float = 4) -> dict:
         for kind, is_fake, scenes in _clips(n, model_dir):
             path.write_bytes(videos.video(scenes, seconds=seconds, fps=5))
             frames, meta = sample(str(path), 1.0, 64, 1024)
-            res = wv.analyze_video(np.stack(frames), meta, detector, model, model.threshold)
+            res = analyze_video(np.stack(frames), meta, detector, model, model.threshold)
             per_face = [p["p_fake"] for t in res["video"]["tracks"] for p in t["scores"]]
             frame_mean = float(np.mean(per_face)) if per_face else res["p_fake"]
             row = rows.setdefault(kind, {"clips": 0, "fake": is_fake, "track_right": 0,

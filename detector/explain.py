@@ -1,11 +1,11 @@
 """Occlusion maps: where covering part of a face crop changed the model's P(fake).
 
 For each face the 224 px crop is split into a grid x grid grid (the model card's `explain.grid`,
-else GRID; grid_for picks it from the trunk's cost per crop); each cell in turn is painted
-mid-grey and the crop scored again, all copies of one face in one model call. A cell's number
-is P(fake) of the crop as found minus P(fake) with that cell covered: positive where covering it
-lowered the score (that region pushed the score up), negative where it raised it. This shows
-what the score depends on, not "where the fake is".
+else GRID, never finer than BUDGET_S allows at the card's measured cost per crop); each cell in
+turn is painted mid-grey and the crop scored again, all copies of one face in one model call. A
+cell's number is P(fake) of the crop as found minus P(fake) with that cell covered: positive
+where covering it lowered the score (that region pushed the score up), negative where it raised
+it. This shows what the score depends on, not "where the fake is".
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ from detector.faces import as_image
 GRID = 7  # 32 px cells of the 224 crop: 50 crops a face, about 50 ms with LiteRT on one core
 GREY = 128
 OVERLAY_PX = 112  # side of the overlay PNG; the page stretches it over the crop's square
-BUDGET_S = 2.0  # the most one face's map may cost (issue 18): cells + 1 crops scored
+# The most one face's map may cost in one worker process (cells + 1 crops scored). It is made
+# after the verdict, but it still holds a process of two: 1 s a face (issue 25; 2 s before).
+BUDGET_S = 1.0
 MOVES = 0.01  # a change of P(fake) smaller than this, in every cell, is "nothing moved"
 
 
 def grid_for(seconds_per_crop: float, budget_s: float = BUDGET_S, finest: int = GRID) -> int:
     """The finest grid (at most `finest`) whose map, cells + 1 crops, costs at most budget_s at
-    this cost per crop; at least 2x2. 2 ms a crop: 7; 100 ms: 4 (17 crops, 1.7 s); 130 ms: 3."""
+    this cost per crop; at least 2x2. 2 ms a crop: 7; 60 ms: 3 (10 crops, 0.6 s); 170 ms: 2."""
     g = finest
     while g > 2 and (g * g + 1) * seconds_per_crop > budget_s:
         g -= 1
@@ -36,12 +38,17 @@ def grid_for(seconds_per_crop: float, budget_s: float = BUDGET_S, finest: int = 
 
 
 def grid_of(model) -> int:
-    """The grid the model's card asks for (`explain.grid`, chosen with grid_for from the
-    trunk's measured cost per crop), else GRID; a bad value is a clear error."""
+    """The grid the model's card asks for (`explain.grid`), else GRID, made coarser where the
+    card's measured `explain.seconds_per_crop` says it would cost over BUDGET_S; a bad value is
+    a clear error."""
     card = getattr(model, "card", None) or {}
-    grid = (card.get("explain") or {}).get("grid", GRID)
+    explain = card.get("explain") or {}
+    grid = explain.get("grid", GRID)
     if not isinstance(grid, int) or not 1 <= grid <= 28:
         raise ValueError(f"the model card's explain.grid must be an integer 1-28, not {grid!r}")
+    per_crop = explain.get("seconds_per_crop")
+    if isinstance(per_crop, int | float) and per_crop > 0:
+        grid = grid_for(float(per_crop), finest=grid)
     return grid
 
 

@@ -52,6 +52,20 @@ class LiveServer:
                 return job
         raise AssertionError(f"job {job_id} not final after {timeout} s: {job}")
 
+    def explanation(self, job_id: str, timeout: float = 30) -> requests.Response:
+        """GET a done job's explanation, again while it answers 202: the map follows the
+        verdict (made by the worker after it is recorded)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            r = requests.get(f"{self.url}/api/v1/jobs/{job_id}/explanation", timeout=10)
+            if r.status_code != 202 or time.monotonic() > deadline:
+                return r
+            assert r.json() == {"id": job_id, "status": "pending", "retry_after": 1}, r.text
+            assert r.headers["Retry-After"] == "1"
+            time.sleep(0.1)
+
 
 @pytest.fixture(scope="session")
 def tmp_root(tmp_path_factory) -> Path:

@@ -211,3 +211,37 @@ def test_why_names_the_largest_change_with_the_grids_sign(tab, live_server, move
         assert "moved P(fake) by less than 0.01" in line, line
         assert card.locator(".why__grid").count() == 0
     assert tab.unexpected_errors() == []
+
+
+def test_the_verdict_shows_at_once_and_the_map_when_it_arrives(tab, live_server):
+    """The worker makes the map after recording the verdict: the explanation answers 202 until
+    it is there. The card shows its verdict meanwhile, says the map is on its way (once, in
+    its live region, the panel busy), and draws the map when it comes."""
+    asked = []
+    delta = [[0.0] * 7 for _ in range(7)]
+    delta[2][5] = 0.3
+
+    def answer(route):
+        asked.append(route.request.url)
+        if len(asked) < 3:
+            route.fulfill(**tb.json_response(202, {"id": "0" * 32, "status": "pending",
+                                                  "retry_after": 1},
+                                             {"Retry-After": "1"}))
+        else:
+            route.fulfill(**explanation(delta))
+
+    tab.page.route(re.compile(r"/api/v1/jobs/[0-9a-f]{32}/explanation$"), answer)
+    (card,) = show(tab, live_server, [STYLEGAN])
+    assert card.get_attribute("data-state") == "done"  # the verdict, before any map
+    card.locator("[data-testid=why]").click()
+    panel = card.locator("[data-testid=why-panel]")
+    assert panel.get_attribute("aria-busy") == "true"
+    assert "Making the map" in card.locator("[data-testid=why-status]").inner_text()
+    assert card.locator("[data-testid=why]").is_disabled()
+    assert card.locator("[data-testid=assessment]").inner_text() == "Can't tell"
+    card.and_(tab.page.locator("[data-why=shown]")).wait_for(timeout=UI_TIMEOUT_MS)
+    assert len(asked) == 3 and panel.get_attribute("aria-busy") == "false"
+    assert card.locator(".why__top").inner_text() == "+0.30"
+    assert card.locator("[data-testid=why-status]").inner_text() == ""
+    assert not card.locator("[data-testid=why]").is_disabled()
+    assert tab.unexpected_errors() == []

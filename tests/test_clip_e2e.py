@@ -118,6 +118,34 @@ def test_each_worker_process_chose_its_runtime_once_and_says_so(clip_server):
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+def test_the_clip_workers_map_follows_its_verdict_on_the_budgets_grid(clip_server):
+    """"Why?" through the real trunk: the verdict is recorded first, the map follows on the
+    grid the 1 s budget gives at the card's measured cost per crop (2x2 for this tower)."""
+    import time
+
+    from detector.explain import BUDGET_S
+
+    base, *_ = clip_server
+    card = json.loads((CLIP_DIR / "card.json").read_text())
+    blob = (DATA / FILES[0]).read_bytes()
+    r = requests.post(f"{base}/api/v1/jobs", files=[("image", ("f.jpg", blob, "image/jpeg"))],
+                      data={"explain": "1"}, params={"wait": 10},
+                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)
+    job = r.json()["jobs"][0]
+    while job["status"] not in ("done", "failed"):
+        job = requests.get(f"{base}/api/v1/jobs/{job['id']}", params={"wait": 5}, timeout=30).json()
+    assert job["status"] == "done", job
+    deadline = time.monotonic() + 60
+    while (got := requests.get(f"{base}/api/v1/jobs/{job['id']}/explanation",
+                               timeout=30)).status_code == 202 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert got.status_code == 200, got.text
+    grid = got.json()["method"]["grid"]
+    assert (grid * grid + 1) * card["explain"]["seconds_per_crop"] <= BUDGET_S
+    assert len(got.json()["faces"][0]["delta"]) == grid == 2
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
 def test_clip_serving_fits_min_face_and_keeps_the_margin(tmp_path):
     """`dfd-train clip-serving --only min-face` on a small calibration sample through the real
     runtime: the smallest face is one of the sides tried, with its AUC curve; the stability

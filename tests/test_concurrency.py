@@ -26,7 +26,7 @@ def _queue(store: JobStore, n: int) -> list[str]:
     return ids
 
 
-def test_a_job_in_another_workers_batch_is_not_run_again(store):
+def test_a_job_in_another_workers_batch_is_not_run_again(store, clean_redis):
     a, b, c = _queue(store, 3)
     assert store.claim_ready(a, 2, owner="task-a") == [a, b, c]
     # b's own task reaches another worker while task-a's lease is good: nothing to do.
@@ -34,9 +34,9 @@ def test_a_job_in_another_workers_batch_is_not_run_again(store):
     recs = [store.get(i) for i in (a, b, c)]
     assert [(r["status"], r["attempts"], r["owner"]) for r in recs] == [
         ("running", 1, "task-a")] * 3
-    assert store.r.zcard(READY) == 0 and store.r.zcard(LEASED) == 3
+    assert clean_redis.zcard(READY) == 0 and clean_redis.zcard(LEASED) == 3
     store.finish(b, error="x")
-    assert store.r.zscore(LEASED, b) is None
+    assert clean_redis.zscore(LEASED, b) is None
 
 
 def test_a_redelivered_task_takes_back_its_whole_batch(store):

@@ -82,13 +82,16 @@ def _deleted(path, timeout: float = 5) -> bool:
 
 
 def test_explanation_through_the_worker(live_server, reset_limits, sample_jpeg):
-    # explain=1: the worker makes the map with the verdict, while it still has the image.
+    # explain=1: the verdict is recorded first; the worker makes the map after it, from the
+    # upload it kept for that, and then deletes the upload.
     job = _submit(live_server, sample_jpeg, explain="1")
-    url = f"{live_server.url}/api/v1/jobs/{job['id']}/explanation"
-    # Cached before the job was done, and the upload is deleted all the same.
-    assert _deleted(_stored(live_server, job["id"]))
-    r = requests.get(url, params={"wait": 0}, timeout=30)
+    r = live_server.explanation(job["id"])
     assert r.status_code == 200, r.text
+    assert _deleted(_stored(live_server, job["id"]))
+    raw = redis.Redis.from_url(live_server.redis_url)
+    made, finished = (float(v) for v in raw.hmget(f"dfd:job:{job['id']}", "explained_at",
+                                                 "finished_at"))
+    assert finished <= made  # the verdict was recorded before the map was made
     got = r.json()
     faces = job["result"]["faces"]
     assert len(got["faces"]) == max(len(faces), 1)
@@ -98,14 +101,48 @@ def test_explanation_through_the_worker(live_server, reset_limits, sample_jpeg):
     png = Image.open(io.BytesIO(base64.b64decode(first["overlay_png"].split(",", 1)[1])))
     assert png.format == "PNG" and png.mode == "RGBA"
     # Cached in the job record: the second answer is the same document.
+    url = f"{live_server.url}/api/v1/jobs/{job['id']}/explanation"
     assert requests.get(url, timeout=30).json() == got
-    r = redis.Redis.from_url(live_server.redis_url)
-    assert json.loads(r.hget(f"dfd:job:{job['id']}", "explanation"))["faces"] == got["faces"]
+    assert json.loads(raw.hget(f"dfd:job:{job['id']}", "explanation"))["faces"] == got["faces"]
     # The same bytes again reuse the verdict, and the explanation of the job that made it.
     again = _submit(live_server, sample_jpeg, explain="1")
     assert again.get("reused") and again["id"] != job["id"]
     reply = requests.get(f"{live_server.url}/api/v1/jobs/{again['id']}/explanation", timeout=30)
     assert reply.status_code == 200 and reply.json()["faces"] == got["faces"]
+
+
+def test_the_map_arrives_after_the_verdict_and_a_failed_one_says_so(service_env, clean_redis):
+    """Through the web's own route, on a store of its own (no worker on it): a done job whose
+    map is still to be made answers 202 until the worker caches the map, then 200; a reused
+    result waits on its source's map the same way; a failed map is a 500, the verdict intact."""
+    from shared.jobs import JobStore, new_job_id
+    from web import create_app
+
+    db = clean_redis.connection_pool.connection_kwargs["db"]
+    url = service_env["DFD_REDIS_URL"].rsplit("/", 1)[0] + f"/{db}"
+    client = create_app({"ENV": {**service_env, "DFD_REDIS_URL": url}}).test_client()
+    store = JobStore(clean_redis, 60)
+    result = {"label": "Real", "p_fake": 0.2, "model": {"name": "m", "version": "v1"}}
+    job_id, reuser = new_job_id(), new_job_id()
+    store.create(job_id, filename="x.jpg", stored="x.jpg", sha256="s", client="c", explain=True)
+    assert store.claim_ready(job_id, 0, owner="t") == [job_id]
+    assert store.finish(job_id, result=result, sha256="s", client="c")
+    store.create_reused(reuser, filename="x.jpg", sha256="s", client="c", result=result,
+                        source=job_id)
+    assert client.get(f"/api/v1/jobs/{job_id}").get_json()["result"] == result  # the verdict
+    for one in (job_id, reuser):
+        pending = client.get(f"/api/v1/jobs/{one}/explanation")
+        assert pending.status_code == 202 and pending.headers["Retry-After"] == "1"
+        assert pending.get_json() == {"id": one, "status": "pending", "retry_after": 1}
+    store.set_explanation(job_id, {"method": {"name": "occlusion"}, "faces": []})
+    for one in (job_id, reuser):
+        made = client.get(f"/api/v1/jobs/{one}/explanation")
+        assert made.status_code == 200 and made.get_json()["method"]["name"] == "occlusion"
+    store.set_explanation(job_id, {"error": "failed"})
+    failed = client.get(f"/api/v1/jobs/{job_id}/explanation")
+    assert failed.status_code == 500
+    assert failed.get_json()["error"]["code"] == "explanation_failed"
+    assert store.get(job_id)["result"] == result
 
 
 def test_explain_asked_of_an_earlier_result_without_one_runs_again(live_server, reset_limits):
@@ -121,12 +158,13 @@ def test_explain_asked_of_an_earlier_result_without_one_runs_again(live_server, 
     # ... with it, the bytes are analysed again, so the map can be made.
     fresh = _submit(live_server, data, explain="1")
     assert "reused" not in fresh and fresh["status"] == "done", fresh
-    r = requests.get(f"{live_server.url}/api/v1/jobs/{fresh['id']}/explanation", timeout=10)
-    assert r.status_code == 200, r.text
-    # And from then on a repeat with explain=1 reuses that job and its explanation.
+    # From then on a repeat with explain=1 reuses that job and its explanation, made or on
+    # its way.
     last = _submit(live_server, data, explain="1")
     assert last.get("reused")
-    r2 = requests.get(f"{live_server.url}/api/v1/jobs/{last['id']}/explanation", timeout=10)
+    r = live_server.explanation(fresh["id"])
+    assert r.status_code == 200, r.text
+    r2 = live_server.explanation(last["id"])
     assert r2.status_code == 200 and r2.json()["faces"] == r.json()["faces"]
 
 

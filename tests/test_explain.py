@@ -79,17 +79,56 @@ def test_the_largest_change_is_named_by_size_with_the_grids_sign():
 def test_the_grid_comes_from_the_card_and_fits_the_budget():
     from detector.explain import BUDGET_S, grid_for, grid_of
 
+    assert BUDGET_S <= 1.0  # a face's map at most 1 s in one worker process (issue 25)
     assert grid_of(ShadeModel()) == GRID and grid_of(object()) == GRID
     assert grid_of(ShadeModel({"explain": {"grid": 4}})) == 4
     with pytest.raises(ValueError, match="explain.grid"):
         grid_of(ShadeModel({"explain": {"grid": "4"}}))
     assert grid_for(0.002) == 7
-    for cost in (0.07, 0.1, 0.13, 0.3):
+    for cost in (0.05, 0.07, 0.1, 0.13):
         g = grid_for(cost)
         assert (g * g + 1) * cost <= BUDGET_S < ((g + 1) ** 2 + 1) * cost
-    assert grid_for(0.1) == 4 and grid_for(0.13) == 3
+    assert grid_for(0.06) == 3 and grid_for(0.17) == 2
+    # A card written under the old 2 s budget (3x3 at 170 ms a crop) is held to this one.
+    assert grid_of(ShadeModel({"explain": {"grid": 3, "seconds_per_crop": 0.17}})) == 2
+    assert grid_of(ShadeModel({"explain": {"grid": 3, "seconds_per_crop": 0.05}})) == 3
     # A 4x4 map: 16 covered copies and the crop, in one model call, cells of 56 px.
     EyeModel.calls = 0
     _, delta = occlusion_map(EyeModel(), np.full((224, 224, 3), 255, np.uint8), 4)
     assert EyeModel.calls == 1 and delta.shape == (4, 4) and occluded(
         np.zeros((224, 224, 3), np.uint8), 4).shape[0] == 17
+
+
+def test_the_served_models_map_costs_at_most_a_second_a_face():
+    import json
+    from pathlib import Path
+
+    from detector.explain import BUDGET_S, grid_of
+
+    for card_path in sorted((Path(__file__).resolve().parents[1] / "models").glob("*/card.json")):
+        card = json.loads(card_path.read_text())
+        per_crop = (card.get("explain") or {}).get("seconds_per_crop")
+        if per_crop:  # measured on this project's 2-core machines, one thread a process
+            g = grid_of(ShadeModel(card))
+            assert (g * g + 1) * per_crop <= BUDGET_S, (card_path, g, per_crop)
+
+
+@pytest.mark.parametrize("grid", [2, 3])
+def test_a_coarse_map_still_points_at_what_changes_the_score(grid):
+    from detector.explain import largest
+
+    crop = np.full((224, 224, 3), 255, np.uint8)
+    # EyeModel's score hangs on one 32 px patch (rows 64-96, columns 160-192): the cell that
+    # holds most of it moves the score most, and no cell away from it moves it at all,
+    # whichever coarse grid the budget gives.
+    _, delta = occlusion_map(EyeModel(), crop, grid)
+    cell = 224 // grid
+    assert np.argmax(delta) == (80 // cell) * grid + 176 // cell
+    rows, cols = np.nonzero(delta)
+    assert all(r * cell < 96 and (r + 1) * cell > 64 and c * cell < 192 and (c + 1) * cell > 160
+               for r, c in zip(rows, cols, strict=True))
+    # ShadeModel: two regions pull opposite ways; the map names the stronger, with its sign.
+    _, delta = occlusion_map(ShadeModel(), crop, grid)
+    top = largest(delta)
+    assert (top["row"], top["column"]) == (grid - 1, grid - 1) and top["covering"] == "raised"
+    assert delta[0, 0] > 0 and top["moved"]

@@ -14,15 +14,23 @@ from detector.faces import FaceDetector
 from detector.model import ModelError, calibrate, check_model, load_model
 from detector.stability import CHECKED
 from shared.images import decode_image
-from shared.jobs import JobStore, new_job_id
+from shared.jobs import JobStore, explanation_state, new_job_id
+from shared.settings import load
 from shared.storage import Storage
 from tests.conftest import make_jpeg
+from worker.context import WorkerContext
+from worker.explain import explain_job
 from worker.pipeline import run_jobs
 
 
 @pytest.fixture(scope="module")
 def detector():
     return FaceDetector()
+
+
+def context(model, detector, redis_client, tmp_path) -> WorkerContext:
+    """What a worker process works with, made here: the tests call the plain functions."""
+    return WorkerContext(load({}), model, detector, JobStore(redis_client, 60), Storage(tmp_path))
 
 
 def test_tflite_and_keras_runtimes_agree(model_dir):
@@ -69,8 +77,9 @@ def test_analyze_result_names_model_and_image(model_dir, detector, sample_jpeg):
 
 
 def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, clean_redis, tmp_path):
-    jobs, storage = JobStore(clean_redis, 60), Storage(tmp_path)
     model = load_model(model_dir)
+    ctx = context(model, detector, clean_redis, tmp_path)
+    jobs, storage = ctx.jobs, ctx.storage
     calls = []
     real_predict = model.predict
     model.predict = lambda crops: calls.append(len(crops)) or real_predict(crops)
@@ -85,7 +94,7 @@ def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, clean_redis, tm
     storage.delete(jobs.get(gone)["stored"])
     jobs.create(bad, filename="b.jpg", stored=storage.save(b"not a jpeg", ".jpg"), sha256="b",
                 client="t")
-    outcomes = run_jobs([*ids, gone, bad], jobs, storage, detector, model, max_pixels=10**7)
+    outcomes = run_jobs(ctx, [*ids, gone, bad])
     assert [outcomes[i] for i in ids] == ["done"] * 3
     assert outcomes[gone] == "failed" and "no longer in storage" in jobs.get(gone)["error"]
     assert outcomes[bad] == "failed" and "unsupported_type" in jobs.get(bad)["error"]
@@ -93,7 +102,7 @@ def test_run_jobs_batches_and_fails_cleanly(model_dir, detector, clean_redis, tm
     # assessment they could change (the crop itself is not scored again).
     assert calls[0] == 3 and len(calls) <= 2 and all(n % (len(CHECKED) - 1) == 0
                                                      for n in calls[1:])
-    again = run_jobs(ids, jobs, storage, detector, model, max_pixels=10**7)
+    again = run_jobs(ctx, ids)
     assert set(again.values()) == {"skipped"}  # final jobs are never redone
 
 
@@ -118,50 +127,78 @@ def test_runtime_follows_device(monkeypatch):
     assert model_mod.choose_runtime("cpu", has_tflite=True) == "tflite"
 
 
-def test_explain_is_cached_before_the_job_is_final_then_the_upload_goes(
-        model_dir, detector, clean_redis, tmp_path, monkeypatch):
-    jobs, storage = JobStore(clean_redis, 60), Storage(tmp_path)
-    model = load_model(model_dir)
+def test_the_verdict_is_recorded_before_the_map_which_follows(model_dir, detector, clean_redis,
+                                                              tmp_path):
+    ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
+    jobs, storage = ctx.jobs, ctx.storage
     asked, plain = new_job_id(), new_job_id()
     for job_id, explain, seed in ((asked, True, 21), (plain, False, 22)):
         jobs.create(job_id, filename="x.jpg", stored=storage.save(make_jpeg(seed=seed), ".jpg"),
                     sha256=str(seed), client="t", explain=explain)
-    seen = {}
-    real_finish = jobs.finish
+    assert run_jobs(ctx, [asked, plain]) == {asked: "done", plain: "done"}
+    # Both verdicts are recorded and final; the map is not made yet, and the upload it will be
+    # made from is kept (the other one is deleted at once).
+    rec = jobs.get(asked)
+    assert rec["status"] == "done" and rec["result"]["label"] and "explanation" not in rec
+    assert explanation_state(rec) == "pending" and storage.path(rec["stored"]).is_file()
+    assert not storage.path(jobs.get(plain)["stored"]).exists()
+    # The follow-up makes the map from that upload, then deletes it.
+    assert explain_job(ctx, asked) == "done"
+    rec = jobs.get(asked)
+    assert explanation_state(rec) == "done" and rec["explained_at"] >= rec["finished_at"]
+    got = json.loads(rec["explanation"])
+    assert got["method"]["name"] == "occlusion" and got["faces"]
+    assert got["faces"][0]["p_fake"] == pytest.approx(rec["result"]["faces"][0]["p_fake"]
+                                                      if rec["result"]["faces"] else
+                                                      rec["result"]["p_fake"], abs=1e-5)
+    assert explanation_state(jobs.get(plain)) == "none"
+    assert explain_job(ctx, asked) == explain_job(ctx, plain) == "skipped"  # made once, or none
+    assert not any(tmp_path.iterdir())  # both uploads deleted
 
-    def finish(job_id, **final):
-        # What the record holds at the moment it becomes final (and the upload is still there).
-        rec = jobs.get(job_id)
-        seen[job_id] = (rec.get("explanation"), storage.path(rec["stored"]).is_file())
-        return real_finish(job_id, **final)
 
-    monkeypatch.setattr(jobs, "finish", finish)
-    assert run_jobs([asked, plain], jobs, storage, detector, model,
-                    max_pixels=10**7) == {asked: "done", plain: "done"}
-    assert list(seen) == [plain, asked]  # the one without an explanation is not held up
-    assert seen[plain] == (None, True)
-    explanation, kept = seen[asked]
-    assert kept and json.loads(explanation)["method"]["name"] == "occlusion"
-    assert json.loads(jobs.get(asked)["explanation"])["faces"]
-    assert "explanation" not in jobs.get(plain)
-    assert not any(tmp_path.iterdir())  # both uploads deleted once final
-
-
-def test_a_failed_explanation_never_fails_the_job(model_dir, detector, clean_redis, tmp_path,
-                                                  monkeypatch):
+def test_a_failed_map_loses_nothing(model_dir, detector, clean_redis, tmp_path, monkeypatch):
     import worker.explain
 
-    jobs, storage = JobStore(clean_redis, 60), Storage(tmp_path)
+    ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
+    jobs, storage = ctx.jobs, ctx.storage
     job_id = new_job_id()
     jobs.create(job_id, filename="x.jpg", stored=storage.save(make_jpeg(seed=23), ".jpg"),
                 sha256="23", client="t", explain=True)
+    assert run_jobs(ctx, [job_id]) == {job_id: "done"}
+    verdict = jobs.get(job_id)["result"]
 
     def broken(*_a, **_k):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(worker.explain, "explain_image", broken)
-    outcomes = run_jobs([job_id], jobs, storage, detector, load_model(model_dir),
-                        max_pixels=10**7)
-    assert outcomes == {job_id: "done"} and jobs.get(job_id)["result"]["label"]
-    assert json.loads(jobs.get(job_id)["explanation"]) == {"error": "failed"}
+    assert explain_job(ctx, job_id) == "failed"
+    rec = jobs.get(job_id)
+    # The verdict stands as it was recorded; the failure is said; the upload is gone all the same.
+    assert rec["status"] == "done" and rec["result"] == verdict and rec["finishes"] == 1
+    assert json.loads(rec["explanation"]) == {"error": "failed"}
+    assert explanation_state(rec) == "failed"
     assert not any(tmp_path.iterdir())
+
+
+def test_what_verdicts_call_for_and_the_sweep_are_plain_functions(model_dir, detector,
+                                                                  clean_redis, tmp_path):
+    from worker.common import follow_ups, sweep
+
+    ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
+    jobs, storage = ctx.jobs, ctx.storage
+    page, batch = new_job_id(), new_job_id()
+    jobs.create(page, filename="x.jpg", stored=storage.save(make_jpeg(seed=24), ".jpg"),
+                sha256="24", client="t", explain=True, callback="https://example.com/h",
+                priority=0)
+    jobs.create(batch, filename="y.jpg", stored=storage.save(make_jpeg(seed=25), ".jpg"),
+                sha256="25", client="t", priority=6)
+    outcomes = run_jobs(ctx, [page, batch])
+    # The page job's webhook, and its map at the step after its own priority (page 0: 3).
+    assert follow_ups(ctx, {**outcomes, "gone": "skipped"}) == ([page], [(page, 3)])
+    # A video whose task never came back (its lease lapsed) is queued again, its priority kept.
+    video = new_job_id()
+    jobs.create(video, filename="v.mp4", stored="v.mp4", sha256="v", client="t", media="video",
+                priority=6)
+    assert jobs.claim_ready(video, 0, owner="killed", lease=-1) == [video]
+    assert sweep(ctx) == [(video, 6)] and jobs.get(video)["status"] == "queued"
+    assert sweep(ctx) == []  # once a minute

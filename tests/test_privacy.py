@@ -58,19 +58,19 @@ def test_explain_keeps_the_map_not_the_upload_and_delete_removes_it(live_server)
     job = r.json()["jobs"][0]
     upload = live_server.upload_dir / store.get(job["id"])["stored"]
     assert live_server.wait_final(job["id"])["status"] == "done"
-    # The explanation was made from the image before the upload went: the upload is deleted as
-    # for any job, and what is kept is scores per grid cell (and a colour map drawn from them).
-    assert _gone(upload)
+    # The map is made from the image after the verdict, then the upload goes as for any job:
+    # what is kept is scores per grid cell (and a colour map drawn from them).
     url = f"{live_server.url}/api/v1/jobs/{job['id']}"
-    explained = requests.get(url + "/explanation", timeout=10)
+    explained = live_server.explanation(job["id"])
     assert explained.status_code == 200, explained.text
+    assert _gone(upload)
     assert set(explained.json()["faces"][0]) == {"face", "box", "crop_box", "p_fake", "delta",
                                                  "largest",
                                                  "overlay_png"}
     # DELETE removes it with the record.
     assert requests.delete(url, headers=auth, timeout=10).status_code == 200
     assert requests.get(url + "/explanation", timeout=10).status_code == 404
-    assert not store.r.exists(store.key(job["id"]))
+    assert not redis.Redis.from_url(live_server.redis_url).exists(store.key(job["id"]))
 
 
 def test_delete_job_by_its_own_client_only(live_server):
@@ -105,7 +105,7 @@ def test_delete_a_queued_job_removes_its_upload_and_it_never_runs(live_server, r
         r = requests.delete(f"{live_server.url}/api/v1/jobs/{job['id']}", timeout=10)
         assert r.status_code == 200, r.text
         assert not stored.exists()
-        assert store.r.zscore(READY, job["id"]) is None
+        assert redis.Redis.from_url(live_server.redis_url).zscore(READY, job["id"]) is None
     # Its task still reaches the worker, which finds no record and writes nothing back.
     wait_queue_drained(live_server.redis_url)
     assert store.get(job["id"]) is None

@@ -188,12 +188,12 @@ def jobs(clean_redis):
     return JobStore(clean_redis, ttl=60)
 
 
-def test_job_lifecycle_and_single_finish(jobs):
+def test_job_lifecycle_and_single_finish(jobs, clean_redis):
     job_id = new_job_id()
     assert len(job_id) == 32 and job_id != new_job_id()
     jobs.create(job_id, filename="a.jpg", stored="x.jpg", sha256="s", client="ip:1")
     assert jobs.get(job_id)["status"] == "queued"
-    assert 0 < jobs.r.ttl(jobs.key(job_id)) <= 60
+    assert 0 < clean_redis.ttl(jobs.key(job_id)) <= 60
     assert jobs.claim_ready(job_id, 0, owner="task-1") == [job_id]
     assert jobs.claim_ready(job_id, 0, owner="task-1") == [job_id]  # its redelivery runs it again
     res = result([0.5], [], [], 0.3, (1, 1))

@@ -121,7 +121,7 @@ def test_progress_is_in_the_status_until_final(clean_redis):
     store = JobStore(clean_redis)
     job_id = new_job_id()
     store.create(job_id, filename="a.mp4", stored="", sha256="0" * 64, client="ip:x")
-    clean_redis.hset(store.key(job_id), mapping={"frames_total": 12, "frames_done": 5})
+    store.set_progress(job_id, 5, 12)
     assert public_view(store.get(job_id))["progress"] == {"frames_done": 5, "frames_total": 12}
 
 
@@ -212,32 +212,73 @@ def test_videos_have_their_own_rate_limit(live_server, reset_limits, tmp_path):
 def test_decoding_is_bounded_in_time_and_memory(tmp_path):
     """The child that decodes is killed past its time, or fails past its memory, with a reason."""
     from shared import settings as settings_mod
-    from worker.video import sample_frames
+    from worker.video_decode import sample_frames
 
     path = tmp_path / "c.mp4"
     path.write_bytes(clip(seconds=3))
     s = settings_mod.load({})
-    frames, meta = sample_frames(path, s)
+    frames, meta = sample_frames(path, s, 1024)
     assert len(frames) == 3 and meta["times"][0] == pytest.approx(0.5, abs=0.25)
+    assert max(frames.shape[1:3]) <= 1024
     with pytest.raises(ImageError) as info:
-        sample_frames(path, s.replace(VIDEO_DECODE_S=0.05))
+        sample_frames(path, s.replace(VIDEO_DECODE_S=0.05), 1024)
     assert info.value.code == "video_decode_timeout"
     with pytest.raises(ImageError) as info:
-        sample_frames(path, s.replace(VIDEO_DECODE_MB=64))
+        sample_frames(path, s.replace(VIDEO_DECODE_MB=64), 1024)
     assert info.value.code == "corrupt_video" and "more than 64 MB" in str(info.value)
 
 
-def test_claimed_videos_beyond_the_first_go_back_to_the_queue(clean_redis):
-    from shared.jobs import READY
-    from worker.video import requeue
+def test_video_scoring_is_a_plain_function_that_tells_its_progress(model_dir):
+    from detector.faces import FaceDetector
+    from detector.model import load_model
+    from detector.video import analyze_video
+
+    frames = np.stack(list(videos.frames([[videos.faces("real", 1)[0]]], 4, 1, (640, 360),
+                                         150)))
+    meta = {"times": [0.5, 1.5, 2.5, 3.5], "duration_s": 4.0, "width": 640, "height": 360}
+    told = []
+    res = analyze_video(frames, meta, FaceDetector(), load_model(model_dir),
+                        progress=lambda done, total: told.append((done, total)))
+    assert told == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert res["media"] == "video" and res["video"]["frames_sampled"] == 4
+    assert [t["frames"] for t in res["video"]["tracks"]] == [4]
+
+
+def test_videos_wait_in_their_own_pool_and_are_claimed_alone(clean_redis):
+    from shared.jobs import LEASED_VIDEO, READY, READY_VIDEO
 
     store = JobStore(clean_redis)
-    ids = [new_job_id() for _ in range(3)]
-    for job_id in ids:
-        store.create(job_id, filename="a.mp4", stored="", sha256="0" * 64, client="ip:x")
-    assert sorted(store.claim_ready(ids[0], 2, owner="task-1")) == sorted(ids)
-    store.delete(ids[2])  # deleted meanwhile: stays gone
-    assert requeue(store, ids[1:]) == [ids[1]]
-    assert store.get(ids[1])["status"] == "queued" and clean_redis.zscore(READY, ids[1])
-    assert store.get(ids[2]) is None
-    assert store.claim_ready(ids[1], 0, owner="task-2") == [ids[1]]
+    stills = [new_job_id() for _ in range(3)]
+    videos_ = [new_job_id() for _ in range(3)]
+    for i, (still, video) in enumerate(zip(stills, videos_, strict=True)):
+        store.create(still, filename="a.jpg", stored="", sha256=str(i), client="ip:x")
+        store.create(video, filename="a.mp4", stored="", sha256=str(i), client="ip:x",
+                     media="video", priority=6)
+    assert clean_redis.zcard(READY) == 3 and clean_redis.zcard(READY_VIDEO) == 3
+    # A still's task fills its batch with stills only, never a video.
+    assert sorted(store.claim_ready(stills[0], 7, owner="task-1")) == sorted(stills)
+    # A video's task takes its own video, alone, whatever the batch size.
+    assert store.claim_ready(videos_[1], 7, owner="task-2") == [videos_[1]]
+    assert store.get(videos_[0])["status"] == "queued"
+    # Nor does a still's task take a video through a lapsed lease.
+    assert store.claim_ready(videos_[0], 0, owner="task-3", lease=-1) == [videos_[0]]
+    assert store.claim_ready(new_job_id(), 7, owner="task-4") == []
+    assert store.get(videos_[0])["status"] == "running"
+    # The lapsed video goes back to its pool with its priority class, to be sent again.
+    assert store.release_lapsed() == [(videos_[0], 6)]
+    assert store.get(videos_[0])["status"] == "queued" and clean_redis.zscore(READY_VIDEO,
+                                                                            videos_[0])
+    assert clean_redis.zscore(LEASED_VIDEO, videos_[0]) is None and store.release_lapsed() == []
+    assert store.claim_ready(videos_[0], 0, owner="task-5") == [videos_[0]]
+    assert store.finish(videos_[0], error="x") and clean_redis.zcard(LEASED_VIDEO) == 1
+
+
+def test_progress_goes_through_the_store_and_never_revives_a_deleted_job(clean_redis):
+    store = JobStore(clean_redis)
+    job_id = new_job_id()
+    store.create(job_id, filename="a.mp4", stored="", sha256="0" * 64, client="ip:x",
+                 media="video")
+    assert store.set_progress(job_id, 3, 12)
+    assert public_view(store.get(job_id))["progress"] == {"frames_done": 3, "frames_total": 12}
+    store.delete(job_id)
+    assert not store.set_progress(job_id, 4, 12) and not clean_redis.exists(store.key(job_id))

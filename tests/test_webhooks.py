@@ -111,8 +111,8 @@ def test_final_job_is_posted_signed_and_retried_after_a_5xx(live_server, receive
     sent = json.loads(handler.got[1][1])
     assert sent["id"] == job_id and sent["status"] == "done"
     assert sent["result"] == final["result"]
-    store = JobStore(redis.Redis.from_url(live_server.redis_url))
-    _wait_for(lambda: store.r.hget(store.key(job_id), "webhook") == b"delivered")
+    r = redis.Redis.from_url(live_server.redis_url)
+    _wait_for(lambda: r.hget(JobStore.key(job_id), "webhook") == b"delivered")
     time.sleep(0.5)
     assert len(handler.got) == 2  # delivered once: no more calls
 
@@ -122,8 +122,8 @@ def test_a_receiver_that_keeps_failing_is_given_up_on(live_server, receiver):
     handler.plan = [500] * 10
     job_id = _submit(live_server, url, seed=602)
     live_server.wait_final(job_id)
-    store = JobStore(redis.Redis.from_url(live_server.redis_url))
-    _wait_for(lambda: store.r.hget(store.key(job_id), "webhook") == b"failed", timeout=30)
+    r = redis.Redis.from_url(live_server.redis_url)
+    _wait_for(lambda: r.hget(JobStore.key(job_id), "webhook") == b"failed", timeout=30)
     assert len(handler.got) == 4  # the first try and DFD_WEBHOOK_RETRIES=3 retries
     # Exponential backoff from DFD_WEBHOOK_BACKOFF=0.2 s: 0.2, 0.4, 0.8 s between the tries.
     gaps = [b - a for a, b in zip(handler.times, handler.times[1:], strict=False)]

@@ -102,15 +102,19 @@ def register_blueprints(app: Flask) -> None:
 
 
 def _retry_after_header(response):
-    if response.status_code not in (429, 503):
-        # The limiter stamps Retry-After on every limited response; it only means "wait" here.
+    # The limiter's header hook ran just before this one and stamped Retry-After (its own,
+    # rounded-down value) on every limited response. It means "wait" only on a 429 or 503, or
+    # on a 202 whose body says when to ask again (a "Why?" map on its way): there the value
+    # the body states is put back (web.errors computes a 429's, once).
+    retry = None
+    if response.status_code in (202, 429) and response.is_json:
+        body = response.get_json(silent=True) or {}
+        retry = (body.get("error") or {}).get("retry_after") if response.status_code == 429 \
+            else body.get("retry_after")
+    if retry:
+        response.headers["Retry-After"] = str(retry)
+    elif response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)
-    elif response.status_code == 429 and response.is_json:
-        # The limiter's header hook ran just before this one and wrote its own, rounded-down
-        # value: put back the one the error body states (web.errors computes it, once).
-        retry = (response.get_json().get("error") or {}).get("retry_after")
-        if retry:
-            response.headers["Retry-After"] = str(retry)
     return response
 
 

@@ -103,6 +103,14 @@ class Explanation(BaseModel):
     faces: Maybe[list[ExplainedFace]] = None
 
 
+class ExplanationPending(BaseModel):
+    """The "Why?" map is still being made: it follows the verdict (a follow-up task)."""
+
+    id: str
+    status: Literal["pending"]
+    retry_after: int = Field(description="seconds to wait before asking again (as Retry-After)")
+
+
 class FeedbackIn(BaseModel):
     """What a client says the image really is."""
 
@@ -163,7 +171,8 @@ class OpenAPI30(GenerateJsonSchema):
 
 @cache
 def _components() -> dict:
-    models = [Error, Job, Accepted, Answered, Explanation, Feedback, Result]
+    models = [Error, Job, Accepted, Answered, Explanation, ExplanationPending, Feedback,
+              Result]
     _, doc = models_json_schema(
         [(m, "serialization") for m in models] + [(FeedbackIn, "validation")],
         ref_template="#/components/schemas/{model}", schema_generator=OpenAPI30)

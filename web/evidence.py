@@ -1,6 +1,6 @@
-"""Evidence beside a verdict: the per-face explanation (computed by the worker for uploads sent
-with explain=1, before the upload is deleted), and feedback on a verdict with its export for key
-holders."""
+"""Evidence beside a verdict: the per-face explanation (made by the worker after the verdict for
+uploads sent with explain=1, before the upload is deleted), and feedback on a verdict with its
+export for key holders."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 
 import web.common as common
 from shared.feedback import NOTE_MAX, FeedbackStore
+from shared.jobs import explanation_state
 from shared.schema import LABELS
 from web.common import job_or_404, status_limit
 from web.errors import abort_with, error_response
@@ -39,27 +40,29 @@ def _gone(job_id: str):
     return error_response(410, "upload_gone", f"job {job_id} has no explanation: its upload is "
                           "deleted as soon as the job finishes, so its faces can only be "
                           "explained when the upload asks for it: send explain=1 with the "
-                          "image (POST /api/v1/jobs)")
+                          "image (POST /api/v1/jobs; videos have none)")
 
 
 @bp.get("/jobs/<job_id>/explanation")
 @limiter.limit(status_limit, scope="status")
 def explanation(job_id: str):
-    """Occlusion map per face, cached in the job record by the worker when the upload came with
-    explain=1 (computed from the image before it is deleted); 410 without it."""
+    """Occlusion map per face, made by the worker after the verdict when the upload came with
+    explain=1 and cached in the job record; 202 while it is still being made, 410 without it."""
     rec = _done_job(job_id)
     if rec.get("reused") and rec.get("source"):
         # A reused result is the earlier job's verdict on the same bytes: its explanation, if
         # that job has one.
         rec = common.ext()["jobs"].get(rec["source"]) or rec
-    if not rec.get("explanation"):
-        # Cached before the job became done, so a done job without one never asked for it.
+    state = explanation_state(rec)
+    if state == "none":
         return _gone(job_id)
-    got = json.loads(rec["explanation"])
-    if got.get("error"):
+    if state == "pending":
+        # The verdict never waits for the map: it follows, about a second a face later.
+        return jsonify(id=job_id, status="pending", retry_after=1), 202
+    if state == "failed":
         return error_response(500, "explanation_failed", "the worker could not compute the "
                               "explanation of this job")
-    return jsonify(id=job_id, status="done", **got)
+    return jsonify(id=job_id, status="done", **json.loads(rec["explanation"]))
 
 
 def _feedback_body() -> tuple[str, str | None]:

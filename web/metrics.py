@@ -6,7 +6,6 @@ from flask import Blueprint, Response, current_app, request
 from prometheus_client.core import GaugeMetricFamily
 
 from shared import metrics
-from shared.jobs import LEASED, READY
 from shared.tasks import QUEUE, queue_lists
 from web.extensions import limiter
 
@@ -22,14 +21,11 @@ class QueueCollector:
     def collect(self):
         up = GaugeMetricFamily("dfd_redis_up", "1 when the job store answered this scrape")
         try:
-            r = self.ext["redis"]
-            pipe = r.pipeline()
-            pipe.zcard(READY)
-            pipe.zcard(LEASED)
+            waiting, running = self.ext["jobs"].counts()
+            pipe = self.ext["redis"].pipeline()  # the broker's lists, not the job store's keys
             for name in queue_lists(QUEUE):
                 pipe.llen(name)
-            waiting, running, *lengths = pipe.execute()
-            messages = sum(lengths)
+            messages = sum(pipe.execute())
             model = self.ext["jobs"].current_model()
         except Exception:  # noqa: BLE001 - a scrape reports an outage, it does not fail
             up.add_metric([], 0)

@@ -88,11 +88,11 @@ def _spec(upload_types: str, upload_words: str, schemas: dict) -> dict:
                         "priority": {"type": "string", "enum": ["page", "api", "batch"],
                                      "description": "lower your own class (never raise it)"},
                         "explain": {"type": "string", "enum": ["0", "1", "true", "false"],
-                                    "description": "1: the worker also computes the \"Why?\" "
-                                                   "map of each face while it has the image "
-                                                   "(GET .../explanation); without it the "
-                                                   "upload is deleted with nothing to explain "
-                                                   "later"},
+                                    "description": "1: the worker also makes the \"Why?\" "
+                                                   "map of each face of a still, after the "
+                                                   "verdict (GET .../explanation); without it "
+                                                   "the upload is deleted with nothing to "
+                                                   "explain later"},
                         "callback_url": {"type": "string", "format": "uri",
                                          "description": "POSTed the job when final, signed "
                                                         "(X-DFD-Signature); see docs/API.md"}}}}}},
@@ -155,16 +155,21 @@ def _spec(upload_types: str, upload_words: str, schemas: dict) -> dict:
                 "operationId": "getExplanation",
                 "summary": "Why this face: an occlusion map per face (uploads sent with "
                            "explain=1)",
-                "description": "Computed by the worker right after the verdict, while it still "
-                               "has the image, and cached in the job record; the upload itself "
-                               "is deleted when the job is final, so a job sent without "
-                               "explain=1 has none (410 upload_gone). A reused result answers "
-                               "with the explanation of the job that made it, if it has one.",
+                "description": "Made by the worker after the verdict is recorded (202 until "
+                               "then), from the upload it keeps for that, and cached in the job "
+                               "record; the upload itself is deleted when it is no longer "
+                               "needed, so a job sent without explain=1 has none (410 "
+                               "upload_gone), nor does a video. A reused result answers with the "
+                               "explanation of the job that made it, if it has one.",
                 "parameters": [
                     {"name": "job_id", "in": "path", "required": True,
                      "schema": {"type": "string"}}],
                 "responses": {
                     "200": {"description": "The explanation", **_ref("Explanation")},
+                    "202": {"description": "The map is being made (the verdict never waits "
+                                           "for it): ask again after Retry-After seconds",
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                            **_ref("ExplanationPending")},
                     "404": _error("Unknown or expired job id"),
                     "409": _error("The job is not done (code job_not_done)"),
                     "410": _error("No explanation: the upload was not sent with explain=1 "

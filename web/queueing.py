@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from shared.jobs import JobStore, iso, new_job_id
+from shared.jobs import JobStore, explanation_state, iso, new_job_id
 from shared.tasks import DETECT, QUEUE
 from shared.webhooks import WEBHOOK
 from web.uploads import suffix_of
@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 def _reusable(store: JobStore, version: str | None, client: str, sha: str,
               explain: bool) -> dict | None:
     """The client's earlier done job for these bytes and model, if its result may be reused: a
-    request for an explanation reuses only a job that has one (else the bytes are run again)."""
+    request for an explanation reuses only a job that has one, made or on its way (else the
+    bytes are run again)."""
     earlier = store.reusable_job(version, client, sha)
-    if earlier is not None and explain and not earlier.get("explanation"):
+    if earlier is not None and explain and explanation_state(earlier) not in ("done", "pending"):
         return None
     return earlier
 
@@ -33,7 +34,9 @@ def _make_job(ext: dict, version: str | None, client: str, upload: tuple[str, by
     store = ext["jobs"]
     name, data, info = upload
     job_id, sha = new_job_id(), hashlib.sha256(data).hexdigest()
-    earlier = _reusable(store, version, client, sha, options["explain"])
+    # A "Why?" map is made for stills only: a video's explain=1 asks for nothing.
+    explain = options["explain"] and info["media"] == "image"
+    earlier = _reusable(store, version, client, sha, explain)
     reused = earlier and earlier["result"]
     if reused is not None:
         made.append((job_id, ""))
@@ -46,7 +49,8 @@ def _make_job(ext: dict, version: str | None, client: str, upload: tuple[str, by
         stored = ext["storage"].save(data, suffix_of(info))
         made.append((job_id, stored))
         store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
-                     callback=options["callback"], explain=options["explain"])
+                     callback=options["callback"], explain=explain, media=info["media"],
+                     priority=options["priority"])
         to_send.append((DETECT, job_id))
     return {"id": job_id, "status": "done" if reused is not None else "queued",
             "filename": name, "created_at": iso(store.get(job_id)["created_at"]),
@@ -72,7 +76,7 @@ def queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
     nothing.
     """
     model = ext["jobs"].current_model()
-    options = {"callback": callback, "explain": explain}
+    options = {"callback": callback, "explain": explain, "priority": priority}
     jobs, made, to_send = [], [], []
     try:
         for upload in checked:

@@ -4,8 +4,6 @@ the fork and loaded once per child process."""
 from __future__ import annotations
 
 import logging
-import os
-import time
 
 from celery import Celery, shared_task, signals
 from celery import current_app as current_celery
@@ -13,14 +11,14 @@ from celery import current_app as current_celery
 from detector.model import check_model
 from shared import logs, metrics
 from shared import settings as settings_mod
-from shared.jobs import JobStore
-from shared.queue import make_celery, redis_client
-from shared.storage import Storage
-from shared.tasks import DETECT, QUEUE
+from shared.queue import make_celery
+from shared.tasks import DETECT, EXPLAIN, QUEUE
 from shared.webhooks import WEBHOOK
+from worker.common import follow_ups, sweep
+from worker.context import WorkerContext
+from worker.context import context as build_context
 
 log = logging.getLogger("worker")
-_state: dict = {}
 
 
 def create_worker(settings: settings_mod.Settings | None = None) -> Celery:
@@ -35,16 +33,6 @@ def create_worker(settings: settings_mod.Settings | None = None) -> Celery:
 def _settings() -> settings_mod.Settings:
     """The settings of the app this process runs (create_worker made it the current app)."""
     return current_celery.conf.dfd
-
-
-def _ride_out(settings: settings_mod.Settings) -> float:
-    # Seconds a job in flight keeps retrying Redis during an outage (well inside the time limit).
-    return min(30.0, settings.TASK_TIME_LIMIT / 4)
-
-
-def _lease(settings: settings_mod.Settings) -> float:
-    # A claim outlives the task's hard time limit: past it, the claiming process is surely gone.
-    return settings.TASK_TIME_LIMIT + 30
 
 
 @signals.setup_logging.connect
@@ -82,71 +70,59 @@ def apply_trust_anchors(settings: settings_mod.Settings) -> None:
     log.info("C2PA trust anchors from %s", path)
 
 
-def state() -> dict:
-    """Per-process resources, created on first use after the fork and kept for its life."""
-    if _state.get("pid") != os.getpid():
-        from detector.faces import FaceDetector
-        from detector.model import load_model
-
-        settings = _settings()
-        _state.clear()
-        model = load_model(settings.MODEL_PATH, device=settings.DEVICE)
-        if settings.THRESHOLD is not None:
-            model.threshold = settings.THRESHOLD  # the operator's override, resolved once here
-        # A Redis restart mid-job is ridden out, so the job still records its result.
-        jobs = JobStore(redis_client(settings.REDIS_URL, ride_out=_ride_out(settings)),
-                        settings.JOB_TTL)
-        jobs.set_model(model.info())  # the model this worker serves, for the web's result reuse
-        _state.update(pid=os.getpid(), settings=settings, model=model,
-                      face_finder=FaceDetector(), jobs=jobs,
-                      storage=Storage(settings.UPLOAD_DIR), swept=0.0)
-        metrics.record_runtime(model.runtime.describe())
-        log.info("process %d loaded model %s %s (%s)", os.getpid(), model.name, model.version,
-                 model.runtime.name)
-    return _state
+def context() -> WorkerContext:
+    """This process's resources, built once after the fork (worker.context)."""
+    return build_context(_settings())
 
 
 @signals.worker_process_init.connect
 def _warm(**_):
     """Load the model right after the fork so the first job does not pay for it."""
-    state()
+    context()
 
 
-def _maybe_sweep(st: dict) -> None:
-    # One sweep a minute across all workers (JobStore.sweep_turn is the cluster-wide lock).
-    now = time.time()
-    if now - st["swept"] < 60:
-        return
-    st["swept"] = now
-    if st["jobs"].sweep_turn(str(os.getpid()), 60):
-        retention = st["settings"].RETENTION
-        removed = st["storage"].sweep(retention)
-        if removed:
-            log.info("swept %d uploads older than %ss", removed, retention)
+def _send_follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> None:
+    """After the verdicts are recorded: the webhooks and "Why?" maps they call for."""
+    from worker.explain import give_up
+
+    hooks, maps = follow_ups(ctx, outcomes)
+    for job_id in hooks:
+        webhook.apply_async(args=[job_id])
+    for job_id, priority in maps:
+        try:
+            explain.apply_async(args=[job_id], queue=QUEUE, priority=priority)
+        except Exception:  # noqa: BLE001 - the verdict stands; the map is reported as failed
+            log.exception("job %s: the map could not be asked for", job_id)
+            give_up(ctx, job_id)
 
 
 @shared_task(name=DETECT, bind=True)
 def detect(self, job_id: str) -> str:
-    """Classify the upload of one job (and of others waiting) and record the results."""
+    """Classify the upload of one job (and of stills waiting) and record the results."""
     from worker.pipeline import run_jobs
 
     logs.JOB_ID.set(job_id)
-    st = state()
-    settings = st["settings"]
-    # Take what else is waiting, up to the batch size: a lone job is never held back. The task
-    # id owns the claim; a redelivery of this task (its worker died) takes the batch back.
-    claimed = st["jobs"].claim_ready(job_id, settings.BATCH_SIZE - 1, owner=self.request.id,
-                                     lease=_lease(settings))
-    outcomes = run_jobs(claimed, st["jobs"], st["storage"], st["face_finder"], st["model"],
-                        max_pixels=settings.MAX_PIXELS, settings=settings)
-    _maybe_sweep(st)
-    for again in (j for j, outcome in outcomes.items() if outcome == "requeued"):
-        detect.apply_async(args=[again], queue=QUEUE)  # its own task: one video a task
-    for done_id, outcome in outcomes.items():
-        if outcome in ("done", "failed") and st["jobs"].has_callback(done_id):
-            webhook.apply_async(args=[done_id])
+    ctx = context()
+    # A still's task takes what else is waiting, up to the batch size: a lone job is never
+    # held back; a video's takes its video alone. The task id owns the claim; a redelivery of
+    # this task (its worker died) takes the batch back.
+    claimed = ctx.jobs.claim_ready(job_id, ctx.settings.BATCH_SIZE - 1, owner=self.request.id,
+                                   lease=ctx.lease)
+    outcomes = run_jobs(ctx, claimed)
+    _send_follow_ups(ctx, outcomes)
+    for lapsed, priority in sweep(ctx):  # a video whose task never came back
+        detect.apply_async(args=[lapsed], queue=QUEUE, priority=priority)
     # Not in the batch: final already, deleted, or in another live worker's batch.
     return outcomes.get(job_id, "skipped")
+
+
+@shared_task(name=EXPLAIN)
+def explain(job_id: str) -> str:
+    """Make a done job's "Why?" map from its kept upload, then delete the upload."""
+    from worker.explain import explain_job
+
+    logs.JOB_ID.set(job_id)
+    return explain_job(context(), job_id)
 
 
 @shared_task(name=WEBHOOK, bind=True)
@@ -155,8 +131,8 @@ def webhook(self, job_id: str) -> str:
     from worker.webhooks import DeliveryError, backoff, deliver, gave_up
 
     logs.JOB_ID.set(job_id)
-    st = state()
-    settings, jobs = st["settings"], st["jobs"]
+    ctx = context()
+    settings, jobs = ctx.settings, ctx.jobs
     try:
         return deliver(settings, jobs, job_id)
     except DeliveryError as exc:

@@ -1,33 +1,47 @@
-"""The "Why?" map of a job's faces: an occlusion map per face, computed by the worker right
-after the verdict from the image it already decoded (only for uploads sent with explain=1, since
-the upload is deleted as soon as the job is final) and cached in the job record."""
+"""The "Why?" map of a done job, made after its verdict is recorded: a follow-up task reads the
+upload the verdict came from (kept for it, decoded the same way, so the faces and crops are the
+ones scored), caches an occlusion map per face in the job record, then deletes the upload.
+
+A failure is cached for the client (the web answers 500) and never touches the verdict."""
 
 from __future__ import annotations
 
 import logging
 
 from detector.explain import explain_image, grid_of, method
-from shared.jobs import JobStore
+from shared.jobs import explanation_state
+from worker.common import delete_upload, read_image
+from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 
 
-def explain_image_of(job_id: str, image, jobs: JobStore, face_finder, model) -> str:
-    """Compute and cache the explanation of one job from its decoded image; what happened.
-
-    `image` is the upload decoded exactly as for the verdict, so the faces and crops are the
-    ones it scored. A failure is cached for the client (the web answers 500) and never fails
-    the job: the verdict stands without its explanation.
-    """
+def explain_job(ctx: WorkerContext, job_id: str) -> str:
+    """Make and cache one done job's map, then delete its upload; what happened ('done',
+    'failed', or 'skipped' when the job is gone or needs none)."""
+    rec = ctx.jobs.get(job_id)
+    if rec is None or explanation_state(rec) != "pending":
+        return "skipped"  # deleted meanwhile (the web removed its upload), or made already
     try:
-        faces = explain_image(image, face_finder, model)
+        _, image = read_image(ctx, rec)
+        faces = explain_image(image, ctx.face_finder, ctx.model)
     except Exception:  # noqa: BLE001 - a failure is recorded for the client, not lost
         log.exception("job %s: explanation failed", job_id, extra={"job_id": job_id})
-        jobs.set_explanation(job_id, {"error": "failed"})
+        ctx.jobs.set_explanation(job_id, {"error": "failed"})
         return "failed"
-    # The model that made the map (the verdict's, since both come from this one pass).
-    jobs.set_explanation(job_id, {"method": method(grid_of(model)),
-                                  "model": {"name": model.name, "version": model.version},
-                                  "faces": faces})
+    finally:
+        delete_upload(ctx, job_id, rec["stored"])
+    model = ctx.model  # the verdict's model: a worker process serves one
+    ctx.jobs.set_explanation(job_id, {"method": method(grid_of(model)),
+                                      "model": {"name": model.name, "version": model.version},
+                                      "faces": faces})
     log.info("job %s explained: %d face(s)", job_id, len(faces), extra={"job_id": job_id})
     return "done"
+
+
+def give_up(ctx: WorkerContext, job_id: str) -> None:
+    """The map cannot be asked for (its task could not be sent): say so, drop the upload."""
+    rec = ctx.jobs.get(job_id)
+    if rec is not None and explanation_state(rec) == "pending":
+        ctx.jobs.set_explanation(job_id, {"error": "failed"})
+        delete_upload(ctx, job_id, rec["stored"])

@@ -1,20 +1,35 @@
-"""Sample a video's frames in a child process (python -m worker.video_decode), so that a hostile
-file can cost at most the time and memory the parent grants it (worker/video.py), never the
-worker. Writes frames.npy (N, H, W, 3 uint8; no pickle) and meta.json to the output folder.
+"""Sampling a video's frames in a bounded child process, so that a hostile file can cost at
+most the time and memory the parent grants it, never the worker.
 
-Samples: `fps` a second, at most `max_frames`, evenly spread over the declared duration (a
-video without one: the first max_frames / fps seconds). Frames are taken by timestamp, so a
-variable frame rate samples the same instants; far targets are reached by seeking.
+The parent side is `sample_frames` (the worker's video job calls it); the child is `python -m
+worker.video_decode`, which writes frames.npy (N, H, W, 3 uint8; no pickle) and meta.json to an
+output folder. Samples: `fps` a second, at most `max_frames`, evenly spread over the declared
+duration (a video without one: the first max_frames / fps seconds). Frames are taken by
+timestamp, so a variable frame rate samples the same instants; far targets are reached by
+seeking.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import resource
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from shared.images import ImageError
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+# One BLAS thread in the decoding child: it does no maths, and each thread reserves memory.
+_CHILD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 SEEK_GAP_S = 4.0  # a target further ahead than this is reached by seeking, not decoding on
 
 
@@ -61,6 +76,38 @@ def sample(path: str, fps: float, max_frames: int, max_side: int) -> tuple[list,
                 break  # the stream ended before this target
     meta = {"times": times, "duration_s": duration, "width": stream.codec_context.width,
             "height": stream.codec_context.height}
+    return frames, meta
+
+
+def sample_frames(path: Path, settings: Settings, max_side: int) -> tuple[np.ndarray, dict]:
+    """(frames, meta) from this module run as a child process held to DFD_VIDEO_DECODE_S
+    seconds and DFD_VIDEO_DECODE_MB of memory, frames at most max_side pixels on a side;
+    ImageError naming why it failed."""
+    limit_b = settings.VIDEO_DECODE_MB * 1024 * 1024
+    # Never more than half the task's own limit: the faces and the model need the rest.
+    limit_s = min(settings.VIDEO_DECODE_S, settings.TASK_TIME_LIMIT / 2)
+
+    def bound():  # runs in the child before exec: its address space is capped
+        resource.setrlimit(resource.RLIMIT_AS, (limit_b, limit_b))
+
+    with tempfile.TemporaryDirectory(prefix="dfd-video-") as tmp:
+        args = [sys.executable, "-m", "worker.video_decode", str(path), tmp,
+                str(settings.VIDEO_FPS), str(settings.VIDEO_MAX_FRAMES), str(max_side)]
+        try:
+            done = subprocess.run(args, capture_output=True, text=True, preexec_fn=bound,  # noqa: S603, PLW1509
+                                  timeout=limit_s, check=False, env=_CHILD_ENV)
+        except subprocess.TimeoutExpired:
+            raise ImageError("video_decode_timeout", "decoding the video took longer than "
+                             f"{limit_s:g} s; refused") from None
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
+            if done.returncode < 0 or re.search(r"memory|alloc", why, re.I):
+                why = f"it needs more than {settings.VIDEO_DECODE_MB} MB to decode ({why})"
+            raise ImageError("corrupt_video", f"the video cannot be decoded: {why}")
+        meta = json.loads((Path(tmp) / "meta.json").read_text())
+        if not meta["times"]:
+            raise ImageError("no_frames", "no frame of the video could be decoded")
+        frames = np.load(Path(tmp) / "frames.npy", allow_pickle=False)
     return frames, meta
 
 

@@ -19,6 +19,7 @@ export function addItem(item) {
 export function removeItem(item) {
   if (item.xhr) { item.xhr.abort(); }
   if (item.timer) { window.clearTimeout(item.timer); }
+  if (item.whyTimer) { window.clearTimeout(item.whyTimer); }
   stopCountdown(item);
   item.removed = true;
   if (item.url) { URL.revokeObjectURL(item.url); }

@@ -3,6 +3,11 @@
  * it. Styles that depend on data (overlay position) are set through the CSSOM (CSP). */
 
 import { API, errorOf, parseJson } from "./util.js";
+import { retryAfterSeconds } from "./limits.js";
+
+// The map follows the verdict (the worker makes it after recording it): ask again while it is
+// on its way (202), at most this long.
+const WHY_GIVE_UP_MS = 2 * 60 * 1000;
 
 function jsonRequest(method, url, body) {
   const init = { method: method, headers: { "Accept": "application/json" },
@@ -12,7 +17,8 @@ function jsonRequest(method, url, body) {
     init.body = JSON.stringify(body);
   }
   return fetch(url, init).then((res) => res.text().then((text) => ({
-    status: res.status, body: parseJson(text) })), () => ({ status: 0, body: null }));
+    status: res.status, body: parseJson(text), headers: res.headers })),
+  () => ({ status: 0, body: null, headers: null }));
 }
 
 function messageOf(reply) {
@@ -137,19 +143,29 @@ function drawExplanation(item, result, got) {
   item.el.setAttribute("data-why", "shown");
 }
 
-function askWhy(item) {
+function askWhy(item, since) {
   const r = item.refs;
-  // Computed by the worker with the verdict (the page uploads with explain=1): no waiting.
+  // The page uploads with explain=1: the worker makes the map right after the verdict.
   const url = API + "/jobs/" + encodeURIComponent(item.job.id) + "/explanation";
+  const job = item.job;
   jsonRequest("GET", url).then((reply) => {
-    if (item.removed) return;
+    if (item.removed || item.job !== job) return;
+    if (reply.status === 202 && Date.now() - since < WHY_GIVE_UP_MS) {
+      // Still being made: the status line said so once (a live region: no repeats per poll).
+      const wait = retryAfterSeconds(null, reply.headers && reply.headers.get("Retry-After"));
+      item.whyTimer = window.setTimeout(() => { item.whyTimer = null; askWhy(item, since); },
+        Math.min(wait, 2) * 1000);
+      return;
+    }
+    r.whyBtn.disabled = false;
+    r.whyPanel.setAttribute("aria-busy", "false");
     if (reply.status === 200 && reply.body) {
-      r.whyBtn.disabled = false;
       drawExplanation(item, item.result, reply.body);
     } else {
-      r.whyBtn.disabled = false;
-      r.whyStatus.textContent = (reply.status === 410 ? "No longer available — " : "Could not explain — ")
-        + messageOf(reply);
+      r.whyStatus.textContent = reply.status === 202
+        ? "The map is taking too long — try Why? again later."
+        : (reply.status === 410 ? "No longer available — " : "Could not explain — ") +
+          messageOf(reply);
       item.el.setAttribute("data-why", "error");
     }
   });
@@ -183,8 +199,10 @@ export function wireEvidence(item) {
   r.whyBtn.addEventListener("click", () => {
     r.whyPanel.hidden = false;
     r.whyBtn.disabled = true;
-    r.whyStatus.textContent = "Covering parts of each face and scoring again…";
-    askWhy(item);
+    r.whyPanel.setAttribute("aria-busy", "true");  // until the map, or why not, is shown
+    r.whyStatus.textContent = "Making the map: covering parts of each face and scoring " +
+      "again (the verdict above does not wait for it)…";
+    askWhy(item, Date.now());
   });
   r.wrong.addEventListener("click", (e) => {
     e.preventDefault();
@@ -199,9 +217,12 @@ export function wireEvidence(item) {
 }
 
 export function resetEvidence(item) {
+  if (item.whyTimer) { window.clearTimeout(item.whyTimer); item.whyTimer = null; }
   clearOverlays(item);
   const r = item.refs;
   r.whyPanel.hidden = true;
+  r.whyPanel.setAttribute("aria-busy", "false");
+  r.whyBtn.disabled = false;
   r.whyFaces.textContent = "";
   r.whyStatus.textContent = "";
   r.wrongForm.hidden = true;

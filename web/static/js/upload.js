@@ -124,8 +124,8 @@ function upload(item, release) {
   if (item.file.link) { form.append("url", item.file.link); } else {
     form.append("image", item.file, item.file.name);
   }
-  // The upload is deleted on the server as soon as the verdict is ready: ask for the "Why?" map
-  // now, so the worker computes it while it still has the image.
+  // The upload is deleted on the server once it is no longer needed: ask for the "Why?" map now,
+  // so the worker keeps the image for the map it makes after recording the verdict.
   form.append("explain", "1");
   item.announcedStep = 0;
   item.refs.status.textContent = "Uploading… 0%";
