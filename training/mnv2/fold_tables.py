@@ -146,12 +146,51 @@ def run_tables(run: Path, sets: dict, left_out: str, log=print) -> dict:
     return out
 
 
+def _pct(r: dict, key: str, sub: str | None = None) -> str:
+    v = r.get(key)
+    if not v:
+        return ""
+    if sub:
+        return f"{100 * v[sub]:.1f}%"
+    return f"{100 * v['rate']:.1f}% ({100 * v['ci'][0]:.1f}-{100 * v['ci'][1]:.1f})"
+
+
+def markdown(doc: dict) -> str:
+    """One table per run: what it never saw first, then the test parts of what it trained on."""
+    head = ("| set | real / fake | AUC (95% interval) | laundered AUC | reals called Fake | "
+            "fakes caught | fakes Likely real | reals Likely real | reals Likely fake |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    out = [f"Laundered: {doc['launder']}. At most {doc['per_label']} images a label of a "
+           f"left-out source, {doc['per_test']} of a test part; served threshold, prior and "
+           "bands of each run (bands without the stability check)."]
+    for name, run in doc["runs"].items():
+        t = run.get("training", {})
+        out += ["", f"**{name}** (left out: {run['left_out_source']}; version {run['version']}, "
+                f"prior {run['prior_fake']:g}; {t.get('images_seen', '?')} images seen in "
+                f"{round(t.get('seconds', 0) / 60)} min)", "", head]
+        for part, r in run.items():
+            if not isinstance(r, dict) or "served" not in r:
+                continue
+            s, w = r["served"], r["laundered"]
+            auc = f"{s['auc']:.3f} ({s['auc_ci'][0]:.3f}-{s['auc_ci'][1]:.3f})" if "auc" in s \
+                else ""
+            wash = f"{w['auc']:.3f} ({w['auc'] - s['auc']:+.3f})" if "auc" in w else ""
+            label = f"{run['left_out_source']} (left out)" if part == "left_out" else part
+            out.append(f"| {label} | {s['n_real']} / {s['n_fake']} | {auc} | {wash} | "
+                       f"{_pct(s, 'reals_called_fake')} | {_pct(s, 'fakes_caught')} | "
+                       f"{_pct(s, 'bands_fake', 'likely_real')} | "
+                       f"{_pct(s, 'bands_real', 'likely_real')} | "
+                       f"{_pct(s, 'bands_real', 'likely_fake')} |")
+    return "\n".join(out) + "\n"
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of `dfd-train study-tables`."""
     p = argparse.ArgumentParser(prog="dfd-train study-tables", description=__doc__)
     p.add_argument("runs", nargs="+", help="study run directories (names as in STUDY_RUNS)")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--json", required=True, help="write the tables here")
+    p.add_argument("--markdown", help="also write the tables as Markdown here")
     p.add_argument("--left-out", help="the source every run left out (default: by run name)")
     return p.parse_args(argv)
 
@@ -170,4 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         left_out = args.left_out or LEFT_OUT[run.name.split("-out")[0]]
         out["runs"][run.name] = run_tables(run, sets, left_out)
         Path(args.json).write_text(json.dumps(out, indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(out))
     return 0
