@@ -40,8 +40,10 @@ reliability: deps system-deps
 test-fast: deps
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
+# ruff, and mypy over web, worker, detector, shared and batch (pyproject.toml's [tool.mypy]).
 lint: deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The shipped model: a logistic head on frozen CLIP ViT-B/16 features, chosen by the
 # leave-one-source-out study (docs/MODEL.md, run 7). The tower's features are computed once per

@@ -7,7 +7,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,7 @@ class ApiClient:
         self._lock = threading.Lock()
         self._pause_until: dict[str, float] = {}
         # Told (kind, seconds) when a 429 pauses requests, so the progress line can say so.
-        self.on_wait = None
+        self.on_wait: Callable[[str, float], None] | None = None
 
     def _session(self) -> requests.Session:
         # requests.Session is not documented as thread-safe, so each worker thread gets its own.
@@ -151,6 +151,8 @@ class ApiClient:
             with self._lock:
                 pending = self._pause_until.get(kind, 0.0) - time.monotonic()
             self._sleep(pending)
+            status: int | None
+            headers: Mapping[str, str]
             try:
                 resp = self._session().request(method, self.base + path, timeout=timeout, **kwargs)
                 status, headers = resp.status_code, resp.headers

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     client = ApiClient(args.url, args.api_key)
-    rows, offset = [], 0
+    rows: list[dict] = []
+    offset = 0
     try:
         while True:
             page = client.request("GET", f"/api/v1/feedback?limit={PAGE}&offset={offset}",

@@ -51,7 +51,7 @@ def crop_resize(image: np.ndarray | Image.Image, box) -> np.ndarray:
     # PIL's bilinear filter widens with the scale factor when shrinking, so big photos are
     # area-averaged rather than aliased.
     region = as_image(image).crop((x0, y0, x1, y1))
-    return np.asarray(region.resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR))
+    return np.asarray(region.resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BILINEAR))
 
 
 def normalise_detail(crops: np.ndarray, px: int = DETAIL_PX, quality: int = DETAIL_QUALITY
@@ -60,13 +60,13 @@ def normalise_detail(crops: np.ndarray, px: int = DETAIL_PX, quality: int = DETA
     quality, decoded and enlarged back to CROP_SIZE (bilinear). Deterministic."""
     out = np.empty_like(crops)
     for i, crop in enumerate(crops):
-        small = Image.fromarray(np.ascontiguousarray(crop)).resize((px, px), Image.BOX)
+        small = Image.fromarray(np.ascontiguousarray(crop)).resize((px, px), Image.Resampling.BOX)
         buf = io.BytesIO()
         small.save(buf, "JPEG", quality=quality)
         buf.seek(0)
         with Image.open(buf) as back:
             out[i] = np.asarray(back.convert("RGB").resize((CROP_SIZE, CROP_SIZE),
-                                                           Image.BILINEAR))
+                                                           Image.Resampling.BILINEAR))
     return out
 
 

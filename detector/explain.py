@@ -87,7 +87,7 @@ def overlay_png(delta: np.ndarray, size: int = OVERLAY_PX) -> bytes:
     rgba[..., 1] = 40
     rgba[..., 2] = np.where(delta > 0, 40, 220)
     rgba[..., 3] = (strength * 170).astype(np.uint8)
-    img = Image.fromarray(rgba, "RGBA").resize((size, size), Image.BILINEAR)
+    img = Image.fromarray(rgba, "RGBA").resize((size, size), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     img.save(buf, "PNG", optimize=True)
     return buf.getvalue()

@@ -146,8 +146,8 @@ class FaceDetector:
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         ox, oy = (self.size - nw) // 2, (self.size - nh) // 2
         canvas = np.zeros((self.size, self.size, 3), np.uint8)
-        canvas[oy : oy + nh, ox : ox + nw] = img.resize((nw, nh), Image.BILINEAR,
-                                                         reducing_gap=REDUCING_GAP)
+        canvas[oy : oy + nh, ox : ox + nw] = np.asarray(
+            img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=REDUCING_GAP))
         self._interp.set_tensor(self._input, canvas[None].astype(np.float32) / 127.5 - 1.0)
         self._interp.invoke()
         raw = self._interp.get_tensor(self._reg)[0]

@@ -61,7 +61,7 @@ def trunk_file() -> Path:
     if dist.version != PACKAGE_VERSION:
         raise TrunkError(f"{PACKAGE} {dist.version} is installed, the trunk is pinned to "
                          f"{PACKAGE_VERSION}: {INSTALL_HINT}")
-    path = Path(dist.locate_file(FILE))
+    path = Path(str(dist.locate_file(FILE)))
     if not path.is_file():
         raise TrunkError(f"{PACKAGE} is installed but {FILE} is missing: reinstall, "
                          f"{INSTALL_HINT}")

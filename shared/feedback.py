@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from typing import cast
 
 import redis
 
@@ -54,7 +55,8 @@ class FeedbackStore:
     def export(self, limit: int, offset: int = 0) -> list[dict]:
         """Entries oldest first, `limit` of them after `offset`."""
         self._prune()
-        keys = self.r.zrange(PREFIX, offset, offset + limit - 1)
+        # redis-py types zrange for withscores=True too; without it, it is the members.
+        keys = cast(list[bytes], self.r.zrange(PREFIX, offset, offset + limit - 1))
         raws = self.r.mget(keys) if keys else []
         return [json.loads(raw) for raw in raws if raw]
 

@@ -71,7 +71,7 @@ def check_target(url: str, *, allow_http: bool, allow_private=False) -> Target:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise FetchError("bad_url", f"the host {parts.hostname!r} does not resolve") from None
-    addresses = [info[4][0].split("%")[0] for info in infos]
+    addresses = [str(info[4][0]).split("%")[0] for info in infos]
     allowed = allowed_networks(allow_private)
     for address in addresses:
         if not (is_public(address) or any(ipaddress.ip_address(address) in net
@@ -162,7 +162,7 @@ def fetch(url: str, *, max_bytes: int, timeout: float, allow_http: bool = False,
 
 def _tls_failed(exc: BaseException) -> bool:
     # urllib3 wraps the SSL error (MaxRetryError(reason=SSLError) with retries off).
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, urllib3.exceptions.SSLError):
             return True

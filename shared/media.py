@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared import formats
 from shared.images import DEFAULT_MAX_PIXELS, ImageError, inspect_image
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,8 @@ class VideoLimits:
     max_frame_pixels: int = 3840 * 2160
 
     @classmethod
-    def from_settings(cls, s: dict) -> VideoLimits:
-        """The limits from a loaded settings dict."""
+    def from_settings(cls, s: Settings) -> VideoLimits:
+        """The limits from the loaded settings."""
         return cls(int(s.VIDEO_MAX_MB * 1_000_000), float(s.VIDEO_MAX_S),
                    int(s.VIDEO_MAX_PIXELS))
 

@@ -8,13 +8,13 @@ may be null. Unknown fields are refused, so nothing reaches clients that is not 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 T = TypeVar("T")
-Maybe = T | SkipJsonSchema[None]  # may be left out (never null)
+Maybe: TypeAlias = T | SkipJsonSchema[None]  # may be left out (never null)
 
 Label = Literal["Real", "Fake"]
 # The assessment beside the label (detector/assess.py decides it; the web only passes it on).

@@ -49,7 +49,7 @@ def check_url(url: str, *, allow_http: bool, allow_private: bool) -> str:
     except (socket.gaierror, UnicodeError):
         raise CallbackError(f"callback_url host {parts.hostname!r} does not resolve") from None
     for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not ip.is_global or ip.is_multicast:
             raise CallbackError(f"callback_url host {parts.hostname!r} is a private, loopback "
                                 "or otherwise internal address; refused")

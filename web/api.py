@@ -71,8 +71,10 @@ def _checked_request() -> tuple:
                                    "'Authorization: Bearer <api key>'")
         return wait_arg(), checked_files(), _callback_arg(), _priority_arg(), _explain_arg()
     except (HTTPException, InputError) as exc:
-        status = exc.status if isinstance(exc, InputError) else \
-            (exc.code or getattr(exc.response, "status_code", 0))
+        if isinstance(exc, InputError):
+            status = exc.status
+        else:  # abort(response) leaves code None: the response has the status
+            status = exc.code or (exc.response.status_code if exc.response is not None else 0)
         if 400 <= status < 500 and status != 429:
             allowance.refused()
         raise

@@ -16,11 +16,11 @@ def api_key_entry() -> dict | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         abort(401, description="Authorization must be 'Bearer <api key>'")
-    token = token.strip().encode()
+    given = token.strip().encode()
     found = None
     # Compare against every key in constant time, so timing does not reveal a prefix match.
     for key, entry in current_app.config["DFD"].API_KEYS.items():
-        if hmac.compare_digest(key.encode(), token):
+        if hmac.compare_digest(key.encode(), given):
             found = entry
     if found is None:
         abort(401, description="unknown API key")

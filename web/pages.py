@@ -47,12 +47,13 @@ def healthz():
 def readyz():
     """Redis answers and at least one worker replies to a ping; else 503."""
     ext = current_app.extensions["dfd"]
-    checks = {"redis": False, "workers": 0}
+    redis_ok, workers = False, 0
+    error: dict[str, str] = {}
     try:
-        checks["redis"] = bool(ext["redis"].ping())
-        replies = ext["celery"].control.ping(timeout=1.0)
-        checks["workers"] = len(replies or [])
+        redis_ok = bool(ext["redis"].ping())
+        workers = len(ext["celery"].control.ping(timeout=1.0) or [])
     except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
-        checks["error"] = type(exc).__name__
-    ready = checks["redis"] and checks["workers"] > 0
-    return jsonify(status="ready" if ready else "not ready", **checks), 200 if ready else 503
+        error = {"error": type(exc).__name__}
+    ready = redis_ok and workers > 0
+    return (jsonify(status="ready" if ready else "not ready", redis=redis_ok, workers=workers,
+                    **error), 200 if ready else 503)

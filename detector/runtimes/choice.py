@@ -66,7 +66,7 @@ def fixed_crops() -> np.ndarray:
     out = []
     for _ in range(CHECK_CROPS):
         low = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
-        smooth = np.asarray(low.resize((224, 224), Image.BICUBIC), np.int16)
+        smooth = np.asarray(low.resize((224, 224), Image.Resampling.BICUBIC), np.int16)
         out.append(np.clip(smooth + rng.integers(-12, 13, smooth.shape), 0, 255))
     return np.stack(out).astype(np.uint8)
 
@@ -86,7 +86,7 @@ def reference(outputs: tuple[str, ...], threads: int = 1,
     feats = tower.features(fixed_crops())
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **feats)
+    np.savez(tmp, allow_pickle=False, **feats)
     tmp.replace(path)  # atomic: two worker processes may write it at once
     return feats
 
@@ -107,7 +107,7 @@ def onnx_tower(outputs: tuple[str, ...], threads: int = 1, source: Path | None =
     flags = cpu_flags() if flags is None else flags
     candidates = candidates or layout_candidates(flags)
     ref = reference(tuple(outputs), threads, source)
-    refused = []
+    refused: list[dict] = []
     for layout in candidates:
         tower = trunk.Tower(tuple(outputs), threads, source, layout=layout)
         cosine = agreement(tower, ref)
