@@ -160,7 +160,7 @@ def _numbers(top: float, below: float, bar: float) -> dict:
 
 
 def assess(p_variants: np.ndarray, sides: list[float], threshold: float, bands: Bands,
-           served: list[float] | None = None, prior_fake: float = 0.5) -> dict:
+           served: np.ndarray | None = None, prior_fake: float = 0.5) -> dict:
     """{assessment, reasons, reason_text, faces, bands} for one image.
 
     p_variants: (faces, versions) P(fake), column 0 the crop as found; no faces: (1, V) for the
