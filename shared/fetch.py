@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -24,6 +25,7 @@ from shared.errors import InputError
 MAX_REDIRECTS = 3
 MAX_URL = 2000
 CHUNK = 64 * 1024
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class FetchError(InputError):
@@ -41,7 +43,7 @@ class Target:
     path: str
 
 
-def allowed_networks(allow_private) -> tuple:
+def allowed_networks(allow_private: bool | Iterable[str]) -> tuple[IPNetwork, ...]:
     """allow_private as networks: True allows every address, False none, or a list of CIDRs
     (a closed network's own ranges)."""
     if allow_private is True:
@@ -51,7 +53,8 @@ def allowed_networks(allow_private) -> tuple:
     return tuple(ipaddress.ip_network(n, strict=False) for n in allow_private)
 
 
-def check_target(url: str, *, allow_http: bool, allow_private=False) -> Target:
+def check_target(url: str, *, allow_http: bool,
+                 allow_private: bool | Iterable[str] = False) -> Target:
     """Parse, resolve once and check a URL; FetchError naming why it is refused.
     allow_private: see allowed_networks."""
     if len(url) > MAX_URL:
@@ -130,7 +133,7 @@ class Fetched:
 
 
 def fetch(url: str, *, max_bytes: int, timeout: float, allow_http: bool = False,
-          allow_private=False, ca_file: str = "") -> Fetched:
+          allow_private: bool | Iterable[str] = False, ca_file: str = "") -> Fetched:
     """GET a link's body (at most max_bytes, within timeout seconds in all), following at most
     MAX_REDIRECTS redirects, each checked again; FetchError naming what went wrong."""
     deadline = time.monotonic() + timeout

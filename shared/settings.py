@@ -102,7 +102,7 @@ def parse_bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{PREFIX}{name}={raw!r}: expected true or false")
 
 
-def parse_networks(name: str, raw: str):
+def parse_networks(name: str, raw: str) -> bool | tuple[str, ...]:
     """true/false, or a comma list of CIDR networks (such as 10.0.0.0/8,127.0.0.2/32)."""
     import ipaddress
 
@@ -217,7 +217,7 @@ class Settings:
     # networks) say otherwise.
     FETCH_ALLOW_HTTP: bool = setting("false", parse_bool)
     # False, True, or a tuple of allowed networks (parse_networks).
-    FETCH_ALLOW_PRIVATE: object = setting("false", parse_networks)
+    FETCH_ALLOW_PRIVATE: bool | tuple[str, ...] = setting("false", parse_networks)
     FETCH_TIMEOUT: float = setting("10s", parse_duration)
     # The CAs links' certificates are checked against: certifi's public ones, or this PEM file
     # (a closed network's own CA; the tests' throwaway one).
