@@ -20,7 +20,7 @@ from detector.tracks import Track, assess_tracks, link, look
 from shared.schema import build_result
 
 PER_CALL = 32  # crops per model call: a few calls for a video, memory bounded for a large trunk
-Progress = Callable[[int, int], None]  # (frames looked at for faces so far, frames in all)
+Progress = Callable[[int, int], object]  # (frames looked at for faces so far, frames in all)
 
 
 def find_faces(frames: np.ndarray, face_finder, progress: Progress | None = None) -> list:

@@ -7,8 +7,10 @@ import json
 import secrets
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from shared import job_scripts
 from shared.formats import kind_of_stored
@@ -43,6 +45,11 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _text(value: bytes | str) -> str:
+    # redis-py types a reply as bytes or str (decode_responses); this store's client's are bytes.
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class JobStore:
     """Create, update and read job records; every record expires after ttl seconds. The one
     owner of the job keys in Redis: nothing outside shared/ uses its client."""
@@ -72,11 +79,11 @@ class JobStore:
         if media not in MEDIA:
             raise ValueError(f"media must be one of {MEDIA}, not {media!r}")
         now = time.time()
-        fields = {"id": job_id, "status": "queued", "created_at": now, "filename": filename,
-                  "stored": stored, "sha256": sha256, "client": client, "attempts": 0,
-                  "media": media, "priority": int(priority),
-                  **({"callback": callback} if callback else {}),
-                  **({"explain": 1} if explain else {})}
+        fields: dict[FieldT, EncodableT] = {
+            "id": job_id, "status": "queued", "created_at": now, "filename": filename,
+            "stored": stored, "sha256": sha256, "client": client, "attempts": 0, "media": media,
+            "priority": int(priority), **({"callback": callback} if callback else {}),
+            **({"explain": 1} if explain else {})}
         pipe = self._redis.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
@@ -97,11 +104,12 @@ class JobStore:
         """Write a job that is done at once with an earlier result for the same bytes and model
         (source: that earlier job, whose explanation this one shares)."""
         now = time.time()
-        fields = {"id": job_id, "status": "done", "created_at": now, "started_at": now,
-                  "finished_at": now, "filename": filename, "stored": "", "sha256": sha256,
-                  "client": client, "attempts": 0, "finishes": 1, "reused": 1,
-                  "result": json.dumps(result), "source": source,
-                  **({"callback": callback} if callback else {})}
+        fields: dict[FieldT, EncodableT] = {
+            "id": job_id, "status": "done", "created_at": now, "started_at": now,
+            "finished_at": now, "filename": filename, "stored": "", "sha256": sha256,
+            "client": client, "attempts": 0, "finishes": 1, "reused": 1,
+            "result": json.dumps(result), "source": source,
+            **({"callback": callback} if callback else {})}
         pipe = self._redis.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
@@ -135,7 +143,7 @@ class JobStore:
         raw = self._redis.hgetall(self.key(job_id))
         if not raw:
             return None
-        rec = {k.decode(): v.decode() for k, v in raw.items()}
+        rec: dict[str, Any] = {_text(k): _text(v) for k, v in raw.items()}
         for name in ("created_at", "started_at", "finished_at", "explained_at"):
             rec[name] = float(rec[name]) if rec.get(name) else None
         for name in ("attempts", "finishes", "reused"):
@@ -176,12 +184,14 @@ class JobStore:
         With sha256, a done result is indexed for reuse by the same client in the same atomic
         step, so a client that sees "done" and re-sends the same bytes always finds it.
         """
-        if (result is None) == (error is None):
+        if result is not None and error is None:
+            status, field, value = "done", "result", json.dumps(result)
+        elif error is not None and result is None:
+            status, field, value = "failed", "error", error
+        else:
             raise ValueError("finish takes exactly one of result or error")
-        status, field, value = (("done", "result", json.dumps(result)) if result is not None
-                                else ("failed", "error", error))
         keys = [self.key(job_id), f"{PREFIX}done:{job_id}", LEASED, LEASED_VIDEO]
-        args = [status, field, value, time.time(), job_id, self.ttl, job_id]
+        args: list[EncodableT] = [status, field, value, time.time(), job_id, self.ttl, job_id]
         if result is not None and sha256:
             keys.append(self._sha_key(result["model"]["version"], client, sha256))
         return self._finish(keys=keys, args=args) == 1
@@ -219,7 +229,7 @@ class JobStore:
         if not version:
             return None
         job_id = self._redis.get(self._sha_key(version, client, sha256))
-        rec = self.get(job_id.decode()) if job_id else None
+        rec = self.get(_text(job_id)) if job_id else None
         return rec if rec and rec["status"] == "done" else None
 
     def has_callback(self, job_id: str) -> bool:

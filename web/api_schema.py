@@ -8,11 +8,12 @@ from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from pydantic.config import JsonDict
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
 from shared.result import Label, Maybe, Result
 
-_DATE_TIME = {"format": "date-time"}
+_DATE_TIME: JsonDict = {"format": "date-time"}
 
 
 class ErrorBody(BaseModel):
@@ -171,11 +172,12 @@ class OpenAPI30(GenerateJsonSchema):
 
 @cache
 def _components() -> dict:
-    models = [Error, Job, Accepted, Answered, Explanation, ExplanationPending, Feedback,
-              Result]
-    _, doc = models_json_schema(
-        [(m, "serialization") for m in models] + [(FeedbackIn, "validation")],
-        ref_template="#/components/schemas/{model}", schema_generator=OpenAPI30)
+    answers: list[type[BaseModel]] = [Error, Job, Accepted, Answered, Explanation,
+                                      ExplanationPending, Feedback, Result]
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "serialization") for m in answers]
+    _, doc = models_json_schema([*models, (FeedbackIn, "validation")],
+                                ref_template="#/components/schemas/{model}",
+                                schema_generator=OpenAPI30)
     schemas = doc["$defs"]
     for name, schema in schemas.items():
         schema.pop("title", None)

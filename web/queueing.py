@@ -28,7 +28,8 @@ def _reusable(store: JobStore, version: str | None, client: str, sha: str,
 
 
 def _make_job(ext: dict, version: str | None, client: str, upload: tuple[str, bytes, dict],
-              options: dict, made: list, to_send: list) -> dict:
+              options: dict, made: list[tuple[str, str]],
+              to_send: list[tuple[str, str]]) -> dict:
     """One job: done at once with a reused result, or stored and queued; its stub for the
     answer. `made` and `to_send` collect what to undo and what to send."""
     store = ext["jobs"]
@@ -37,8 +38,8 @@ def _make_job(ext: dict, version: str | None, client: str, upload: tuple[str, by
     # A "Why?" map is made for stills only: a video's explain=1 asks for nothing.
     explain = options["explain"] and info["media"] == "image"
     earlier = _reusable(store, version, client, sha, explain)
-    reused = earlier and earlier["result"]
-    if reused is not None:
+    reused = earlier["result"] if earlier is not None else None
+    if earlier is not None and reused is not None:
         made.append((job_id, ""))
         # source: the job that made the result, whose explanation this one shares.
         store.create_reused(job_id, filename=name, sha256=sha, client=client, result=reused,
@@ -77,7 +78,9 @@ def queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
     """
     model = ext["jobs"].current_model()
     options = {"callback": callback, "explain": explain, "priority": priority}
-    jobs, made, to_send = [], [], []
+    jobs: list[dict] = []
+    made: list[tuple[str, str]] = []  # (job id, stored file or "")
+    to_send: list[tuple[str, str]] = []  # (task name, job id)
     try:
         for upload in checked:
             jobs.append(_make_job(ext, model and model["version"], client, upload, options,

@@ -54,7 +54,9 @@ def main(argv: list[str]) -> int:
     from worker.app import create_worker
 
     create_worker(settings).worker_main(["worker", "--loglevel=INFO", "-Q", "dfd", *argv])
-    return 0
+    # celery-types declares worker_main NoReturn, but it returns when the worker stops
+    # (Celery.start catches click's Exit).
+    return 0  # type: ignore[unreachable]
 
 
 if __name__ == "__main__":

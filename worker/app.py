@@ -87,10 +87,10 @@ def _send_follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> None:
 
     hooks, maps = follow_ups(ctx, outcomes)
     for job_id in hooks:
-        webhook.apply_async(args=[job_id])
+        webhook.apply_async(args=(job_id,))
     for job_id, priority in maps:
         try:
-            explain.apply_async(args=[job_id], queue=QUEUE, priority=priority)
+            explain.apply_async(args=(job_id,), queue=QUEUE, priority=priority)
         except Exception:  # noqa: BLE001 - the verdict stands; the map is reported as failed
             log.exception("job %s: the map could not be asked for", job_id)
             give_up(ctx, job_id)
@@ -111,7 +111,7 @@ def detect(self, job_id: str) -> str:
     outcomes = run_jobs(ctx, claimed)
     _send_follow_ups(ctx, outcomes)
     for lapsed, priority in sweep(ctx):  # a video whose task never came back
-        detect.apply_async(args=[lapsed], queue=QUEUE, priority=priority)
+        detect.apply_async(args=(lapsed,), queue=QUEUE, priority=priority)
     # Not in the batch: final already, deleted, or in another live worker's batch.
     return outcomes.get(job_id, "skipped")
 

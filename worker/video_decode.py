@@ -59,11 +59,12 @@ def sample(path: str, fps: float, max_frames: int, max_side: int) -> tuple[list,
         size = None
         frames, times = [], []
         position = None  # the time of the last decoded frame
+        time_base = stream.time_base  # None: no seeking, decoded on from the start
         for target in targets(duration, fps, max_frames):
-            if position is None or target - position > SEEK_GAP_S:
-                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            if time_base and (position is None or target - position > SEEK_GAP_S):
+                container.seek(int(target / time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
-                if frame.time is None:
+                if frame.pts is None:  # no timestamp: its time is None (PyAV's stub says float)
                     continue
                 position = frame.time
                 if frame.time + 1e-3 >= target:
