@@ -69,8 +69,9 @@ class JobStore:
 
     def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str,
                callback: str = "", explain: bool = False, media: str = "image",
-               priority: int = DEFAULT_PRIORITY) -> dict:
-        """Write a new queued job record and put it in its kind's ready pool, by age.
+               priority: int = DEFAULT_PRIORITY) -> float:
+        """Write a new queued job record and put it in its kind's ready pool, by age; its
+        created_at.
 
         callback: a checked webhook URL, or none; explain: the worker makes the job's "Why?" map
         after the verdict, from the upload it keeps until then; media: "image" or "video";
@@ -89,7 +90,7 @@ class JobStore:
         pipe.expire(self.key(job_id), self.ttl)
         pipe.zadd(READY_VIDEO if media == "video" else READY, {job_id: now})
         pipe.execute()
-        return fields
+        return now
 
     def discard(self, job_id: str) -> None:
         """Remove a job that never got its task (the send failed): record and ready entry."""
@@ -100,9 +101,9 @@ class JobStore:
         pipe.execute()
 
     def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
-                      result: dict, callback: str = "", source: str = "") -> None:
+                      result: dict, callback: str = "", source: str = "") -> float:
         """Write a job that is done at once with an earlier result for the same bytes and model
-        (source: that earlier job, whose explanation this one shares)."""
+        (source: that earlier job, whose explanation this one shares); its created_at."""
         now = time.time()
         fields: dict[FieldT, EncodableT] = {
             "id": job_id, "status": "done", "created_at": now, "started_at": now,
@@ -114,6 +115,7 @@ class JobStore:
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
         pipe.execute()
+        return now
 
     def delete(self, job_id: str) -> dict | None:
         """Remove a job's record, result, ready entry and reuse index; the record it had, or None.

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 
-from flask import abort, after_this_request, current_app
+from flask import abort, after_this_request
 from limits import parse
 
+from web.common import settings
 from web.errors import error_response, retry_seconds
 from web.extensions import api_key_entry, client_id, limiter
 
@@ -24,7 +25,7 @@ SCOPES = {"upload": "upload limit", "refused": "limit on refused uploads",
 
 
 def _rate(scope: str):
-    dfd, entry = current_app.config["DFD"], api_key_entry()
+    dfd, entry = settings(), api_key_entry()
     if scope == "video":
         return parse(dfd.VIDEO_LIMIT)
     if entry is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, abort, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 import web.allowance as allowance
@@ -38,7 +38,7 @@ def submit():
     idem, replayed = None, None
     if request.headers.get(HEADER) is not None:
         idem = Idempotency(ext["redis"], client, request.headers[HEADER],
-                           fingerprint(checked, callback), current_app.config["DFD"].JOB_TTL)
+                           fingerprint(checked, callback), common.settings().JOB_TTL)
         replayed = idem.begin()
     if replayed is not None:
         jobs = _current(replayed)
@@ -66,7 +66,7 @@ def _checked_request() -> tuple:
     """(wait, files, callback, priority, explain) of a request that passes every check; a refused
     one counts against the refusal allowance (web.allowance), not the upload one."""
     try:
-        if current_app.config["DFD"].REQUIRE_API_KEY and api_key_entry() is None:
+        if common.settings().REQUIRE_API_KEY and api_key_entry() is None:
             abort(401, description="this service requires an API key: send "
                                    "'Authorization: Bearer <api key>'")
         return wait_arg(), checked_files(), _callback_arg(), _priority_arg(), _explain_arg()
@@ -102,7 +102,7 @@ def _callback_arg() -> str:
     url = request.form["callback_url"].strip()
     if not url:
         abort(400, description="callback_url is empty: leave the field out for no webhook")
-    dfd = current_app.config["DFD"]
+    dfd = common.settings()
     if not dfd.WEBHOOK_SECRET:
         abort(400, description="callback_url is not available here: the operator has not "
                                "set DFD_WEBHOOK_SECRET")
@@ -136,7 +136,7 @@ def _wait_all(jobs: list[dict], wait: float) -> bool:
     # One round trip instead of two for a script that wants the verdict: the upload's own
     # response carries the result (measured in docs/PERFORMANCE.md).
     store, deadline = common.ext()["jobs"], time.monotonic() + wait
-    limit = current_app.config["DFD"].QUEUE_DEADLINE
+    limit = common.settings().QUEUE_DEADLINE
     for item in jobs:
         left = deadline - time.monotonic()
         if item["status"] not in (*FINAL, "deleted") and left >= 0.01:  # BLPOP's shortest timeout
@@ -157,7 +157,7 @@ def job(job_id: str):
     if wait and rec["status"] not in FINAL:
         jobs.wait(job_id, wait)
         rec = jobs.get(job_id) or rec
-    return jsonify(public_view(rec, deadline=current_app.config["DFD"].QUEUE_DEADLINE))
+    return jsonify(public_view(rec, deadline=common.settings().QUEUE_DEADLINE))
 
 
 @bp.delete("/jobs/<job_id>")
@@ -180,4 +180,4 @@ def delete_job(job_id: str):
 @limiter.exempt
 def openapi():
     """The OpenAPI 3 document of this API."""
-    return jsonify(spec(webhooks=bool(current_app.config["DFD"].WEBHOOK_SECRET)))
+    return jsonify(spec(webhooks=bool(common.settings().WEBHOOK_SECRET)))

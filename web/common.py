@@ -1,21 +1,45 @@
-"""What the API's views share: the app's parts, the status limit, a job looked up (or 404) and
-the ?wait= argument with its cap (also the OpenAPI document's maximum)."""
+"""What the API's views share: the app's parts and settings, the status limit, a job looked up
+(or 404) and the ?wait= argument with its cap (also the OpenAPI document's maximum)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from flask import abort, current_app, request
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+
+    from shared.jobs import JobStore
+    from shared.settings import Settings
+    from shared.storage import Storage
 
 MAX_WAIT = 10.0  # seconds a request may hold for a job to be final
 
 
-def ext() -> dict:
-    """The app's parts: redis, jobs (the store), storage, celery (web/__init__.py)."""
+class Parts(TypedDict):
+    """The app's parts (web/__init__.py's register_extensions)."""
+
+    redis: redis.Redis
+    jobs: JobStore
+    storage: Storage
+    celery: Celery
+
+
+def ext() -> Parts:
+    """The app's parts: redis, jobs (the store), storage, celery."""
     return current_app.extensions["dfd"]
+
+
+def settings() -> Settings:
+    """The app's settings (DFD_*, parsed once by web/__init__.py)."""
+    return current_app.config["DFD"]
 
 
 def status_limit() -> str:
     """The rate limit of the status routes (DFD_STATUS_LIMIT)."""
-    return current_app.config["DFD"].STATUS_LIMIT
+    return settings().STATUS_LIMIT
 
 
 def wait_arg() -> float:

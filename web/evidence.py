@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 
 import web.common as common
 from shared.feedback import NOTE_MAX, FeedbackStore
@@ -24,7 +24,7 @@ OFFSET_MAX = 10**12  # far past any store; beyond it Redis refuses the range (a 
 
 
 def _store() -> FeedbackStore:
-    return FeedbackStore(common.ext()["redis"], current_app.config["DFD"].FEEDBACK_TTL)
+    return FeedbackStore(common.ext()["redis"], common.settings().FEEDBACK_TTL)
 
 
 def _done_job(job_id: str) -> dict:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hmac
 
-from flask import abort, current_app, request
+from flask import abort, request
 from flask_limiter import Limiter
+
+from web.common import settings
 
 
 def api_key_entry() -> dict | None:
@@ -19,7 +21,7 @@ def api_key_entry() -> dict | None:
     given = token.strip().encode()
     found = None
     # Compare against every key in constant time, so timing does not reveal a prefix match.
-    for key, entry in current_app.config["DFD"].API_KEYS.items():
+    for key, entry in settings().API_KEYS.items():
         if hmac.compare_digest(key.encode(), given):
             found = entry
     if found is None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from prometheus_client.core import GaugeMetricFamily
 
 from shared import metrics
 from shared.tasks import QUEUE, queue_lists
+from web.common import Parts, ext
 from web.extensions import limiter
 
 bp = Blueprint("metrics", __name__)
@@ -15,18 +16,18 @@ bp = Blueprint("metrics", __name__)
 class QueueCollector:
     """Read at scrape time from Redis: queue depth, jobs running, the model the workers serve."""
 
-    def __init__(self, ext: dict):
-        self.ext = ext
+    def __init__(self, parts: Parts):
+        self.parts = parts
 
     def collect(self):
         up = GaugeMetricFamily("dfd_redis_up", "1 when the job store answered this scrape")
         try:
-            waiting, running = self.ext["jobs"].counts()
-            pipe = self.ext["redis"].pipeline()  # the broker's lists, not the job store's keys
+            waiting, running = self.parts["jobs"].counts()
+            pipe = self.parts["redis"].pipeline()  # the broker's lists, not the job store's keys
             for name in queue_lists(QUEUE):
                 pipe.llen(name)
             messages = sum(pipe.execute())
-            model = self.ext["jobs"].current_model()
+            model = self.parts["jobs"].current_model()
         except Exception:  # noqa: BLE001 - a scrape reports an outage, it does not fail
             up.add_metric([], 0)
             yield up
@@ -50,7 +51,7 @@ class QueueCollector:
 @limiter.exempt
 def scrape():
     """Every process's counters and histograms on this host, plus the queue read from Redis."""
-    body, content_type = metrics.exposition(QueueCollector(current_app.extensions["dfd"]))
+    body, content_type = metrics.exposition(QueueCollector(ext()))
     return Response(body, content_type=content_type)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, jsonify, render_template
 
 from shared import formats
+from web.common import ext, settings
 from web.extensions import limiter
 
 bp = Blueprint("pages", __name__)
@@ -15,7 +16,7 @@ bp = Blueprint("pages", __name__)
 def index():
     """The upload page (its accept list, words and the script's list of formats come from
     shared/formats)."""
-    dfd = current_app.config["DFD"]
+    dfd = settings()
     return render_template("index.html", accept=formats.page_accept(),
                            page_formats=formats.for_page(), still_words=formats.listed("still"),
                            video_words=formats.listed("video"), upload_limit=dfd.UPLOAD_LIMIT,
@@ -46,12 +47,12 @@ def healthz():
 @limiter.exempt
 def readyz():
     """Redis answers and at least one worker replies to a ping; else 503."""
-    ext = current_app.extensions["dfd"]
+    parts = ext()
     redis_ok, workers = False, 0
     error: dict[str, str] = {}
     try:
-        redis_ok = bool(ext["redis"].ping())
-        workers = len(ext["celery"].control.ping(timeout=1.0) or [])
+        redis_ok = bool(parts["redis"].ping())
+        workers = len(parts["celery"].control.ping(timeout=1.0) or [])
     except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
         error = {"error": type(exc).__name__}
     ready = redis_ok and workers > 0

@@ -11,6 +11,7 @@ import logging
 from shared.jobs import JobStore, explanation_state, iso, new_job_id
 from shared.tasks import DETECT, QUEUE
 from shared.webhooks import WEBHOOK
+from web.common import Parts
 from web.uploads import suffix_of
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def _reusable(store: JobStore, version: str | None, client: str, sha: str,
     return earlier
 
 
-def _make_job(ext: dict, version: str | None, client: str, upload: tuple[str, bytes, dict],
+def _make_job(ext: Parts, version: str | None, client: str, upload: tuple[str, bytes, dict],
               options: dict, made: list[tuple[str, str]],
               to_send: list[tuple[str, str]]) -> dict:
     """One job: done at once with a reused result, or stored and queued; its stub for the
@@ -42,23 +43,24 @@ def _make_job(ext: dict, version: str | None, client: str, upload: tuple[str, by
     if earlier is not None and reused is not None:
         made.append((job_id, ""))
         # source: the job that made the result, whose explanation this one shares.
-        store.create_reused(job_id, filename=name, sha256=sha, client=client, result=reused,
-                            callback=options["callback"], source=earlier["id"])
+        created = store.create_reused(job_id, filename=name, sha256=sha, client=client,
+                                      result=reused, callback=options["callback"],
+                                      source=earlier["id"])
         if options["callback"]:
             to_send.append((WEBHOOK, job_id))
     else:
         stored = ext["storage"].save(data, suffix_of(info))
         made.append((job_id, stored))
-        store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
-                     callback=options["callback"], explain=explain, media=info["media"],
-                     priority=options["priority"])
+        created = store.create(job_id, filename=name, stored=stored, sha256=sha, client=client,
+                               callback=options["callback"], explain=explain,
+                               media=info["media"], priority=options["priority"])
         to_send.append((DETECT, job_id))
     return {"id": job_id, "status": "done" if reused is not None else "queued",
-            "filename": name, "created_at": iso(store.get(job_id)["created_at"]),
+            "filename": name, "created_at": iso(created),
             **({"reused": True} if reused is not None else {})}
 
 
-def _undo(ext: dict, made: list[tuple[str, str]]) -> None:
+def _undo(ext: Parts, made: list[tuple[str, str]]) -> None:
     # Nothing half-made survives: no record without a task, no file without a record.
     for _, stored in made:
         if stored:
@@ -67,7 +69,7 @@ def _undo(ext: dict, made: list[tuple[str, str]]) -> None:
         ext["jobs"].discard(job_id)
 
 
-def queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
+def queue_all(ext: Parts, client: str, checked: list[tuple[str, bytes, dict]],
               callback: str = "", priority: int = 0, explain: bool = False) -> list[dict]:
     """Create every job, then send their tasks at `priority` (shared.tasks.PRIORITIES); all or
     nothing. The stubs of the jobs.
@@ -83,8 +85,8 @@ def queue_all(ext: dict, client: str, checked: list[tuple[str, bytes, dict]],
     to_send: list[tuple[str, str]] = []  # (task name, job id)
     try:
         for upload in checked:
-            jobs.append(_make_job(ext, model and model["version"], client, upload, options,
-                                  made, to_send))
+            jobs.append(_make_job(ext, model["version"] if model else None, client, upload,
+                                  options, made, to_send))
         for task, job_id in to_send:
             ext["celery"].send_task(task, args=[job_id], queue=QUEUE, priority=priority)
     except Exception:

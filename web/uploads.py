@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, request
+from flask import abort, request
 
 from shared import formats
 from shared.errors import InputError
 from shared.fetch import fetch
 from shared.images import ImageError
 from shared.media import VideoLimits, inspect_upload, looks_like_video
+from web.common import settings
 
 
 def suffix_of(info: dict) -> str:
@@ -20,7 +21,7 @@ def suffix_of(info: dict) -> str:
 
 
 def _check(name: str, data: bytes) -> dict:
-    dfd = current_app.config["DFD"]
+    dfd = settings()
     # Anything but a video is held to the photo limit before its content is even looked at.
     if len(data) > dfd.MAX_UPLOAD_MB * 1_000_000 and not looks_like_video(data):
         raise ImageError("too_large", f"{name}: the file is {len(data) / 1e6:.1f} MB; photos "
@@ -44,7 +45,7 @@ def checked_files() -> list[tuple[str, bytes, dict]]:
         hint = f" (got a file under {others[0]!r})" if others else ""
         abort(400, description="no image: send files in the multipart field 'image' (or a "
                                f"link in 'url'){hint}")
-    limit = current_app.config["DFD"].MAX_FILES
+    limit = settings().MAX_FILES
     if len(files) > limit:
         abort(400, description=f"{len(files)} files in one request; the limit is {limit}")
     checked = []
@@ -62,7 +63,7 @@ def _linked(url: str) -> tuple[str, bytes, dict]:
     """The file a link points to, fetched by the server (shared/fetch) and checked as an upload."""
     if not url:
         abort(400, description="url is empty")
-    dfd = current_app.config["DFD"]
+    dfd = settings()
     cap = int(max(dfd.MAX_UPLOAD_MB, dfd.VIDEO_MAX_MB) * 1_000_000)
     try:
         got = fetch(url, max_bytes=cap, timeout=dfd.FETCH_TIMEOUT,
