@@ -70,8 +70,7 @@ class JobStore:
     def create(self, job_id: str, *, filename: str, stored: str, sha256: str, client: str,
                callback: str = "", explain: bool = False, media: str = "image",
                priority: int = DEFAULT_PRIORITY) -> float:
-        """Write a new queued job record and put it in its kind's ready pool, by age; its
-        created_at.
+        """Write a queued job record, in its kind's ready pool by age; its created_at.
 
         callback: a checked webhook URL, or none; explain: the worker makes the job's "Why?" map
         after the verdict, from the upload it keeps until then; media: "image" or "video";
