@@ -1,11 +1,17 @@
 """`python -m worker [celery worker options]`: check the model, then run the Celery worker."""
 
+from __future__ import annotations
+
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detector.model import ModelError, check_model
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 _TRIAL = """
 import json, sys
@@ -18,7 +24,7 @@ except ModelError as exc:
 """
 
 
-def trial_load(settings) -> None:
+def trial_load(settings: Settings) -> None:
     """Load the model once in a throwaway process, so a file that looks right but does not load
     (corrupt inside, wrong schema) stops the worker here rather than failing every job later.
     A separate process, because the worker forks its pool and TensorFlow must not be loaded
