@@ -114,6 +114,16 @@ def row(y: np.ndarray, p: np.ndarray, threshold: float, bands: dict) -> dict:
     return out
 
 
+def aligned_test(sets: dict, trained: set[str], per_source: int = 100) -> list[Item]:
+    """Test reals of the trained sources beside their own TAEF2 reconstructions: whether the run
+    learned the decoder's fingerprint at all (no test real is ever reconstructed for training)."""
+    from training.common import aligned
+
+    reals = [i for s in sorted(trained) for i in
+             [j for j in sets[s]["test"] if j.label == 0][:per_source]]
+    return reals + aligned.reconstruct(reals, log=lambda m: None)
+
+
 def run_tables(run: Path, sets: dict, left_out: str, log=print) -> dict:
     """Left-out and in-distribution tables of one run, as served and laundered."""
     card = json.loads((run / "card.json").read_text())
@@ -126,6 +136,7 @@ def run_tables(run: Path, sets: dict, left_out: str, log=print) -> dict:
                                                  sets[s]["test"] if i.label == 0]
     for src in sorted(trained):
         parts[src] = sets[src]["test"]
+    parts["aligned"] = aligned_test(sets, trained)
     paths = sorted({i.path for its in parts.values() for i in its})
     washed = laundered_paths(paths)
     t0 = time.time()
