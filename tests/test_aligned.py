@@ -102,3 +102,28 @@ def test_shortcut_table_names_every_kind_and_its_cues():
         assert set(res[kind]["before"]) == set(CUES_BEFORE)
         assert set(res[kind]["after"]) == set(CUES_AFTER)
         assert 0.0 <= res[kind]["before"]["sharpness"] <= 1.0
+
+
+def test_study_rows_count_reals_called_fake_and_bands_at_the_served_numbers():
+    from training.mnv2.fold_tables import markdown, row
+
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.01, 0.02, 0.5, 0.1, 0.9, 0.2, 0.7, 0.001])
+    r = row(y, p, 0.3, {"likely_real_below": 0.05, "likely_fake_from": 0.6})
+    assert r["reals_called_fake"]["rate"] == 0.25 and r["fakes_caught"]["rate"] == 0.5
+    assert r["bands_real"] == {"likely_real": 0.5, "likely_fake": 0.0, "cant_tell": 0.5}
+    assert r["bands_fake"]["likely_real"] == 0.25 and r["bands_fake"]["likely_fake"] == 0.5
+    assert r["auc"] == pytest.approx(11 / 16)  # fake above real in 11 of the 16 pairs
+    doc = {"launder": "x", "per_label": 1, "per_test": 1, "runs": {"r": {
+        "left_out_source": "s", "version": "v", "prior_fake": 0.5, "training": {},
+        "left_out": {"served": r, "laundered": r}}}}
+    assert "| s (left out) | 4 / 4 | 0.688" in markdown(doc)
+
+
+def test_laundering_shrinks_and_recompresses_without_metadata(tmp_path):
+    from training.mnv2.fold_tables import launder
+
+    src = tmp_path / "a.png"
+    Image.open(GOLDEN / "taef2-input.png").save(src, pnginfo=None)
+    out = Image.open(__import__("io").BytesIO(launder(str(src))))
+    assert out.format == "JPEG" and out.size == (77, 77) and not out.info.get("exif")
