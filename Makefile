@@ -111,6 +111,7 @@ WARM := --init-model=$(PREVIOUS)/model.keras,--warmup-epochs=0,--lr=2e-4
 STUDY_RUNS := \
 	sdfd-out-warm:--leave-out=sdfd-faces,$(WARM) \
 	sdfd-out-warm-noaligned:--leave-out=sdfd-faces,--no-aligned-training,$(WARM) \
+	sdfd-out-warm-224:--leave-out=sdfd-faces,$(WARM),--internal-size=224,--aug-strength=0.5 \
 	ff-out:--leave-out=ff-crops \
 	dfdc-out:--leave-out=dfdc-faces \
 	stylegan-out:--leave-out=stylegan-faces \
