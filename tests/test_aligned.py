@@ -127,3 +127,21 @@ def test_laundering_shrinks_and_recompresses_without_metadata(tmp_path):
     Image.open(GOLDEN / "taef2-input.png").save(src, pnginfo=None)
     out = Image.open(__import__("io").BytesIO(launder(str(src))))
     assert out.format == "JPEG" and out.size == (77, 77) and not out.info.get("exif")
+
+
+def test_laundered_table_goes_into_the_card_and_its_markdown(tmp_path):
+    import json
+    import shutil
+
+    from training.mnv2.fold_tables import into_card, row
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "dfd-clip" / "card.json"
+    shutil.copy(shipped, tmp_path / "card.json")
+    r = row(np.array([0, 1]), np.array([0.1, 0.9]), 0.3,
+            {"likely_real_below": 0.01, "likely_fake_from": 0.5})
+    into_card(tmp_path, {"left_out_source": "none", "ff-crops": {"served": r, "laundered": r}},
+              "re-saved")
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["tables"]["laundered"]["parts"]["ff-crops"]["served"]["auc"] == 1.0
+    text = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "## Laundered" in text and "| ff-crops | 1 / 1 | 1.000 | 1.000 |" in text

@@ -130,8 +130,10 @@ def run_tables(run: Path, sets: dict, left_out: str, log=print) -> dict:
     trained = set(json.loads((run / "split.json").read_text())["sources"])
     if left_out in trained:
         raise SystemExit(f"{run}: trained on {left_out}, so it cannot be scored as left out")
-    parts = {"left_out": sets[left_out]["whole"]}
-    if {i.label for i in parts["left_out"]} == {1}:  # fake-only: the trained sources' test reals
+    parts = {}
+    if left_out != "none":  # a model trained on every source has only its test parts
+        parts["left_out"] = sets[left_out]["whole"]
+    if {i.label for i in parts.get("left_out", [])} == {1}:  # fake-only: the trained test reals
         parts["left_out"] = parts["left_out"] + [i for s in sorted(trained) for i in
                                                  sets[s]["test"] if i.label == 0]
     for src in sorted(trained):
@@ -195,6 +197,22 @@ def markdown(doc: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def into_card(run: Path, tables: dict, launder: str) -> None:
+    """Each part's served and laundered rows into the card (tables.laundered); a CLIP card's
+    MODEL_CARD.md is rendered anew from it (standing rule 7: every test part re-saved)."""
+    path = run / "card.json"
+    raw = path.read_text()
+    card = json.loads(raw)
+    card.setdefault("tables", {})["laundered"] = {
+        "how": launder, "parts": {k: v for k, v in tables.items()
+                                  if isinstance(v, dict) and "served" in v}}
+    path.write_text(json.dumps(card, indent=1 if raw.startswith('{\n "') else 2) + "\n")
+    if "trunk" in card:
+        from training.clip.export import clip_card_markdown
+
+        (run / "MODEL_CARD.md").write_text(clip_card_markdown(card))
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of `dfd-train study-tables`."""
     p = argparse.ArgumentParser(prog="dfd-train study-tables", description=__doc__)
@@ -202,7 +220,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--json", required=True, help="write the tables here")
     p.add_argument("--markdown", help="also write the tables as Markdown here")
-    p.add_argument("--left-out", help="the source every run left out (default: by run name)")
+    p.add_argument("--left-out", help="the source every run left out (default: by run name; "
+                   "'none' for a model trained on every source: its test parts only)")
+    p.add_argument("--card", action="store_true", help="also put each run's laundered table in "
+                   "its card.json (tables.laundered) and re-render a CLIP card's MODEL_CARD.md")
     return p.parse_args(argv)
 
 
@@ -219,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             sets = eval_sets(Path(args.data), json.loads((run / "split.json").read_text())["seed"])
         left_out = args.left_out or LEFT_OUT[run.name.split("-out")[0]]
         out["runs"][run.name] = run_tables(run, sets, left_out)
+        if args.card:
+            into_card(run, out["runs"][run.name], out["launder"])
         Path(args.json).write_text(json.dumps(out, indent=1))
     if args.markdown:
         Path(args.markdown).write_text(markdown(out))
