@@ -105,7 +105,7 @@ def test_shortcut_table_names_every_kind_and_its_cues():
 
 
 def test_study_rows_count_reals_called_fake_and_bands_at_the_served_numbers():
-    from training.mnv2.fold_tables import markdown, row
+    from training.common.fold_tables import markdown, row
 
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     p = np.array([0.01, 0.02, 0.5, 0.1, 0.9, 0.2, 0.7, 0.001])
@@ -121,7 +121,7 @@ def test_study_rows_count_reals_called_fake_and_bands_at_the_served_numbers():
 
 
 def test_laundering_shrinks_and_recompresses_without_metadata(tmp_path):
-    from training.mnv2.fold_tables import launder
+    from training.common.fold_tables import launder
 
     src = tmp_path / "a.png"
     Image.open(GOLDEN / "taef2-input.png").save(src, pnginfo=None)
@@ -133,7 +133,7 @@ def test_laundered_table_goes_into_the_card_and_its_markdown(tmp_path):
     import json
     import shutil
 
-    from training.mnv2.fold_tables import into_card, row
+    from training.common.fold_tables import into_card, row
 
     shipped = Path(__file__).resolve().parents[1] / "models" / "dfd-clip" / "card.json"
     shutil.copy(shipped, tmp_path / "card.json")

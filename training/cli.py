@@ -11,7 +11,7 @@ COMMANDS = {"train": "training.mnv2.train", "bands": "training.mnv2.bands",
             "verdicts": "training.mnv2.verdicts", "features": "training.clip.features",
             "clip": "training.clip.fit", "clip-serving": "training.clip.serving",
             "clip-ablation": "training.clip.ablation", "evaluate": "training.common.evaluate",
-            "aligned": "training.common.aligned", "study-tables": "training.mnv2.fold_tables"}
+            "aligned": "training.common.aligned", "study-tables": "training.common.fold_tables"}
 
 
 def _exit_code(exc: SystemExit) -> int:

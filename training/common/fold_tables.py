@@ -208,9 +208,11 @@ def into_card(run: Path, tables: dict, launder: str) -> None:
                                   if isinstance(v, dict) and "served" in v}}
     path.write_text(json.dumps(card, indent=1 if raw.startswith('{\n "') else 2) + "\n")
     if "trunk" in card:
-        from training.clip.export import clip_card_markdown
+        # The CLIP card's own template, as training.clip.export renders it (common imports
+        # neither generation).
+        from training.common.templating import render
 
-        (run / "MODEL_CARD.md").write_text(clip_card_markdown(card))
+        (run / "MODEL_CARD.md").write_text(render("clip_card.md.j2", card=card))
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
