@@ -46,11 +46,15 @@ def make_row(path: Path | str, job_id: str = "", error: str = "", result: dict |
     row = dict.fromkeys(COLUMNS) | {"path": str(path), "job_id": job_id}
     if result is None:
         return row | {"status": "failed", "error": error or "failed"}
+    # Nothing judged, nothing labelled: the page hides the seed's label then, and so does the row
+    # (a video whose face was too small used to read "Real, 0.93" here).
+    judged = result.get("assessment") != "not_applicable"
     return row | {"status": "done", "assessment": result.get("assessment"),
                   # One cell, also in CSV: the short codes, space-separated.
                   "reasons": " ".join(result.get("reasons") or []),
-                  "label": result.get("label"), "error": "",
-                  "confidence": result.get("confidence"), "p_fake": result.get("p_fake"),
+                  "label": result.get("label") if judged else None, "error": "",
+                  "confidence": result.get("confidence") if judged else None,
+                  "p_fake": result.get("p_fake") if judged else None,
                   "faces": len(result.get("faces") or []),
                   "model_version": (result.get("model") or {}).get("version")}
 

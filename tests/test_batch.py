@@ -264,16 +264,16 @@ def test_live_submit_then_resume(live_server, tmp_path, monkeypatch, capsys):
     done = [r for r in rows if r["status"] == "done"]
     assert sorted(r["path"] for r in done) == sorted(str(p) for p in images)
     for row in done:
-        assert row["label"] in ("Real", "Fake") and re.fullmatch(r"[0-9a-f]{32}", row["job_id"])
-        assert 0 <= row["confidence"] <= 1 and 0 <= row["p_fake"] <= 1
+        assert re.fullmatch(r"[0-9a-f]{32}", row["job_id"])
         assert isinstance(row["faces"], int) and row["model_version"] and not row["error"]
-        # Generated images hold no face: the assessment says the model was not made for them.
+        # Generated images hold no face: the assessment says the model was not made for them,
+        # and the row carries no label or score, as the page shows none.
         assert row["assessment"] == "not_applicable" and row["reasons"] == "no_face"
+        assert row["label"] is None and row["confidence"] is None and row["p_fake"] is None
     (bad,) = [r for r in rows if r["status"] == "failed"]
     assert bad["path"].endswith("bad.jpg") and "bad.jpg" in bad["error"]  # the server's message
-    real = sum(r["label"] == "Real" for r in done)
     assert ("12 done: 0 likely real, 0 can't tell, 0 likely fake, 12 not a face photo we can "
-            f"judge (labels: {real} Real, {12 - real} Fake), 1 failed"
+            "judge (labels: 0 Real, 0 Fake), 1 failed"
             in capsys.readouterr().out)
 
     sent, submit = [], ApiClient.submit
