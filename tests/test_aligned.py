@@ -93,11 +93,11 @@ def test_aligned_fakes_never_come_from_a_left_out_source(monkeypatch):
 @pytest.mark.skipif(not (WEIGHTS.parents[1] / "data" / "sdfd-faces").is_dir(),
                     reason="../shared/data not here")
 def test_shortcut_table_names_every_kind_and_its_cues():
-    from research.shortcuts import CUES_AFTER, CUES_BEFORE, table
+    from research.shortcuts import CUES_AFTER, CUES_BEFORE, DRAWN, table
 
     res = table(WEIGHTS.parents[1] / "data", 1234, per_class=3)
-    assert {"ff-crops", "stylegan-faces", "dfdc-faces", "sdfd-faces"} <= set(res)
-    for kind in ("ff-crops", "sdfd-faces"):
+    assert {"ff-crops", "stylegan-faces", "dfdc-faces", "sdfd-faces", DRAWN} <= set(res)
+    for kind in ("ff-crops", "sdfd-faces", DRAWN):
         assert res[kind]["n_real"] == res[kind]["n_fake"] == 3
         assert set(res[kind]["before"]) == set(CUES_BEFORE)
         assert set(res[kind]["after"]) == set(CUES_AFTER)

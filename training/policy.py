@@ -18,6 +18,14 @@ from training.common.calibrate import logit
 # generations serve.
 SEED_THRESHOLD = 0.3
 
+# Sources whose training crops are cut from a copy shrunk to a face size drawn from the run's own
+# training reals (training/common/real_sizes.py; issue 24 point 3). The SDFD diffusion portraits
+# are 768 px with faces several hundred pixels wide, the reals 128-256 px images of small faces:
+# `dfd-research shortcuts` measured face size (AUC 0.996), pixels (1.000) and sharpness (0.953)
+# telling them apart before augmentation, and sharpness still 0.72 after it, so "large, sharp
+# face" would be learned as "fake" and a good camera's real face accused.
+DRAW_AT_REAL_SIZES = ("sdfd-faces",)
+
 # The assessment (training.common.assessment fits it; both generations).
 MAX_REAL_SHARE = 0.03  # likely_fake: at most this share of any source's held-out real faces
 MAX_FAKE_SHARE = 0.10  # likely_real: at most this share of any source's held-out fakes

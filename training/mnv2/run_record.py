@@ -69,6 +69,7 @@ def training_record(ctx: RunContext, state: TrainState, bn_ok: bool) -> dict:
         "internal_size": args.internal_size, "epoch_images": args.epoch_images,
         "aug_strength": args.aug_strength, "source_shares": SHARES,
         "face_found": ctx.meta["face_found"], "augmentation": AUGMENTATION,
+        "drawn_at_real_sizes": ctx.meta.get("drawn_at_real_sizes"),
         "sbi_rate": args.sbi_rate, "pseudo_fakes": SBI if args.sbi_rate else None,
         "sbi_mode": args.sbi_mode if args.sbi_rate else None,
         "mask_weight": args.mask_weight, "trunk_width": args.width,

@@ -187,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     splits = _splits(args, out)
     aligned_of = _add_aligned(splits, args)
     items, ranges = _rows(splits)
-    from training.common.prep import build_cache
+    from training.common.prep import at_real_sizes, build_cache
 
     crops, meta = build_cache([i.path for i in items], log=log)
+    labels = np.array([i.label for i in items], np.int64)
+    # Before any cut below, but from the reals this run trains on only (real_sizes.py).
+    crops, meta["drawn_at_real_sizes"] = at_real_sizes(
+        crops, meta, items, ranges, labels, args.leave_out, args.leave_out_reals, log=log)
     prep_seconds = time.time() - t_start
     log(f"crops ready ({prep_seconds:.0f}s; face found in {meta['face_found']:.1%})")
-    labels = np.array([i.label for i in items], np.int64)
     keypoints = None
     if args.sbi_rate:
         keypoints = train_keypoints(crops, meta, ranges, labels)
