@@ -14,7 +14,8 @@ from detector.faces import FaceDetector
 from detector.model import ModelError, calibrate, check_model, load_model
 from detector.stability import CHECKED
 from shared.images import decode_image
-from shared.jobs import JobStore, explanation_state, new_job_id
+from shared.job_view import explanation_state
+from shared.jobs import JobStore, new_job_id
 from shared.settings import load
 from shared.storage import Storage
 from tests.conftest import make_jpeg

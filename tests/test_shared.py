@@ -12,7 +12,8 @@ from PIL import Image
 
 from shared import settings
 from shared.images import ImageError, decode_image, inspect_image
-from shared.jobs import JobStore, new_job_id, public_view
+from shared.job_view import public_view
+from shared.jobs import JobStore, new_job_id
 from shared.schema import build_result, with_provenance
 from shared.storage import Storage
 from tests.conftest import make_jpeg

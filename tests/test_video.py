@@ -16,7 +16,8 @@ from detector.tracks import aggregate, iou, link
 from harness import services, videos
 from harness.services import consumers_paused
 from shared.images import ImageError
-from shared.jobs import JobStore, new_job_id, public_view
+from shared.job_view import public_view
+from shared.jobs import JobStore, new_job_id
 from shared.media import VideoLimits, inspect_upload
 from tests.conftest import DATA
 

@@ -11,7 +11,7 @@ from detector.analyze import DECODE_SIZE
 from detector.provenance import provenance
 from shared import metrics
 from shared.images import decode_pil
-from shared.jobs import explanation_state
+from shared.job_view import explanation_state
 from shared.schema import FINAL, checked_provenance
 from shared.tasks import follow_up_priority
 from worker.context import WorkerContext
