@@ -27,7 +27,7 @@ from reliability_text import DECISIONS, FAULTS_AND_SECURITY, LIMITS
 ROOT = Path(__file__).resolve().parents[1]
 TEST_FILES = ["tests/test_hostile.py", "tests/test_faults.py", "tests/test_limits.py",
               "tests/test_security.py", "tests/test_concurrency.py", "tests/test_privacy.py",
-              "tests/test_idempotency.py", "tests/test_webhooks.py"]
+              "tests/test_idempotency.py", "tests/test_webhooks.py", "tests/test_attempts.py"]
 OUT = ROOT / "docs" / "RELIABILITY.md"
 
 

@@ -54,7 +54,18 @@ FAULTS_AND_SECURITY = [
     "With the old claim the same test failed (1 job of 200 ran twice, no fault injected; "
     "the issue saw 2 of 48). A lease that lapses (its "
     "task killed by the hard time limit, never redelivered) is taken over by the next "
-    "claim.",
+    "still's claim, or, for a video, queued again by the sweep and its task sent again.",
+    "- **A job that kills its worker every time** (`test_attempts.py`): each claim counts "
+    "one attempt, and a job is claimed again only when its worker died on it (Celery "
+    "redelivers the task) or ran out of time (its lapsed lease is taken over, or a video "
+    "sent again). A claim or the sweep that finds a job with `DFD_MAX_ATTEMPTS` (3) "
+    "attempts made fails it instead, in the same Lua step (`failed`, `tried N times "
+    "(DFD_MAX_ATTEMPTS); each time the worker running it ran out of time "
+    "(DFD_TASK_TIME_LIMIT) or died before it finished`), counted, its upload deleted and "
+    "its webhook sent like any failure; a last attempt still running under a live lease is "
+    "left alone. On a real worker a still whose pool child was SIGKILLed on it each time "
+    "ended so after 2 attempts (`DFD_MAX_ATTEMPTS=2`), its webhook reporting it. Before, "
+    "such a job was redelivered (a death) or sent again (a lapsed video) for ever.",
     "- **Retried uploads** (`test_idempotency.py`): a request repeated with the same "
     "`Idempotency-Key` gets the first request's jobs (`Idempotent-Replayed: true`), never "
     "new ones; `dfd submit` sends one key per file and, behind a proxy that drops the "
@@ -88,9 +99,15 @@ LIMITS = [
     "## Not proven here (known limits)",
     "",
     "- A claim's lease that lapses (its task killed by the hard time limit and, being "
-    "acknowledged,\n  never redelivered) is taken over only by a later claim: with no further "
-    "uploads such a job\n  stays `running` (flagged `stale`). Webhook deliveries are lost if a "
-    "worker dies between\n  recording the result and queueing the delivery.",
+    "acknowledged,\n  never redelivered) is taken over only by a later claim, and the sweep "
+    "that sends a lapsed\n  video again runs only after a detect task: with no further "
+    "uploads such a job stays\n  `running` (flagged `stale`). Stills claimed into one batch "
+    "share its fate: a still that\n  kills its worker every time uses up the attempts of "
+    "the stills claimed with it too, and\n  they fail with it. Webhook deliveries are lost "
+    "if a worker dies between recording the\n  result and queueing the delivery.",
+    "- A \"Why?\" map task (`dfd.explain`) has no cap on attempts: one whose worker dies "
+    "on it is\n  redelivered by Celery again each time, and one killed at the hard time limit "
+    "leaves the map\n  `pending` (the verdict is final either way).",
     "- A Redis outage longer than the worker's 30 s ride-out leaves the jobs in flight "
     "`running` until their task messages are redelivered after the broker's visibility timeout "
     "(1 h); they are flagged `stale` after `DFD_QUEUE_DEADLINE` meanwhile. The same holds for a "

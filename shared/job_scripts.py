@@ -4,6 +4,22 @@ Job keys are built inside the scripts from the prefix: fine on one Redis, not on
 Cluster. Only shared/jobs.py may touch these keys (tests/test_layout_store.py).
 """
 
+# Failing a job that has used up its attempts, as FINISH would (once, out of every pool it is
+# in, its waiters woken) but inside the script that found it, so no other claim or sweep can
+# hand it out in between. `why` is a format whose %d is the number of attempts made.
+GIVE_UP = """
+local function give_up(prefix, id, now, why, pools)
+  local k = prefix .. 'job:' .. id
+  local tries = tonumber(redis.call('HGET', k, 'attempts') or '0')
+  redis.call('HSET', k, 'status', 'failed', 'error', string.format(why, tries),
+             'finished_at', now)
+  redis.call('HINCRBY', k, 'finishes', 1)
+  for _, pool in ipairs(pools) do redis.call('ZREM', pool, id) end
+  redis.call('RPUSH', prefix .. 'done:' .. id, '1')
+  redis.call('EXPIRE', prefix .. 'done:' .. id, 120)
+end
+"""
+
 # Claiming: one atomic step with an owner (the Celery task id) and a lease. The own job's kind
 # picks the pools: a still's task fills its micro-batch from the stills' ready set (lapsed
 # leases first, then the oldest waiting) and never takes a video; a video's task takes its own
@@ -11,11 +27,17 @@ Cluster. Only shared/jobs.py may touch these keys (tests/test_layout_store.py).
 # owner is left alone, so a job claimed into one worker's batch never runs again when its own
 # task reaches another worker. A task redelivered after its worker died (same task id) takes
 # back its whole batch (the owner set): those jobs, and only those, run twice.
+# A job it would take that has been claimed DFD_MAX_ATTEMPTS times already (each claim counts
+# one; a job is claimed again only when its worker died or ran out of time) is failed instead
+# (GIVE_UP), so a job that kills its worker is not run again and again. Returns {running ids,
+# ids given up}.
 # KEYS: stills ready, stills leased, videos ready, videos leased, the owner's set.
-# ARGV: prefix, owner, own job id, extra, now, lease seconds.
-CLAIM = """
+# ARGV: prefix, owner, own job id, extra, now, lease seconds, most attempts, why (a format).
+CLAIM = GIVE_UP + """
 local prefix, owner, own = ARGV[1], ARGV[2], ARGV[3]
 local extra, now, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local cap, why = tonumber(ARGV[7]), ARGV[8]
+local gave_up = {}
 local media = redis.call('HGET', prefix .. 'job:' .. own, 'media') or 'image'
 local ready, leased = KEYS[1], KEYS[2]
 if media == 'video' then ready, leased, extra = KEYS[3], KEYS[4], 0 end
@@ -34,6 +56,11 @@ local function take(id)
     local holder = redis.call('HGET', k, 'owner')
     local till = tonumber(redis.call('HGET', k, 'lease_until') or '0')
     if holder ~= owner and till > now then return end
+  end
+  if tonumber(redis.call('HGET', k, 'attempts') or '0') >= cap then
+    give_up(prefix, id, now, why, {KEYS[1], KEYS[2], KEYS[3], KEYS[4]})
+    table.insert(gave_up, id)
+    return
   end
   redis.call('HSET', k, 'status', 'running', 'started_at', now, 'owner', owner,
              'lease_until', now + lease)
@@ -56,7 +83,7 @@ if want > 0 then
   for _, id in ipairs(redis.call('ZRANGE', ready, 0, want - 1)) do take(id) end
 end
 if #claimed > 0 then redis.call('EXPIRE', KEYS[5], math.ceil(lease) + 60) end
-return claimed
+return {claimed, gave_up}
 """
 
 # Finishing is atomic and happens once: a redelivered task that finds the job final does nothing.
@@ -86,20 +113,28 @@ return 1
 
 # Videos whose lease lapsed (their task was killed at the hard time limit and never comes
 # back; a still's is taken over by the next still's claim instead) go back to their ready pool,
-# queued, to be sent again. Returns id, priority pairs.
-# KEYS: videos leased, videos ready. ARGV: prefix, now.
-RELEASE_LAPSED = """
-local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
-  local k = ARGV[1] .. 'job:' .. id
+# queued, to be sent again; one that has used up its attempts is failed instead (GIVE_UP): a
+# video that always outlives the limit would otherwise be sent again forever. Returns {id,
+# priority pairs sent again, ids given up}.
+# KEYS: videos leased, videos ready. ARGV: prefix, now, most attempts, why (a format).
+RELEASE_LAPSED = GIVE_UP + """
+local again, gave_up = {}, {}
+local prefix, now, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  local k = prefix .. 'job:' .. id
   redis.call('ZREM', KEYS[1], id)
-  if redis.call('HGET', k, 'status') == 'running' then
+  if redis.call('HGET', k, 'status') ~= 'running' then
+    -- final meanwhile, or gone: nothing to do
+  elseif tonumber(redis.call('HGET', k, 'attempts') or '0') >= cap then
+    give_up(prefix, id, now, ARGV[4], {KEYS[1], KEYS[2]})
+    table.insert(gave_up, id)
+  else
     redis.call('HSET', k, 'status', 'queued')
     redis.call('HDEL', k, 'owner', 'lease_until')
     redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'created_at'), id)
-    table.insert(out, id)
-    table.insert(out, redis.call('HGET', k, 'priority') or '')
+    table.insert(again, id)
+    table.insert(again, redis.call('HGET', k, 'priority') or '')
   end
 end
-return out
+return {again, gave_up}
 """

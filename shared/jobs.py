@@ -6,15 +6,14 @@ import hashlib
 import json
 import secrets
 import time
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from redis.typing import EncodableT, FieldT
 
 from shared import job_scripts
 from shared.formats import kind_of_stored
-from shared.schema import FINAL
+from shared.settings import read as read_setting
 from shared.tasks import DEFAULT_PRIORITY
 
 PREFIX = "dfd:"
@@ -26,23 +25,39 @@ READY = f"{PREFIX}ready"
 READY_VIDEO = f"{PREFIX}ready:video"
 # Claimed (running) job ids by lease expiry, per kind. A lease past its time means the claiming
 # worker died without its task coming back: a later still's claim takes such a still over, and
-# release_lapsed gives such a video back to be sent again.
+# release_lapsed gives such a video back to be sent again (either fails a job instead once it
+# has used up its attempts: GAVE_UP).
 LEASED = f"{PREFIX}leased"
 LEASED_VIDEO = f"{PREFIX}leased:video"
 POOLS = (READY, LEASED, READY_VIDEO, LEASED_VIDEO)
 MEDIA = ("image", "video")
+# The error of a job failed for using up its attempts (its %d: how many were made). A job is
+# claimed again only when the worker that had it never came back: killed at the hard time
+# limit, or dead (an upload that crashes the decoder, memory); retrying it for ever would
+# hold a worker for ever and the job would never be final.
+GAVE_UP = ("tried %d times (DFD_MAX_ATTEMPTS); each time the worker running it ran out of time "
+           "(DFD_TASK_TIME_LIMIT) or died before it finished")
+
+
+class Claim(NamedTuple):
+    """What one claim did: the ids it made running for its owner, and the ids it found with
+    their attempts used up and failed instead (their webhooks and counts are the caller's)."""
+
+    running: list[str]
+    gave_up: list[str]
+
+
+class Lapsed(NamedTuple):
+    """What one release of lapsed videos did: (id, priority) of each queued again, whose task
+    the caller sends again at that priority, and the ids failed for using up their attempts."""
+
+    again: list[tuple[str, int]]
+    gave_up: list[str]
 
 
 def new_job_id() -> str:
     """A 128-bit random, unguessable job id as 32 hex characters."""
     return secrets.token_hex(16)
-
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds to an ISO 8601 UTC string with milliseconds."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _text(value: bytes | str) -> str:
@@ -52,11 +67,15 @@ def _text(value: bytes | str) -> str:
 
 class JobStore:
     """Create, update and read job records; every record expires after ttl seconds. The one
-    owner of the job keys in Redis: nothing outside shared/ uses its client."""
+    owner of the job keys in Redis: nothing outside shared/ uses its client.
 
-    def __init__(self, client: redis.Redis, ttl: float = 86400):
+    max_attempts (DFD_MAX_ATTEMPTS; its default when not given, for a store that never claims):
+    how many times a job may be claimed before a claim or release_lapsed fails it instead."""
+
+    def __init__(self, client: redis.Redis, ttl: float = 86400, max_attempts: int | None = None):
         self._redis = client
         self.ttl = int(ttl)
+        self.max_attempts = max_attempts or read_setting("MAX_ATTEMPTS", {})
         self._finish = client.register_script(job_scripts.FINISH)
         self._claim = client.register_script(job_scripts.CLAIM)
         self._set_if_exists = client.register_script(job_scripts.SET_IF_EXISTS)
@@ -157,26 +176,29 @@ class JobStore:
         return rec
 
     def claim_ready(self, job_id: str, extra: int, owner: str | None = None,
-                    lease: float = 300) -> list[str]:
-        """Claim job_id plus up to `extra` others of its kind for `owner`, atomically; the ids
-        now running.
+                    lease: float = 300) -> Claim:
+        """Claim job_id plus up to `extra` others of its kind for `owner`, atomically.
 
         Each claimed job is marked running with attempts + 1 and leased to owner for `lease`
         seconds. job_id is left out when it is final, unknown, or leased to another owner whose
         lease is still good. A still's others come from the stills' lapsed leases first, then
-        their pool, oldest first; a video is claimed alone (job_scripts.CLAIM).
+        their pool, oldest first; a video is claimed alone (job_scripts.CLAIM). A job it would
+        take that has had max_attempts already is failed (GAVE_UP) and never handed out.
         """
         owner = owner or new_job_id()
-        got = self._claim(keys=[*POOLS, f"{PREFIX}owner:{owner}"],
-                          args=[PREFIX, owner, job_id, max(extra, 0), time.time(), lease])
-        return [g.decode() for g in got]
+        running, gave_up = self._claim(
+            keys=[*POOLS, f"{PREFIX}owner:{owner}"],
+            args=[PREFIX, owner, job_id, max(extra, 0), time.time(), lease, self.max_attempts,
+                  GAVE_UP])
+        return Claim([_text(g) for g in running], [_text(g) for g in gave_up])
 
-    def release_lapsed(self) -> list[tuple[str, int]]:
-        """Videos whose lease lapsed, queued again in their pool: (id, priority) of each, whose
-        task the caller sends again at that priority."""
-        got = self._release(keys=[LEASED_VIDEO, READY_VIDEO], args=[PREFIX, time.time()])
-        return [(got[i].decode(), int(got[i + 1] or DEFAULT_PRIORITY))
-                for i in range(0, len(got), 2)]
+    def release_lapsed(self) -> Lapsed:
+        """Videos whose lease lapsed: queued again in their pool, or failed (GAVE_UP) when they
+        have had max_attempts (job_scripts.RELEASE_LAPSED)."""
+        again, gave_up = self._release(keys=[LEASED_VIDEO, READY_VIDEO],
+                                       args=[PREFIX, time.time(), self.max_attempts, GAVE_UP])
+        return Lapsed([(_text(again[i]), int(again[i + 1] or DEFAULT_PRIORITY))
+                       for i in range(0, len(again), 2)], [_text(g) for g in gave_up])
 
     def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None,
                sha256: str | None = None, client: str = "") -> bool:
@@ -261,36 +283,3 @@ class JobStore:
         """The model the workers last announced, or None."""
         raw = self._redis.get(f"{PREFIX}model")
         return json.loads(raw) if raw else None
-
-
-def explanation_state(rec: dict) -> str:
-    """Where a done job's "Why?" map is: "done" or "failed" (cached in the record), "pending"
-    (asked for with the upload and made after the verdict), or "none" (never asked for)."""
-    if rec.get("explanation"):
-        return "failed" if json.loads(rec["explanation"]).get("error") else "done"
-    return "pending" if rec.get("explain") and rec["status"] == "done" else "none"
-
-
-def public_view(rec: dict, now: float | None = None, deadline: float | None = None) -> dict:
-    """The API's view of a record: ISO times, result or error, age; never internal fields.
-
-    A job not final after `deadline` seconds (DFD_QUEUE_DEADLINE) is flagged `"stale": true`,
-    so a job stuck in the queue or on a lost worker is visible as such, not silently waiting.
-    """
-    now = time.time() if now is None else now
-    out = {"id": rec["id"], "status": rec["status"], "created_at": iso(rec["created_at"]),
-           "started_at": iso(rec["started_at"]), "finished_at": iso(rec["finished_at"]),
-           "age_s": round((rec["finished_at"] or now) - rec["created_at"], 3)}
-    if deadline is not None and rec["status"] not in FINAL and out["age_s"] > deadline:
-        out["stale"] = True
-    if rec.get("reused"):
-        out["reused"] = True
-    if rec.get("frames_total") and rec["status"] not in FINAL:
-        # A video job reports how far it is (frames sampled, and faces looked for so far).
-        out["progress"] = {"frames_done": int(rec.get("frames_done") or 0),
-                           "frames_total": int(rec["frames_total"])}
-    if rec["status"] == "done":
-        out["result"] = rec["result"]
-    elif rec["status"] == "failed":
-        out["error"] = rec.get("error") or "unknown error"
-    return out

@@ -202,6 +202,9 @@ class Settings:
     WEBHOOK_RETRIES: int = setting("6", ints(0, 20))
     WEBHOOK_BACKOFF: float = setting("5s", parse_duration)
     TASK_TIME_LIMIT: int = setting("120", ints(5, 3000))
+    # Times a job may be claimed: a job is claimed again only when its worker ran out of time or
+    # died on it, so past this it is failed rather than sent again for ever.
+    MAX_ATTEMPTS: int = setting("3", ints(1, 100))
     # Video, more stills and links (issue 20). Video uploads have their own size, length and
     # frame-size limits and rate; the worker samples VIDEO_FPS frames a second, at most
     # VIDEO_MAX_FRAMES, decoding in a child process bounded by VIDEO_DECODE_S and _MB.

@@ -28,9 +28,9 @@ def _queue(store: JobStore, n: int) -> list[str]:
 
 def test_a_job_in_another_workers_batch_is_not_run_again(store, clean_redis):
     a, b, c = _queue(store, 3)
-    assert store.claim_ready(a, 2, owner="task-a") == [a, b, c]
+    assert store.claim_ready(a, 2, owner="task-a").running == [a, b, c]
     # b's own task reaches another worker while task-a's lease is good: nothing to do.
-    assert store.claim_ready(b, 2, owner="task-b") == []
+    assert store.claim_ready(b, 2, owner="task-b").running == []
     recs = [store.get(i) for i in (a, b, c)]
     assert [(r["status"], r["attempts"], r["owner"]) for r in recs] == [
         ("running", 1, "task-a")] * 3
@@ -41,20 +41,20 @@ def test_a_job_in_another_workers_batch_is_not_run_again(store, clean_redis):
 
 def test_a_redelivered_task_takes_back_its_whole_batch(store):
     a, b, c = _queue(store, 3)
-    assert store.claim_ready(a, 2, owner="task-a") == [a, b, c]
+    assert store.claim_ready(a, 2, owner="task-a").running == [a, b, c]
     store.finish(c, error="done before the worker died")
     # task-a's worker died; Celery redelivers task-a (same id): its unfinished jobs run again.
-    assert store.claim_ready(a, 2, owner="task-a") == [a, b]
+    assert store.claim_ready(a, 2, owner="task-a").running == [a, b]
     assert [store.get(i)["attempts"] for i in (a, b, c)] == [2, 2, 1]
 
 
 def test_a_lapsed_lease_is_taken_over_by_a_later_claim(store):
     a, b, d = _queue(store, 3)
-    assert store.claim_ready(a, 1, owner="task-a", lease=0.3) == [a, b]
-    assert store.claim_ready(d, 5, owner="task-d") == [d]  # leases still good
+    assert store.claim_ready(a, 1, owner="task-a", lease=0.3).running == [a, b]
+    assert store.claim_ready(d, 5, owner="task-d").running == [d]  # leases still good
     time.sleep(0.4)
     e = _queue(store, 1)[0]
-    got = store.claim_ready(e, 5, owner="task-e")
+    got = store.claim_ready(e, 5, owner="task-e").running
     assert got[0] == e and sorted(got[1:]) == sorted([a, b])  # same lease end: any order
     assert [store.get(i)["attempts"] for i in (a, b)] == [2, 2]
 

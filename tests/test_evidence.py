@@ -125,7 +125,7 @@ def test_the_map_arrives_after_the_verdict_and_a_failed_one_says_so(service_env,
     result = {"label": "Real", "p_fake": 0.2, "model": {"name": "m", "version": "v1"}}
     job_id, reuser = new_job_id(), new_job_id()
     store.create(job_id, filename="x.jpg", stored="x.jpg", sha256="s", client="c", explain=True)
-    assert store.claim_ready(job_id, 0, owner="t") == [job_id]
+    assert store.claim_ready(job_id, 0, owner="t").running == [job_id]
     assert store.finish(job_id, result=result, sha256="s", client="c")
     store.create_reused(reuser, filename="x.jpg", sha256="s", client="c", result=result,
                         source=job_id)

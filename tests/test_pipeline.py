@@ -14,7 +14,8 @@ from detector.faces import FaceDetector
 from detector.model import ModelError, calibrate, check_model, load_model
 from detector.stability import CHECKED
 from shared.images import decode_image
-from shared.jobs import JobStore, explanation_state, new_job_id
+from shared.job_view import explanation_state
+from shared.jobs import JobStore, new_job_id
 from shared.settings import load
 from shared.storage import Storage
 from tests.conftest import make_jpeg
@@ -111,8 +112,8 @@ def test_claim_ready_takes_waiting_jobs_oldest_first(clean_redis):
     ids = [new_job_id() for _ in range(4)]
     for job_id in ids:
         jobs.create(job_id, filename="x", stored="", sha256="", client="t")
-    assert jobs.claim_ready(ids[2], 2) == [ids[2], ids[0], ids[1]]
-    assert jobs.claim_ready(ids[3], 5) == [ids[3]]
+    assert jobs.claim_ready(ids[2], 2).running == [ids[2], ids[0], ids[1]]
+    assert jobs.claim_ready(ids[3], 5).running == [ids[3]]
 
 
 def test_runtime_follows_device(monkeypatch):
@@ -199,6 +200,32 @@ def test_what_verdicts_call_for_and_the_sweep_are_plain_functions(model_dir, det
     video = new_job_id()
     jobs.create(video, filename="v.mp4", stored="v.mp4", sha256="v", client="t", media="video",
                 priority=6)
-    assert jobs.claim_ready(video, 0, owner="killed", lease=-1) == [video]
-    assert sweep(ctx) == [(video, 6)] and jobs.get(video)["status"] == "queued"
-    assert sweep(ctx) == []  # once a minute
+    assert jobs.claim_ready(video, 0, owner="killed", lease=-1).running == [video]
+    assert sweep(ctx) == ([(video, 6)], []) and jobs.get(video)["status"] == "queued"
+    assert sweep(ctx) == ([], [])  # once a minute
+
+
+def test_a_job_past_its_attempts_fails_as_any_failed_job(model_dir, detector, clean_redis,
+                                                         tmp_path):
+    """The sweep finds a video whose task outlived the time limit on each of its attempts: the
+    store fails it, and the worker counts it, deletes its upload and owes its webhook."""
+    from prometheus_client import REGISTRY
+
+    from shared.jobs import GAVE_UP
+    from worker.common import follow_ups, gave_up, sweep
+
+    ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
+    video, stored = new_job_id(), ctx.storage.save(b"\0" * 64, ".mp4")
+    ctx.jobs.create(video, filename="v.mp4", stored=stored, sha256="v", client="t",
+                    media="video", callback="https://example.com/h")
+    for n in range(ctx.settings.MAX_ATTEMPTS):
+        assert ctx.jobs.claim_ready(video, 0, owner=f"killed-{n}", lease=-1).running == [video]
+    failed = REGISTRY.get_sample_value("dfd_jobs_finished_total", {"status": "failed"}) or 0
+    lapsed = sweep(ctx)
+    assert lapsed == ([], [video])
+    assert gave_up(ctx, lapsed.gave_up) == {video: "failed"}
+    assert REGISTRY.get_sample_value("dfd_jobs_finished_total", {"status": "failed"}) == \
+        failed + 1
+    assert follow_ups(ctx, {video: "failed"}) == ([video], [])
+    assert not ctx.storage.path(stored).exists()
+    assert ctx.jobs.get(video)["error"] == GAVE_UP % ctx.settings.MAX_ATTEMPTS

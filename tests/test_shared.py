@@ -12,7 +12,8 @@ from PIL import Image
 
 from shared import settings
 from shared.images import ImageError, decode_image, inspect_image
-from shared.jobs import JobStore, new_job_id, public_view
+from shared.job_view import public_view
+from shared.jobs import JobStore, new_job_id
 from shared.schema import build_result, with_provenance
 from shared.storage import Storage
 from tests.conftest import make_jpeg
@@ -194,8 +195,9 @@ def test_job_lifecycle_and_single_finish(jobs, clean_redis):
     jobs.create(job_id, filename="a.jpg", stored="x.jpg", sha256="s", client="ip:1")
     assert jobs.get(job_id)["status"] == "queued"
     assert 0 < clean_redis.ttl(jobs.key(job_id)) <= 60
-    assert jobs.claim_ready(job_id, 0, owner="task-1") == [job_id]
-    assert jobs.claim_ready(job_id, 0, owner="task-1") == [job_id]  # its redelivery runs it again
+    assert jobs.claim_ready(job_id, 0, owner="task-1").running == [job_id]
+    # Its redelivery (its worker died) runs it again.
+    assert jobs.claim_ready(job_id, 0, owner="task-1").running == [job_id]
     res = result([0.5], [], [], 0.3, (1, 1))
     assert jobs.finish(job_id, result=res) is True
     assert jobs.finish(job_id, error="late duplicate") is False
@@ -203,7 +205,7 @@ def test_job_lifecycle_and_single_finish(jobs, clean_redis):
     assert rec["status"] == "done" and rec["finishes"] == 1 and rec["attempts"] == 2
     view = public_view(rec)
     assert view["result"] == res and "error" not in view and view["finished_at"].endswith("Z")
-    assert jobs.claim_ready(job_id, 0, owner="task-2") == []  # final: never run again
+    assert jobs.claim_ready(job_id, 0, owner="task-2").running == []  # final: never run again
 
 
 def test_failed_job_view_and_unknown(jobs):

@@ -16,7 +16,8 @@ from detector.tracks import aggregate, iou, link
 from harness import services, videos
 from harness.services import consumers_paused
 from shared.images import ImageError
-from shared.jobs import JobStore, new_job_id, public_view
+from shared.job_view import public_view
+from shared.jobs import JobStore, new_job_id
 from shared.media import VideoLimits, inspect_upload
 from tests.conftest import DATA
 
@@ -256,20 +257,21 @@ def test_videos_wait_in_their_own_pool_and_are_claimed_alone(clean_redis):
                      media="video", priority=6)
     assert clean_redis.zcard(READY) == 3 and clean_redis.zcard(READY_VIDEO) == 3
     # A still's task fills its batch with stills only, never a video.
-    assert sorted(store.claim_ready(stills[0], 7, owner="task-1")) == sorted(stills)
+    assert sorted(store.claim_ready(stills[0], 7, owner="task-1").running) == sorted(stills)
     # A video's task takes its own video, alone, whatever the batch size.
-    assert store.claim_ready(videos_[1], 7, owner="task-2") == [videos_[1]]
+    assert store.claim_ready(videos_[1], 7, owner="task-2").running == [videos_[1]]
     assert store.get(videos_[0])["status"] == "queued"
     # Nor does a still's task take a video through a lapsed lease.
-    assert store.claim_ready(videos_[0], 0, owner="task-3", lease=-1) == [videos_[0]]
-    assert store.claim_ready(new_job_id(), 7, owner="task-4") == []
+    assert store.claim_ready(videos_[0], 0, owner="task-3", lease=-1).running == [videos_[0]]
+    assert store.claim_ready(new_job_id(), 7, owner="task-4").running == []
     assert store.get(videos_[0])["status"] == "running"
     # The lapsed video goes back to its pool with its priority class, to be sent again.
-    assert store.release_lapsed() == [(videos_[0], 6)]
+    assert store.release_lapsed() == ([(videos_[0], 6)], [])
     assert store.get(videos_[0])["status"] == "queued" and clean_redis.zscore(READY_VIDEO,
                                                                             videos_[0])
-    assert clean_redis.zscore(LEASED_VIDEO, videos_[0]) is None and store.release_lapsed() == []
-    assert store.claim_ready(videos_[0], 0, owner="task-5") == [videos_[0]]
+    assert clean_redis.zscore(LEASED_VIDEO, videos_[0]) is None
+    assert store.release_lapsed() == ([], [])
+    assert store.claim_ready(videos_[0], 0, owner="task-5").running == [videos_[0]]
     assert store.finish(videos_[0], error="x") and clean_redis.zcard(LEASED_VIDEO) == 1
 
 

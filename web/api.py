@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 import web.allowance as allowance
 import web.common as common
 from shared.errors import InputError
-from shared.jobs import public_view
+from shared.job_view import public_view
 from shared.schema import FINAL
 from shared.tasks import PRIORITIES
 from shared.webhooks import check_url

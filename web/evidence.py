@@ -11,7 +11,7 @@ from flask import Blueprint, abort, jsonify, request
 
 import web.common as common
 from shared.feedback import NOTE_MAX, FeedbackStore
-from shared.jobs import explanation_state
+from shared.job_view import explanation_state
 from shared.schema import LABELS
 from web.common import job_or_404, status_limit
 from web.errors import abort_with, error_response

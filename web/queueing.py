@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from shared.jobs import JobStore, explanation_state, iso, new_job_id
+from shared.job_view import explanation_state, iso
+from shared.jobs import JobStore, new_job_id
 from shared.tasks import DETECT, QUEUE
 from shared.webhooks import WEBHOOK
 from web.common import Parts

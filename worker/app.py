@@ -14,7 +14,7 @@ from shared import settings as settings_mod
 from shared.queue import make_celery
 from shared.tasks import DETECT, EXPLAIN, QUEUE
 from shared.webhooks import WEBHOOK
-from worker.common import follow_ups, sweep
+from worker.common import follow_ups, gave_up, sweep
 from worker.context import WorkerContext
 from worker.context import context as build_context
 
@@ -105,13 +105,17 @@ def detect(self, job_id: str) -> str:
     ctx = context()
     # A still's task takes what else is waiting, up to the batch size: a lone job is never
     # held back; a video's takes its video alone. The task id owns the claim; a redelivery of
-    # this task (its worker died) takes the batch back.
-    claimed = ctx.jobs.claim_ready(job_id, ctx.settings.BATCH_SIZE - 1, owner=self.request.id,
-                                   lease=ctx.lease)
-    outcomes = run_jobs(ctx, claimed)
+    # this task (its worker died) takes the batch back. A job whose attempts are used up (its
+    # workers kept dying or running out of time) is failed by the claim instead of handed out,
+    # and gets its webhook like any failed job.
+    claim = ctx.jobs.claim_ready(job_id, ctx.settings.BATCH_SIZE - 1, owner=self.request.id,
+                                 lease=ctx.lease)
+    outcomes = {**gave_up(ctx, claim.gave_up), **run_jobs(ctx, claim.running)}
     _send_follow_ups(ctx, outcomes)
-    for lapsed, priority in sweep(ctx):  # a video whose task never came back
-        detect.apply_async(args=(lapsed,), queue=QUEUE, priority=priority)
+    lapsed = sweep(ctx)  # videos whose task never came back
+    for again, priority in lapsed.again:
+        detect.apply_async(args=(again,), queue=QUEUE, priority=priority)
+    _send_follow_ups(ctx, gave_up(ctx, lapsed.gave_up))
     # Not in the batch: final already, deleted, or in another live worker's batch.
     return outcomes.get(job_id, "skipped")
 

@@ -11,7 +11,8 @@ from detector.analyze import DECODE_SIZE
 from detector.provenance import provenance
 from shared import metrics
 from shared.images import decode_pil
-from shared.jobs import explanation_state
+from shared.job_view import explanation_state
+from shared.jobs import Lapsed
 from shared.schema import FINAL, checked_provenance
 from shared.tasks import follow_up_priority
 from worker.context import WorkerContext
@@ -60,15 +61,32 @@ def finish(ctx: WorkerContext, job_id: str, rec: dict | None, *, result: dict | 
                                    client=rec["client"])
     else:
         recorded = ctx.jobs.finish(job_id, result=result, error=error)
-    if not recorded:
-        return False
+    if recorded:
+        _count(rec, result)
+    return recorded
+
+
+def _count(rec: dict | None, result: dict | None) -> None:
+    """The metrics of one job that reached its final state here (a result, or else failed)."""
     status = "done" if result is not None else "failed"
     metrics.JOBS_FINISHED.labels(status).inc()
     if rec is not None and rec.get("created_at"):
         metrics.UPLOAD_TO_RESULT.labels(status).observe(max(0.0, time.time() - rec["created_at"]))
     if result is not None:
         metrics.ASSESSMENTS.labels(result["assessment"], result["model"]["version"]).inc()
-    return True
+
+
+def gave_up(ctx: WorkerContext, job_ids: list[str]) -> dict[str, str]:
+    """Jobs the store failed for using up their attempts (a claim or the sweep found them):
+    counted and logged as any failure, their uploads deleted; id -> 'failed', for follow_ups
+    (their webhooks)."""
+    for job_id in job_ids:
+        rec = ctx.jobs.get(job_id)
+        _count(rec, None)
+        log.warning("job %s client=%s failed: %s", job_id, rec["client"] if rec else "?",
+                    rec["error"] if rec else "gave up", extra={"job_id": job_id})
+    forget_uploads(ctx, job_ids)
+    return dict.fromkeys(job_ids, "failed")
 
 
 def fail(ctx: WorkerContext, job_id: str, rec: dict | None, why: str, log_as: str = "") -> str:
@@ -115,21 +133,22 @@ def follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> tuple[list, list
     return hooks, maps
 
 
-def sweep(ctx: WorkerContext, every: float = 60) -> list[tuple[str, int]]:
+def sweep(ctx: WorkerContext, every: float = 60) -> Lapsed:
     """One sweep per `every` seconds across all workers (JobStore.sweep_turn is the lock): old
-    uploads deleted, and (id, priority) of each video whose task never came back (its lease
-    lapsed), queued again for its task to be sent again at its own priority."""
+    uploads deleted, and the videos whose task never came back (their lease lapsed): queued
+    again, for the caller to send their tasks again at their own priority, or failed when they
+    have used up their attempts (the caller passes those to gave_up)."""
     now = time.time()
     if now - ctx.swept < every:
-        return []
+        return Lapsed([], [])
     ctx.swept = now
     if not ctx.jobs.sweep_turn(str(os.getpid()), every):
-        return []
+        return Lapsed([], [])
     removed = ctx.storage.sweep(ctx.settings.RETENTION)
     if removed:
         log.info("swept %d uploads older than %ss", removed, ctx.settings.RETENTION)
     lapsed = ctx.jobs.release_lapsed()
-    for job_id, _ in lapsed:
+    for job_id, _ in lapsed.again:
         log.warning("job %s: its task never came back; sent again", job_id,
                     extra={"job_id": job_id})
     return lapsed

@@ -58,7 +58,7 @@ def build(settings: Settings) -> WorkerContext:
         model.threshold = settings.THRESHOLD
     # A Redis restart mid-job is ridden out, so the job still records its result.
     jobs = JobStore(redis_client(settings.REDIS_URL, ride_out=ride_out(settings)),
-                    settings.JOB_TTL)
+                    settings.JOB_TTL, settings.MAX_ATTEMPTS)
     jobs.set_model(model.info())  # the model this worker serves, for the web's result reuse
     metrics.record_runtime(model.runtime.describe())
     log.info("process %d loaded model %s %s (%s)", os.getpid(), model.name, model.version,

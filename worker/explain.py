@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from detector.explain import explain_image, grid_of, method
-from shared.jobs import explanation_state
+from shared.job_view import explanation_state
 from worker.common import delete_upload, read_image
 from worker.context import WorkerContext
 

@@ -9,7 +9,8 @@ import urllib3
 
 from shared import metrics
 from shared.fetch import FetchError, check_target, request
-from shared.jobs import JobStore, public_view
+from shared.job_view import public_view
+from shared.jobs import JobStore
 from shared.schema import FINAL
 from shared.settings import Settings
 from shared.webhooks import CallbackError, check_url, sign
