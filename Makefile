@@ -94,8 +94,10 @@ cross-source: deps
 # out in turn, with and without the part meant to carry it. FOLD_MIN minutes a run on 2 cores
 # (crops, training, calibration and export); every run crops all five sources and the aligned
 # fakes, then leaves its source out, so they share one crop cache. Resumable: a finished run is
-# kept, a broken one resumes from its checkpoint. Then `make study-tables` scores what each run
-# never saw.
+# kept, a broken one resumes from its checkpoint. Then `dfd-train study-tables RUN...` scores what
+# each run never saw. Run 9's swap folds from ImageNet weights: `make study FOLD_MIN=100
+# STUDY_RUNS=dfdc-out:--leave-out=dfdc-faces` (and FOLD_MIN=60 for ff-out); both stopped at the
+# 40-epoch cap (160k images), in 63 and 41 minutes.
 STUDY := var/study
 FOLD_MIN ?= 18
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \
