@@ -97,7 +97,8 @@ cross-source: deps
 # kept, a broken one resumes from its checkpoint. Then `dfd-train study-tables RUN...` scores what
 # each run never saw. Run 9's swap folds from ImageNet weights: `make study FOLD_MIN=100
 # STUDY_RUNS=dfdc-out:--leave-out=dfdc-faces` (and FOLD_MIN=60 for ff-out); both stopped at the
-# 40-epoch cap (160k images), in 63 and 41 minutes.
+# 40-epoch cap (160k images), in 63 and 41 minutes; the diffusion fold the same way:
+# `make study FOLD_MIN=38 STUDY_RUNS=sdfd-out-long:--leave-out=sdfd-faces` (28 epochs).
 STUDY := var/study
 FOLD_MIN ?= 18
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \
