@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from training.common import metrics as M
+from training.common import taef2
 from training.common.data import Item, split_source
 
 REAL_SOURCES = ("fairface-real", "ff-crops", "stylegan-faces", "dfdc-faces")
@@ -116,7 +117,7 @@ def study(data: Path, seed: int, n: int, side: int, log=print) -> dict:
         nat = np.array([spectrum(native(p)) for p in flat])
         fed = np.array([spectrum(as_fed(p, det, side)) for p in flat])
         fed_all.append(fed)
-        psnr = [psnr_db(native(r), native(f)) for r, f in pairs]
+        psnr = [taef2.psnr(native(r), native(f)) for r, f in pairs]
         row = {"pairs": len(pairs), "psnr_median": round(float(np.median(psnr)), 1)}
         for name, feats in (("native", nat), ("as_fed", fed)):
             auc, paired = paired_cv(feats)
@@ -132,11 +133,6 @@ def study(data: Path, seed: int, n: int, side: int, log=print) -> dict:
                            for k in ("sdfd-faces", "stylegan-faces")}
         log(f"transfer: {json.dumps(out['transfer'])}")
     return out
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
 
 
 def main(argv: list[str] | None = None) -> int:
