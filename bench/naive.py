@@ -2,12 +2,17 @@
 
 This is the design the service replaces (the seed's): decode the upload, resize the whole image
 to 224x224, call the served model on it, answer the verdict in the response. It loads the same
-model directory as the service, through the same loader (`detector.model.load_model`, which picks
-the runtime for this CPU, one thread), so the comparison is of the design, not of the model or
-its runtime. It runs under gunicorn with sync workers, as many as the service runs worker
-processes (one per core by default), each loading the model after the fork (gunicorn without
---preload). The handler is deliberately what a minimal app does: no face finding, no stability
-check, no batching, no queue.
+model directory as the service, in one of two forms (BENCH_NAIVE_RUNTIME):
+- 'keras' (the baseline): the model in its framework's own form, as a minimal app loads it: the
+  Keras network (a trunk model: the Keras float rebuild of its tower and its head), called once
+  per request. This is what the seed did, and what issue 25's 3x is measured against.
+- 'auto': the service's own loader, which picks the fastest runtime for this CPU behind its
+  numeric self-check. A side row: it gives the naive design the service's runtime work, so the
+  ratio against it is of the design alone.
+It runs under gunicorn with sync workers, as many as the service runs worker processes (one per
+core by default), each loading the model after the fork (gunicorn without --preload). The
+handler is deliberately what a minimal app does: no face finding, no stability check, no
+batching, no queue.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ import numpy as np
 from flask import Flask, jsonify, request
 from PIL import Image
 
+RUNTIME_ENV = "BENCH_NAIVE_RUNTIME"
+RUNTIMES = {"keras": "the model's Keras form", "auto": "the service's runtime"}
+
 
 def create_app() -> Flask:
     """gunicorn 'bench.naive:create_app()': loads the model directory BENCH_NAIVE_MODEL."""
     from detector.model import load_model
 
-    model = load_model(os.environ["BENCH_NAIVE_MODEL"], device="cpu")
+    model = load_model(os.environ["BENCH_NAIVE_MODEL"], os.environ.get(RUNTIME_ENV, "keras"),
+                       device="cpu")
     app = Flask("naive")
 
     @app.post("/predict")
@@ -49,7 +58,7 @@ def create_app() -> Flask:
 
 
 def run_naive(model_dir: str, photos: list[Path], *, web_workers: int, clients: int,
-              warmup: int, idle: int, deadline_s: float) -> dict:
+              warmup: int, idle: int, deadline_s: float, runtime: str = "keras") -> dict:
     """Serve the naive app under gunicorn and push the same kind of load through it."""
     from bench.e2e import passed_on, run_load, run_sequential
     from bench.measure import RssSampler, cpu_per_image
@@ -58,7 +67,8 @@ def run_naive(model_dir: str, photos: list[Path], *, web_workers: int, clients: 
     workdir = Path(tempfile.mkdtemp(prefix="dfd-naive-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = service_env({"BENCH_NAIVE_MODEL": str(Path(model_dir).resolve()), **passed_on()})
+    env = service_env({"BENCH_NAIVE_MODEL": str(Path(model_dir).resolve()),
+                       RUNTIME_ENV: runtime, **passed_on()})
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "-k", "sync", "-w", str(web_workers),
          "--timeout", "120", "-b", f"127.0.0.1:{port}", "bench.naive:create_app()"],
@@ -84,7 +94,8 @@ def run_naive(model_dir: str, photos: list[Path], *, web_workers: int, clients: 
             cpu0, own0 = rss.cpu_s(), time.process_time()
             load = run_load(submit, photos[warmup + idle:], clients, deadline_s)
             load["cpu_ms_per_image"] = cpu_per_image(rss, cpu0, own0, load["done"])
-        load.update(config={"web_workers": web_workers, "worker_class": "sync"},
+        load.update(config={"web_workers": web_workers, "worker_class": "sync",
+                            "runtime": runtime},
                     idle_latency_ms=idle_res, rss_mb={"web": rss.max_mb("web")})
         return load
     finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -215,7 +216,7 @@ def cached_keras_tower(outputs=DEFAULT_OUTPUTS, source: Path | None = None) -> P
         return path
     model = build_keras_tower(outputs, source)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.keras")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.keras")  # processes may race
     model.save(tmp)
     tmp.replace(path)  # atomic: a half-written file is never taken for a cached one
     return path

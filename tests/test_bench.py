@@ -110,7 +110,10 @@ def test_quick_bench_runs_every_section_on_the_served_model(tmp_path):
     for key in ("with_why", "without_why"):
         assert idle[key]["done"] == data["counts"]["idle"], idle
     assert data["e2e"]["done"] == data["counts"]["n"] and data["naive"]["done"] > 0
-    assert data["ratio_e2e_to_naive"] > 0
+    assert data["ratio_e2e_to_naive"] > 0 and data["ratio_e2e_to_naive_served_runtime"] > 0
+    # The baseline is the model's Keras form; the service's own runtime is the side row.
+    assert data["naive"]["config"]["runtime"] == "keras"
+    assert data["naive"]["served_runtime"]["config"]["runtime"] == "auto"
     assert data["rss_mb"]["worker"] > 0 and data["rss_mb"]["web"] > 0
     assert data["previous"]["name"] != card["name"] and data["video"]["stages"]["frames"] > 0
     text = out.with_suffix(".txt").read_text()
