@@ -21,27 +21,32 @@ end
 """
 
 # Claiming: one atomic step with an owner (the Celery task id) and a lease. The own job's kind
-# picks the pools: a still's task fills its micro-batch from the stills' ready set (lapsed
-# leases first, then the oldest waiting) and never takes a video; a video's task takes its own
-# video alone (one video a task keeps it inside the time limit). A job leased to another live
-# owner is left alone, so a job claimed into one worker's batch never runs again when its own
-# task reaches another worker. A task redelivered after its worker died (same task id) takes
-# back its whole batch (the owner set): those jobs, and only those, run twice.
+# picks the pools: a still's task fills its micro-batch from the stills' ready set (the oldest
+# waiting) and never takes a video; a video's task takes its own video alone (one video a task
+# keeps it inside the time limit). A job leased to another live owner is left alone, so a job
+# claimed into one worker's batch never runs again when its own task reaches another worker.
+# A job that has been claimed before (its worker died or ran out of time on it) runs alone: it
+# fills no batch and is taken into none, so that an upload that kills its worker takes no
+# batch-mates down with it. A task redelivered after its worker died (same task id) takes back
+# its own job, alone, and gives the rest of its batch (the owner set) back to the ready pool,
+# each to be sent again in a task of its own: only the job that kills its worker keeps dying.
 # A job it would take that has been claimed DFD_MAX_ATTEMPTS times already (each claim counts
-# one; a job is claimed again only when its worker died or ran out of time) is failed instead
-# (GIVE_UP), so a job that kills its worker is not run again and again. Returns {running ids,
-# ids given up}.
+# one) is failed instead (GIVE_UP), so a job that kills its worker is not run again and again.
+# Returns {running ids, ids given up, {id, priority} pairs given back to be sent again}.
 # KEYS: stills ready, stills leased, videos ready, videos leased, the owner's set.
 # ARGV: prefix, owner, own job id, extra, now, lease seconds, most attempts, why (a format).
 CLAIM = GIVE_UP + """
 local prefix, owner, own = ARGV[1], ARGV[2], ARGV[3]
 local extra, now, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local cap, why = tonumber(ARGV[7]), ARGV[8]
-local gave_up = {}
+local gave_up, again = {}, {}
 local media = redis.call('HGET', prefix .. 'job:' .. own, 'media') or 'image'
 local ready, leased = KEYS[1], KEYS[2]
 if media == 'video' then ready, leased, extra = KEYS[3], KEYS[4], 0 end
 local claimed, seen = {}, {}
+local function tries(id)
+  return tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'attempts') or '0')
+end
 local function take(id)
   if seen[id] then return end
   seen[id] = true
@@ -57,7 +62,7 @@ local function take(id)
     local till = tonumber(redis.call('HGET', k, 'lease_until') or '0')
     if holder ~= owner and till > now then return end
   end
-  if tonumber(redis.call('HGET', k, 'attempts') or '0') >= cap then
+  if tries(id) >= cap then
     give_up(prefix, id, now, why, {KEYS[1], KEYS[2], KEYS[3], KEYS[4]})
     table.insert(gave_up, id)
     return
@@ -70,20 +75,44 @@ local function take(id)
   redis.call('SADD', KEYS[5], id)
   table.insert(claimed, id)
 end
+-- A batch-mate of a redelivered task: back to its pool, queued, unless final, gone, taken over
+-- by another claim since, or out of attempts.
+local function give_back(id)
+  seen[id] = true
+  redis.call('SREM', KEYS[5], id)
+  local k = prefix .. 'job:' .. id
+  if redis.call('HGET', k, 'status') ~= 'running' or redis.call('HGET', k, 'owner') ~= owner then
+    return
+  end
+  if tries(id) >= cap then
+    give_up(prefix, id, now, why, {KEYS[1], KEYS[2], KEYS[3], KEYS[4]})
+    table.insert(gave_up, id)
+    return
+  end
+  redis.call('HSET', k, 'status', 'queued')
+  redis.call('HDEL', k, 'owner', 'lease_until')
+  redis.call('ZREM', leased, id)
+  redis.call('ZADD', ready, redis.call('HGET', k, 'created_at'), id)
+  table.insert(again, id)
+  table.insert(again, redis.call('HGET', k, 'priority') or '')
+end
 take(own)
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do take(id) end
+-- Its own job tried before (this claim counted again): no fresh job shares its fate.
+local alone = claimed[1] == own and tries(own) > 1
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  if not seen[id] then give_back(id) end
+end
 local want = extra - (#claimed - 1)
-if want > 0 then
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, want)) do
-    take(id)
+if want > 0 and not alone then
+  -- Jobs tried before wait in the pool for their own task: look a little past them.
+  for _, id in ipairs(redis.call('ZRANGE', ready, 0, want + 63)) do
+    if want <= 0 then break end
+    if tries(id) == 0 then take(id) end
+    want = extra - (#claimed - 1)
   end
 end
-want = extra - (#claimed - 1)
-if want > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', ready, 0, want - 1)) do take(id) end
-end
 if #claimed > 0 then redis.call('EXPIRE', KEYS[5], math.ceil(lease) + 60) end
-return {claimed, gave_up}
+return {claimed, gave_up, again}
 """
 
 # Finishing is atomic and happens once: a redelivered task that finds the job final does nothing.
@@ -111,30 +140,76 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
-# Videos whose lease lapsed (their task was killed at the hard time limit and never comes
-# back; a still's is taken over by the next still's claim instead) go back to their ready pool,
-# queued, to be sent again; one that has used up its attempts is failed instead (GIVE_UP): a
-# video that always outlives the limit would otherwise be sent again forever. Returns {id,
-# priority pairs sent again, ids given up}.
-# KEYS: videos leased, videos ready. ARGV: prefix, now, most attempts, why (a format).
+# Jobs whose lease lapsed (their task was killed at the hard time limit and never comes back,
+# or their worker's whole process died and its message waits out the visibility timeout) go
+# back to their ready pool, queued, to be sent again; one that has used up its attempts is
+# failed instead (GIVE_UP): a job that always outlives the limit would otherwise be sent again
+# forever. The sweep runs it once a minute, busy or idle, so no lapsed job waits on an upload.
+# "Why?" maps whose lease lapsed lose it, to be sent again (their claim fails one that has used
+# up its attempts). Returns {id, priority pairs of jobs sent again, ids given up, id, priority
+# pairs of maps sent again}.
+# KEYS: stills leased, stills ready, videos leased, videos ready, maps leased.
+# ARGV: prefix, now, most attempts, why (a format).
 RELEASE_LAPSED = GIVE_UP + """
-local again, gave_up = {}, {}
+local again, gave_up, maps = {}, {}, {}
 local prefix, now, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
-  local k = prefix .. 'job:' .. id
-  redis.call('ZREM', KEYS[1], id)
-  if redis.call('HGET', k, 'status') ~= 'running' then
-    -- final meanwhile, or gone: nothing to do
-  elseif tonumber(redis.call('HGET', k, 'attempts') or '0') >= cap then
-    give_up(prefix, id, now, ARGV[4], {KEYS[1], KEYS[2]})
-    table.insert(gave_up, id)
-  else
-    redis.call('HSET', k, 'status', 'queued')
-    redis.call('HDEL', k, 'owner', 'lease_until')
-    redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'created_at'), id)
-    table.insert(again, id)
-    table.insert(again, redis.call('HGET', k, 'priority') or '')
+for _, pools in ipairs({{KEYS[1], KEYS[2]}, {KEYS[3], KEYS[4]}}) do
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', pools[1], '-inf', now)) do
+    local k = prefix .. 'job:' .. id
+    redis.call('ZREM', pools[1], id)
+    if redis.call('HGET', k, 'status') ~= 'running' then
+      -- final meanwhile, or gone: nothing to do
+    elseif tonumber(redis.call('HGET', k, 'attempts') or '0') >= cap then
+      give_up(prefix, id, now, ARGV[4], pools)
+      table.insert(gave_up, id)
+    else
+      redis.call('HSET', k, 'status', 'queued')
+      redis.call('HDEL', k, 'owner', 'lease_until')
+      redis.call('ZADD', pools[2], redis.call('HGET', k, 'created_at'), id)
+      table.insert(again, id)
+      table.insert(again, redis.call('HGET', k, 'priority') or '')
+    end
   end
 end
-return {again, gave_up}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
+  local k = prefix .. 'job:' .. id
+  redis.call('ZREM', KEYS[5], id)
+  if redis.call('HGET', k, 'status') == 'done' and redis.call('HEXISTS', k, 'explanation') == 0
+  then
+    redis.call('HDEL', k, 'map_owner', 'map_lease_until')
+    table.insert(maps, id)
+    table.insert(maps, redis.call('HGET', k, 'priority') or '')
+  end
+end
+return {again, gave_up, maps}
+"""
+
+# Claiming a done job's "Why?" map, as a job is claimed: with an owner (the task id) and a
+# lease, each claim counting one attempt. A map is claimed again only when its worker died on
+# it (Celery redelivers the task) or ran out of time (the sweep sends it again), so one that has
+# been claimed DFD_MAX_ATTEMPTS times is recorded as failed instead (ARGV[5], the explanation
+# that says so): the verdict stands, and the map never hangs at "pending". Returns 'run',
+# 'gave_up', or 'skip' (gone, made, never asked for, or held by another live task).
+# KEYS: the record, maps leased. ARGV: job id, owner, now, lease seconds, most attempts,
+# the failed explanation (JSON).
+CLAIM_MAP = """
+local k, id, owner, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+if redis.call('HGET', k, 'status') ~= 'done' or redis.call('HGET', k, 'explain') ~= '1'
+    or redis.call('HEXISTS', k, 'explanation') == 1 then
+  redis.call('ZREM', KEYS[2], id)
+  return 'skip'
+end
+local holder = redis.call('HGET', k, 'map_owner')
+if holder and holder ~= owner and tonumber(redis.call('HGET', k, 'map_lease_until')) > now then
+  return 'skip'
+end
+if tonumber(redis.call('HGET', k, 'map_attempts') or '0') >= tonumber(ARGV[5]) then
+  redis.call('HSET', k, 'explanation', ARGV[6], 'explained_at', now)
+  redis.call('ZREM', KEYS[2], id)
+  return 'gave_up'
+end
+redis.call('HINCRBY', k, 'map_attempts', 1)
+redis.call('HSET', k, 'map_owner', owner, 'map_lease_until', now + tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id)
+return 'run'
 """

@@ -6,15 +6,16 @@ import hashlib
 import json
 import secrets
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis
 from redis.typing import EncodableT, FieldT
 
 from shared import job_scripts
+from shared.attempts import GAVE_UP, MAP_GAVE_UP, Claim, Lapsed
 from shared.formats import kind_of_stored
 from shared.settings import read as read_setting
-from shared.tasks import DEFAULT_PRIORITY
+from shared.tasks import DEFAULT_PRIORITY, follow_up_priority
 
 PREFIX = "dfd:"
 # Queued job ids by age, one pool per kind of media: not a queue (Celery's priority lists are:
@@ -24,35 +25,18 @@ PREFIX = "dfd:"
 READY = f"{PREFIX}ready"
 READY_VIDEO = f"{PREFIX}ready:video"
 # Claimed (running) job ids by lease expiry, per kind. A lease past its time means the claiming
-# worker died without its task coming back: a later still's claim takes such a still over, and
-# release_lapsed gives such a video back to be sent again (either fails a job instead once it
-# has used up its attempts: GAVE_UP).
+# worker died without its task coming back: release_lapsed (the sweep) gives such a job back to
+# be sent again, or fails it once it has used up its attempts (GAVE_UP). Done jobs whose "Why?"
+# map is being made, by the map's lease expiry, the same way.
 LEASED = f"{PREFIX}leased"
 LEASED_VIDEO = f"{PREFIX}leased:video"
+LEASED_MAP = f"{PREFIX}leased:map"
 POOLS = (READY, LEASED, READY_VIDEO, LEASED_VIDEO)
 MEDIA = ("image", "video")
-# The error of a job failed for using up its attempts (its %d: how many were made). A job is
-# claimed again only when the worker that had it never came back: killed at the hard time
-# limit, or dead (an upload that crashes the decoder, memory); retrying it for ever would
-# hold a worker for ever and the job would never be final.
-GAVE_UP = ("tried %d times (DFD_MAX_ATTEMPTS); each time the worker running it ran out of time "
-           "(DFD_TASK_TIME_LIMIT) or died before it finished")
-
-
-class Claim(NamedTuple):
-    """What one claim did: the ids it made running for its owner, and the ids it found with
-    their attempts used up and failed instead (their webhooks and counts are the caller's)."""
-
-    running: list[str]
-    gave_up: list[str]
-
-
-class Lapsed(NamedTuple):
-    """What one release of lapsed videos did: (id, priority) of each queued again, whose task
-    the caller sends again at that priority, and the ids failed for using up their attempts."""
-
-    again: list[tuple[str, int]]
-    gave_up: list[str]
+def _pairs(flat: list, priority=int) -> list[tuple[str, int]]:
+    """[id, priority, id, priority, ...] from a script as (id, priority) pairs."""
+    return [(_text(flat[i]), priority(int(flat[i + 1] or DEFAULT_PRIORITY)))
+            for i in range(0, len(flat), 2)]
 
 
 def new_job_id() -> str:
@@ -80,6 +64,7 @@ class JobStore:
         self._claim = client.register_script(job_scripts.CLAIM)
         self._set_if_exists = client.register_script(job_scripts.SET_IF_EXISTS)
         self._release = client.register_script(job_scripts.RELEASE_LAPSED)
+        self._claim_map = client.register_script(job_scripts.CLAIM_MAP)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -146,7 +131,7 @@ class JobStore:
             return None
         pipe = self._redis.pipeline()
         pipe.delete(self.key(job_id), f"{PREFIX}done:{job_id}")
-        for pool in POOLS:
+        for pool in (*POOLS, LEASED_MAP):
             pipe.zrem(pool, job_id)
         sha_key = None
         if rec["result"] and not rec["reused"]:
@@ -181,24 +166,36 @@ class JobStore:
 
         Each claimed job is marked running with attempts + 1 and leased to owner for `lease`
         seconds. job_id is left out when it is final, unknown, or leased to another owner whose
-        lease is still good. A still's others come from the stills' lapsed leases first, then
-        their pool, oldest first; a video is claimed alone (job_scripts.CLAIM). A job it would
-        take that has had max_attempts already is failed (GAVE_UP) and never handed out.
+        lease is still good. A still's others come from their pool, oldest first, never tried
+        before; a video, or a job tried before, is claimed alone, and a redelivered task gives
+        the rest of its batch back (job_scripts.CLAIM). A job it would take that has had
+        max_attempts already is failed (GAVE_UP) and never handed out.
         """
         owner = owner or new_job_id()
-        running, gave_up = self._claim(
+        running, gave_up, again = self._claim(
             keys=[*POOLS, f"{PREFIX}owner:{owner}"],
             args=[PREFIX, owner, job_id, max(extra, 0), time.time(), lease, self.max_attempts,
                   GAVE_UP])
-        return Claim([_text(g) for g in running], [_text(g) for g in gave_up])
+        return Claim([_text(g) for g in running], [_text(g) for g in gave_up], _pairs(again))
 
     def release_lapsed(self) -> Lapsed:
-        """Videos whose lease lapsed: queued again in their pool, or failed (GAVE_UP) when they
-        have had max_attempts (job_scripts.RELEASE_LAPSED)."""
-        again, gave_up = self._release(keys=[LEASED_VIDEO, READY_VIDEO],
-                                       args=[PREFIX, time.time(), self.max_attempts, GAVE_UP])
-        return Lapsed([(_text(again[i]), int(again[i + 1] or DEFAULT_PRIORITY))
-                       for i in range(0, len(again), 2)], [_text(g) for g in gave_up])
+        """Jobs whose lease lapsed: queued again in their pool, or failed (GAVE_UP) when they
+        have had max_attempts; "Why?" maps whose lease lapsed, to be sent again
+        (job_scripts.RELEASE_LAPSED)."""
+        again, gave_up, maps = self._release(
+            keys=[LEASED, READY, LEASED_VIDEO, READY_VIDEO, LEASED_MAP],
+            args=[PREFIX, time.time(), self.max_attempts, GAVE_UP])
+        return Lapsed(_pairs(again), [_text(g) for g in gave_up],
+                      _pairs(maps, follow_up_priority))
+
+    def claim_map(self, job_id: str, owner: str, lease: float) -> str:
+        """Claim a done job's "Why?" map for owner (the task id), counting one attempt: 'run',
+        'skip' (gone, made, not asked for, or another live task's), or 'gave_up' when it has had
+        max_attempts already: then recorded as failed, saying why (job_scripts.CLAIM_MAP)."""
+        failed = json.dumps({"error": "failed", "reason": MAP_GAVE_UP % self.max_attempts})
+        return _text(self._claim_map(keys=[self.key(job_id), LEASED_MAP],
+                                     args=[job_id, owner, time.time(), lease,
+                                           self.max_attempts, failed]))
 
     def finish(self, job_id: str, *, result: dict | None = None, error: str | None = None,
                sha256: str | None = None, client: str = "") -> bool:
@@ -226,6 +223,7 @@ class JobStore:
     def set_explanation(self, job_id: str, explanation: dict) -> bool:
         """Cache a job's explanation in its record, with when it was made; never creating a
         record (a job deleted or expired meanwhile stays gone). False when there is none."""
+        self._redis.zrem(LEASED_MAP, job_id)
         return self._set(job_id, explanation=json.dumps(explanation), explained_at=time.time())
 
     def set_progress(self, job_id: str, done: int, total: int) -> bool:

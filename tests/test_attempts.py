@@ -13,7 +13,9 @@ import psutil
 import pytest
 import requests
 
-from shared.jobs import GAVE_UP, POOLS, JobStore, new_job_id
+from shared.attempts import GAVE_UP, MAP_GAVE_UP
+from shared.job_view import explanation_state
+from shared.jobs import LEASED_MAP, POOLS, JobStore, new_job_id
 from shared.settings import SettingsError, load
 from tests.conftest import API_KEY, WEBHOOK_SECRET
 from tests.test_faults import Stack, heavy_png, worker_children
@@ -56,40 +58,87 @@ def test_the_cap_is_one_setting_checked_at_start(clean_redis):
 def test_a_lapsed_video_is_sent_again_until_its_attempts_are_used_up(store, clean_redis):
     video = _queue(store, 1, "video")[0]
     # Its task is killed at the hard time limit (never redelivered): the lease lapses.
-    assert store.claim_ready(video, 0, owner="task-1", lease=-1) == ([video], [])
-    assert store.release_lapsed() == ([(video, 3)], [])  # under the cap: sent again
+    assert store.claim_ready(video, 0, owner="task-1", lease=-1) == ([video], [], [])
+    assert store.release_lapsed() == ([(video, 3)], [], [])  # under the cap: sent again
     assert (store.get(video)["status"], store.get(video)["attempts"]) == ("queued", 1)
-    assert store.claim_ready(video, 0, owner="task-2", lease=-1) == ([video], [])
+    assert store.claim_ready(video, 0, owner="task-2", lease=-1) == ([video], [], [])
     # At the cap: failed, not released.
-    assert store.release_lapsed() == ([], [video])
+    assert store.release_lapsed() == ([], [video], [])
     _gave_up_on(store, clean_redis, video, 2)
-    assert store.release_lapsed() == ([], [])
+    assert store.release_lapsed() == ([], [], [])
     # A message of it that still arrives claims nothing, and a late finish changes nothing.
-    assert store.claim_ready(video, 0, owner="task-3") == ([], [])
+    assert store.claim_ready(video, 0, owner="task-3") == ([], [], [])
     assert store.finish(video, error="late") is False
 
 
-def test_a_still_past_its_cap_is_never_claimed(store, clean_redis):
-    a, b, c = _queue(store, 3)
-    # task-a's worker dies on its batch (a, b) twice: Celery redelivers it each time.
+def test_a_still_past_its_cap_is_never_claimed_and_takes_no_batch_mate_with_it(store,
+                                                                               clean_redis):
+    a, b, c, d = _queue(store, 4)
+    # task-a claims a and b; b's own message finds b taken and runs the next job waiting.
     assert store.claim_ready(a, 1, owner="task-a").running == [a, b]
-    assert store.claim_ready(a, 1, owner="task-a").running == [a, b]
-    # Its third delivery fails both instead, and fills its batch from the pool.
-    assert store.claim_ready(a, 1, owner="task-a") == ([c], [a, b])
+    assert store.claim_ready(b, 0, owner="task-b").running == [c]
+    # task-a's worker dies: Celery redelivers it, which takes a back alone and gives b back
+    # to its pool, for its task to be sent again (its own message is spent).
+    assert store.claim_ready(a, 1, owner="task-a") == ([a], [], [(b, 3)])
+    assert (store.get(b)["status"], store.get(b)["attempts"]) == ("queued", 1)
+    # Its worker dies on a again: the next delivery fails a instead and, a being out of the
+    # batch, fills it from the pool with a job never tried (not b, which waits for its task).
+    assert store.claim_ready(a, 1, owner="task-a") == ([d], [a], [])
     _gave_up_on(store, clean_redis, a, 2)
-    _gave_up_on(store, clean_redis, b, 2)
-    assert store.claim_ready(b, 1, owner="task-b") == ([], [])
+    assert store.claim_ready(b, 1, owner="task-b2") == ([b], [], [])  # alone: tried before
+    assert store.finish(b, error="its own outcome")
+    assert store.claim_ready(a, 1, owner="task-a2") == ([], [], [])
 
 
-def test_a_lapsed_still_past_its_cap_is_not_taken_over(store, clean_redis):
+def test_a_lapsed_still_goes_back_alone_and_fails_at_its_cap(store, clean_redis):
     x, y, z = _queue(store, 3)
-    # x's task is killed at the time limit twice: first its own, then the one that took it over.
+    # x's task is killed at the time limit: a later claim's batch does not take x over.
     assert store.claim_ready(x, 0, owner="task-x", lease=-1).running == [x]
-    assert store.claim_ready(y, 1, owner="task-y", lease=-1).running == [y, x]
-    # The next claim takes over y (one attempt left) but fails x.
-    assert store.claim_ready(z, 5, owner="task-z") == ([z, y], [x])
+    assert store.claim_ready(y, 1, owner="task-y").running == [y, z]
+    # The sweep gives x back, to be sent again; killed at the limit again, it is failed.
+    assert store.release_lapsed() == ([(x, 3)], [], [])
+    assert store.claim_ready(x, 5, owner="task-x2", lease=-1) == ([x], [], [])
+    assert store.release_lapsed() == ([], [x], [])
     _gave_up_on(store, clean_redis, x, 2)
-    assert [store.get(i)["attempts"] for i in (y, z)] == [2, 1]
+    assert [store.get(i)["attempts"] for i in (y, z)] == [1, 1]
+
+
+def _done_with_map(store: JobStore) -> str:
+    """A done job whose "Why?" map is still to be made."""
+    job_id = new_job_id()
+    store.create(job_id, filename="x", stored="", sha256="", client="t", explain=True)
+    store.claim_ready(job_id, 0, owner=f"task-{job_id}")
+    assert store.finish(job_id, result={"label": "Real"})
+    return job_id
+
+
+def test_a_map_is_tried_at_most_max_attempts_times(store, clean_redis):
+    """The "Why?" map counts its attempts as a job does: a redelivery (its worker died) or a
+    lapsed lease (killed at the time limit; the sweep sends it again) is one more; at the cap
+    it is recorded as failed with the reason, the verdict untouched."""
+    died, timed_out = _done_with_map(store), _done_with_map(store)
+    assert store.claim_map(died, "map-1", 60) == "run"
+    assert store.claim_map(died, "map-2", 60) == "skip"  # its first task is live on it
+    assert store.claim_map(died, "map-1", 60) == "run"  # redelivered: attempt 2 of 2
+    assert store.claim_map(died, "map-1", 60) == "gave_up"
+    assert store.claim_map(timed_out, "map-a", -1) == "run"
+    assert store.release_lapsed() == ([], [], [(timed_out, 6)])  # API class 3: maps at 6
+    assert store.claim_map(timed_out, "map-b", -1) == "run"
+    assert store.release_lapsed().maps == [(timed_out, 6)]
+    assert store.claim_map(timed_out, "map-c", 60) == "gave_up"
+    assert store.release_lapsed() == ([], [], [])
+    for job_id in (died, timed_out):
+        rec = store.get(job_id)
+        assert json.loads(rec["explanation"]) == {"error": "failed", "reason": MAP_GAVE_UP % 2}
+        assert "the map was tried 2 times" in MAP_GAVE_UP % 2
+        assert explanation_state(rec) == "failed"
+        assert (rec["status"], rec["result"], rec["finishes"]) == ("done", {"label": "Real"}, 1)
+        assert store.claim_map(job_id, "map-late", 60) == "skip"
+    # A map made (or failed) in time leaves no lease behind for the sweep.
+    made = _done_with_map(store)
+    assert store.claim_map(made, "map-m", -1) == "run"
+    store.set_explanation(made, {"faces": []})
+    assert store.release_lapsed() == ([], [], []) and not clean_redis.zcard(LEASED_MAP)
 
 
 def test_a_last_attempt_still_running_is_left_alone(store):
@@ -97,7 +146,7 @@ def test_a_last_attempt_still_running_is_left_alone(store):
     store.claim_ready(job_id, 0, owner="task-1")
     assert store.claim_ready(job_id, 0, owner="task-1").running == [job_id]  # attempt 2 of 2
     # Its own message reaching another worker meanwhile neither runs nor fails it.
-    assert store.claim_ready(job_id, 0, owner="task-2") == ([], [])
+    assert store.claim_ready(job_id, 0, owner="task-2") == ([], [], [])
     assert store.get(job_id)["status"] == "running"
     assert store.finish(job_id, error="its own outcome") is True
 

@@ -39,24 +39,33 @@ def test_a_job_in_another_workers_batch_is_not_run_again(store, clean_redis):
     assert clean_redis.zscore(LEASED, b) is None
 
 
-def test_a_redelivered_task_takes_back_its_whole_batch(store):
+def test_a_redelivered_task_runs_its_own_job_alone_and_gives_back_the_rest(store):
     a, b, c = _queue(store, 3)
     assert store.claim_ready(a, 2, owner="task-a").running == [a, b, c]
     store.finish(c, error="done before the worker died")
-    # task-a's worker died; Celery redelivers task-a (same id): its unfinished jobs run again.
-    assert store.claim_ready(a, 2, owner="task-a").running == [a, b]
-    assert [store.get(i)["attempts"] for i in (a, b, c)] == [2, 2, 1]
+    # task-a's worker died; Celery redelivers task-a (same id): a runs again, alone, and b
+    # goes back to its pool, for its task to be sent again (its own message may be gone).
+    assert store.claim_ready(a, 2, owner="task-a") == ([a], [], [(b, 3)])
+    assert [store.get(i)["attempts"] for i in (a, b, c)] == [2, 1, 1]
+    # Tried before, b joins no other task's batch; its own task runs it alone.
+    d = _queue(store, 1)[0]
+    assert store.claim_ready(d, 5, owner="task-d").running == [d]
+    assert store.claim_ready(b, 5, owner="task-b").running == [b]
 
 
-def test_a_lapsed_lease_is_taken_over_by_a_later_claim(store):
+def test_a_lapsed_lease_goes_back_at_the_sweep_and_its_jobs_run_alone(store):
     a, b, d = _queue(store, 3)
     assert store.claim_ready(a, 1, owner="task-a", lease=0.3).running == [a, b]
     assert store.claim_ready(d, 5, owner="task-d").running == [d]  # leases still good
     time.sleep(0.4)
+    # task-a was killed at the time limit: a later claim's batch leaves its jobs alone ...
     e = _queue(store, 1)[0]
-    got = store.claim_ready(e, 5, owner="task-e").running
-    assert got[0] == e and sorted(got[1:]) == sorted([a, b])  # same lease end: any order
-    assert [store.get(i)["attempts"] for i in (a, b)] == [2, 2]
+    assert store.claim_ready(e, 5, owner="task-e").running == [e]
+    # ... the sweep gives them back, each to be sent again, and each runs alone.
+    lapsed = store.release_lapsed()
+    assert sorted(lapsed.again) == sorted([(a, 3), (b, 3)]) and not lapsed.gave_up
+    assert store.claim_ready(b, 5, owner="task-b").running == [b]
+    assert [store.get(i)["attempts"] for i in (a, b)] == [1, 2]
 
 
 @pytest.mark.slow

@@ -266,11 +266,11 @@ def test_videos_wait_in_their_own_pool_and_are_claimed_alone(clean_redis):
     assert store.claim_ready(new_job_id(), 7, owner="task-4").running == []
     assert store.get(videos_[0])["status"] == "running"
     # The lapsed video goes back to its pool with its priority class, to be sent again.
-    assert store.release_lapsed() == ([(videos_[0], 6)], [])
+    assert store.release_lapsed() == ([(videos_[0], 6)], [], [])
     assert store.get(videos_[0])["status"] == "queued" and clean_redis.zscore(READY_VIDEO,
                                                                             videos_[0])
     assert clean_redis.zscore(LEASED_VIDEO, videos_[0]) is None
-    assert store.release_lapsed() == ([], [])
+    assert store.release_lapsed() == ([], [], [])
     assert store.claim_ready(videos_[0], 0, owner="task-5").running == [videos_[0]]
     assert store.finish(videos_[0], error="x") and clean_redis.zcard(LEASED_VIDEO) == 1
 
