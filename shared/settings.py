@@ -205,6 +205,9 @@ class Settings:
     # Times a job may be claimed: a job is claimed again only when its worker ran out of time or
     # died on it, so past this it is failed rather than sent again for ever.
     MAX_ATTEMPTS: int = setting("3", ints(1, 100))
+    # Seconds between sweeps (one across all workers, busy or idle): old uploads deleted, jobs
+    # and "Why?" maps whose lease lapsed sent again or failed. Whole seconds: the lock's expiry.
+    SWEEP_EVERY: int = setting("60", ints(1, 86400))
     # Video, more stills and links (issue 20). Video uploads have their own size, length and
     # frame-size limits and rate; the worker samples VIDEO_FPS frames a second, at most
     # VIDEO_MAX_FRAMES, decoding in a child process bounded by VIDEO_DECODE_S and _MB.

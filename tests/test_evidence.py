@@ -143,6 +143,10 @@ def test_the_map_arrives_after_the_verdict_and_a_failed_one_says_so(service_env,
     assert failed.status_code == 500
     assert failed.get_json()["error"]["code"] == "explanation_failed"
     assert store.get(job_id)["result"] == result
+    # A map given up after its attempts says why.
+    store.set_explanation(job_id, {"error": "failed", "reason": "tried 3 times (...)"})
+    message = client.get(f"/api/v1/jobs/{job_id}/explanation").get_json()["error"]["message"]
+    assert message.endswith("explanation of this job: tried 3 times (...)"), message
 
 
 def test_explain_asked_of_an_earlier_result_without_one_runs_again(live_server, reset_limits):

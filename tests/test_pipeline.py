@@ -181,6 +181,31 @@ def test_a_failed_map_loses_nothing(model_dir, detector, clean_redis, tmp_path, 
     assert not any(tmp_path.iterdir())
 
 
+def test_a_map_past_its_attempts_fails_with_the_reason(model_dir, detector, clean_redis,
+                                                      tmp_path):
+    """A map whose worker died (or ran out of time) on it DFD_MAX_ATTEMPTS times is not made
+    again: recorded as failed with the reason, its upload deleted, the verdict untouched."""
+    from shared.attempts import MAP_GAVE_UP
+
+    ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
+    jobs, storage = ctx.jobs, ctx.storage
+    job_id = new_job_id()
+    jobs.create(job_id, filename="x.jpg", stored=storage.save(make_jpeg(seed=26), ".jpg"),
+                sha256="26", client="t", explain=True)
+    assert run_jobs(ctx, [job_id]) == {job_id: "done"}
+    verdict = jobs.get(job_id)["result"]
+    for n in range(ctx.settings.MAX_ATTEMPTS):
+        assert jobs.claim_map(job_id, f"killed-{n}", -1) == "run"  # each task died on it
+    assert any(tmp_path.iterdir())  # kept for the map until now
+    assert explain_job(ctx, job_id) == "failed"
+    rec = jobs.get(job_id)
+    assert json.loads(rec["explanation"]) == {
+        "error": "failed", "reason": MAP_GAVE_UP % ctx.settings.MAX_ATTEMPTS}
+    assert rec["status"] == "done" and rec["result"] == verdict and rec["finishes"] == 1
+    assert not any(tmp_path.iterdir())
+    assert explain_job(ctx, job_id) == "skipped"
+
+
 def test_what_verdicts_call_for_and_the_sweep_are_plain_functions(model_dir, detector,
                                                                   clean_redis, tmp_path):
     from worker.common import follow_ups, sweep
@@ -201,8 +226,8 @@ def test_what_verdicts_call_for_and_the_sweep_are_plain_functions(model_dir, det
     jobs.create(video, filename="v.mp4", stored="v.mp4", sha256="v", client="t", media="video",
                 priority=6)
     assert jobs.claim_ready(video, 0, owner="killed", lease=-1).running == [video]
-    assert sweep(ctx) == ([(video, 6)], []) and jobs.get(video)["status"] == "queued"
-    assert sweep(ctx) == ([], [])  # once a minute
+    assert sweep(ctx) == ([(video, 6)], [], []) and jobs.get(video)["status"] == "queued"
+    assert sweep(ctx) == ([], [], [])  # once a minute
 
 
 def test_a_job_past_its_attempts_fails_as_any_failed_job(model_dir, detector, clean_redis,
@@ -211,7 +236,7 @@ def test_a_job_past_its_attempts_fails_as_any_failed_job(model_dir, detector, cl
     store fails it, and the worker counts it, deletes its upload and owes its webhook."""
     from prometheus_client import REGISTRY
 
-    from shared.jobs import GAVE_UP
+    from shared.attempts import GAVE_UP
     from worker.common import follow_ups, gave_up, sweep
 
     ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
@@ -222,7 +247,7 @@ def test_a_job_past_its_attempts_fails_as_any_failed_job(model_dir, detector, cl
         assert ctx.jobs.claim_ready(video, 0, owner=f"killed-{n}", lease=-1).running == [video]
     failed = REGISTRY.get_sample_value("dfd_jobs_finished_total", {"status": "failed"}) or 0
     lapsed = sweep(ctx)
-    assert lapsed == ([], [video])
+    assert lapsed == ([], [video], [])
     assert gave_up(ctx, lapsed.gave_up) == {video: "failed"}
     assert REGISTRY.get_sample_value("dfd_jobs_finished_total", {"status": "failed"}) == \
         failed + 1

@@ -60,8 +60,9 @@ def explanation(job_id: str):
         # The verdict never waits for the map: it follows, about a second a face later.
         return jsonify(id=job_id, status="pending", retry_after=1), 202
     if state == "failed":
+        why = json.loads(rec["explanation"]).get("reason")  # a map given up after its attempts
         return error_response(500, "explanation_failed", "the worker could not compute the "
-                              "explanation of this job")
+                              "explanation of this job" + (f": {why}" if why else ""))
     return jsonify(id=job_id, status="done", **json.loads(rec["explanation"]))
 
 

@@ -4,7 +4,11 @@ the fork and loaded once per child process."""
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 
+import redis
 from celery import Celery, shared_task, signals
 from celery import current_app as current_celery
 
@@ -71,8 +75,10 @@ def apply_trust_anchors(settings: settings_mod.Settings) -> None:
 
 
 def context() -> WorkerContext:
-    """This process's resources, built once after the fork (worker.context)."""
-    return build_context(_settings())
+    """This process's resources, built once after the fork (worker.context), and its sweeper."""
+    ctx = build_context(_settings())
+    _start_sweeper(ctx)
+    return ctx
 
 
 @signals.worker_process_init.connect
@@ -81,13 +87,61 @@ def _warm(**_):
     context()
 
 
+_sweeping: int | None = None  # the process whose sweeper thread runs (a fork inherits none)
+
+
+def _start_sweeper(ctx: WorkerContext) -> None:
+    """Sweep on a timer in every worker process, not only when a task comes: with no uploads
+    arriving, a job whose lease lapsed would otherwise stay running for ever. The store's lock
+    lets one process across all workers sweep per DFD_SWEEP_EVERY."""
+    global _sweeping
+    if _sweeping == os.getpid():
+        return
+    _sweeping = os.getpid()
+    app = detect.app  # the current app, which the thread sends its tasks through
+    threading.Thread(target=_sweep_forever, args=(ctx, app), name="dfd-sweep",
+                     daemon=True).start()
+
+
+def _sweep_forever(ctx: WorkerContext, app: Celery) -> None:
+    app.set_current()
+    while True:
+        time.sleep(ctx.settings.SWEEP_EVERY)
+        try:
+            sweep_and_send(ctx)
+        except redis.RedisError as exc:  # an outage: the next turn tries again
+            log.warning("sweep skipped: %s", exc)
+        except Exception:  # noqa: BLE001 - the thread must outlive one bad turn
+            log.exception("sweep failed")
+
+
+def sweep_and_send(ctx: WorkerContext) -> None:
+    """This process's turn at the sweep (worker.common.sweep), and what it calls for: the tasks
+    of lapsed jobs and maps sent again, the webhooks of the jobs it failed."""
+    lapsed = sweep(ctx)
+    _send_again(lapsed.again)
+    _send_maps(ctx, lapsed.maps)
+    _send_follow_ups(ctx, gave_up(ctx, lapsed.gave_up))
+
+
+def _send_again(jobs: list[tuple[str, int]]) -> None:
+    """Send the task of each job given back to its pool again, at the job's own priority."""
+    for job_id, priority in jobs:
+        detect.apply_async(args=(job_id,), queue=QUEUE, priority=priority)
+
+
 def _send_follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> None:
     """After the verdicts are recorded: the webhooks and "Why?" maps they call for."""
-    from worker.explain import give_up
-
     hooks, maps = follow_ups(ctx, outcomes)
     for job_id in hooks:
         webhook.apply_async(args=(job_id,))
+    _send_maps(ctx, maps)
+
+
+def _send_maps(ctx: WorkerContext, maps: list[tuple[str, int]]) -> None:
+    """Send the task of each "Why?" map at its priority; one that cannot be sent is failed."""
+    from worker.explain import give_up
+
     for job_id, priority in maps:
         try:
             explain.apply_async(args=(job_id,), queue=QUEUE, priority=priority)
@@ -105,28 +159,28 @@ def detect(self, job_id: str) -> str:
     ctx = context()
     # A still's task takes what else is waiting, up to the batch size: a lone job is never
     # held back; a video's takes its video alone. The task id owns the claim; a redelivery of
-    # this task (its worker died) takes the batch back. A job whose attempts are used up (its
-    # workers kept dying or running out of time) is failed by the claim instead of handed out,
-    # and gets its webhook like any failed job.
+    # this task (its worker died) takes its own job back, alone, and gives the rest of its
+    # batch back, each sent again in a task of its own, so that an upload that kills its
+    # worker fails alone. A job whose attempts are used up (its workers kept dying or running
+    # out of time) is failed by the claim instead of handed out, and gets its webhook like any
+    # failed job.
     claim = ctx.jobs.claim_ready(job_id, ctx.settings.BATCH_SIZE - 1, owner=self.request.id,
                                  lease=ctx.lease)
+    _send_again(claim.again)
     outcomes = {**gave_up(ctx, claim.gave_up), **run_jobs(ctx, claim.running)}
     _send_follow_ups(ctx, outcomes)
-    lapsed = sweep(ctx)  # videos whose task never came back
-    for again, priority in lapsed.again:
-        detect.apply_async(args=(again,), queue=QUEUE, priority=priority)
-    _send_follow_ups(ctx, gave_up(ctx, lapsed.gave_up))
     # Not in the batch: final already, deleted, or in another live worker's batch.
     return outcomes.get(job_id, "skipped")
 
 
-@shared_task(name=EXPLAIN)
-def explain(job_id: str) -> str:
-    """Make a done job's "Why?" map from its kept upload, then delete the upload."""
+@shared_task(name=EXPLAIN, bind=True)
+def explain(self, job_id: str) -> str:
+    """Make a done job's "Why?" map from its kept upload, then delete the upload; the task id
+    owns the map's claim, so a redelivery (its worker died) takes it back."""
     from worker.explain import explain_job
 
     logs.JOB_ID.set(job_id)
-    return explain_job(context(), job_id)
+    return explain_job(context(), job_id, owner=self.request.id)
 
 
 @shared_task(name=WEBHOOK, bind=True)

@@ -10,9 +10,9 @@ import time
 from detector.analyze import DECODE_SIZE
 from detector.provenance import provenance
 from shared import metrics
+from shared.attempts import Lapsed
 from shared.images import decode_pil
 from shared.job_view import explanation_state
-from shared.jobs import Lapsed
 from shared.schema import FINAL, checked_provenance
 from shared.tasks import follow_up_priority
 from worker.context import WorkerContext
@@ -133,22 +133,26 @@ def follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> tuple[list, list
     return hooks, maps
 
 
-def sweep(ctx: WorkerContext, every: float = 60) -> Lapsed:
-    """One sweep per `every` seconds across all workers (JobStore.sweep_turn is the lock): old
-    uploads deleted, and the videos whose task never came back (their lease lapsed): queued
-    again, for the caller to send their tasks again at their own priority, or failed when they
-    have used up their attempts (the caller passes those to gave_up)."""
-    now = time.time()
+def sweep(ctx: WorkerContext) -> Lapsed:
+    """One sweep per DFD_SWEEP_EVERY seconds across all workers (JobStore.sweep_turn is the
+    lock): old uploads deleted, and the jobs whose task never came back (their lease lapsed):
+    queued again, for the caller to send their tasks again at their own priority, or failed
+    when they have used up their attempts (the caller passes those to gave_up); "Why?" maps
+    whose lease lapsed, for the caller to send again."""
+    now, every = time.time(), ctx.settings.SWEEP_EVERY
     if now - ctx.swept < every:
-        return Lapsed([], [])
+        return Lapsed([], [], [])
     ctx.swept = now
     if not ctx.jobs.sweep_turn(str(os.getpid()), every):
-        return Lapsed([], [])
+        return Lapsed([], [], [])
     removed = ctx.storage.sweep(ctx.settings.RETENTION)
     if removed:
         log.info("swept %d uploads older than %ss", removed, ctx.settings.RETENTION)
     lapsed = ctx.jobs.release_lapsed()
     for job_id, _ in lapsed.again:
         log.warning("job %s: its task never came back; sent again", job_id,
+                    extra={"job_id": job_id})
+    for job_id, _ in lapsed.maps:
+        log.warning("job %s: its map's task never came back; sent again", job_id,
                     extra={"job_id": job_id})
     return lapsed

@@ -2,26 +2,37 @@
 upload the verdict came from (kept for it, decoded the same way, so the faces and crops are the
 ones scored), caches an occlusion map per face in the job record, then deletes the upload.
 
-A failure is cached for the client (the web answers 500) and never touches the verdict."""
+A failure is cached for the client (the web answers 500) and never touches the verdict. Each
+task claims the map first (JobStore.claim_map), counting an attempt: a map whose worker died or
+ran out of time on it DFD_MAX_ATTEMPTS times is recorded as failed, saying so, not tried again."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from detector.explain import explain_image, grid_of, method
 from shared.job_view import explanation_state
+from shared.jobs import new_job_id
 from worker.common import delete_upload, read_image
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 
 
-def explain_job(ctx: WorkerContext, job_id: str) -> str:
-    """Make and cache one done job's map, then delete its upload; what happened ('done',
-    'failed', or 'skipped' when the job is gone or needs none)."""
+def explain_job(ctx: WorkerContext, job_id: str, owner: str | None = None) -> str:
+    """Claim one done job's map for owner (the task id), make and cache it, then delete its
+    upload; what happened ('done', 'failed', or 'skipped' when the job is gone, needs none, or
+    another live task has it)."""
+    claim = ctx.jobs.claim_map(job_id, owner or new_job_id(), ctx.lease)
     rec = ctx.jobs.get(job_id)
-    if rec is None or explanation_state(rec) != "pending":
+    if claim == "skip" or rec is None:
         return "skipped"  # deleted meanwhile (the web removed its upload), or made already
+    if claim == "gave_up":
+        log.warning("job %s: explanation failed: %s", job_id,
+                    json.loads(rec["explanation"])["reason"], extra={"job_id": job_id})
+        delete_upload(ctx, job_id, rec["stored"])
+        return "failed"
     try:
         _, image = read_image(ctx, rec)
         faces = explain_image(image, ctx.face_finder, ctx.model)
