@@ -30,10 +30,12 @@ end
 # batch-mates down with it. A task redelivered after its worker died (same task id) takes back
 # its own job, alone, and gives the rest of its batch (the owner set) back to the ready pool,
 # each to be sent again in a task of its own: only the job that kills its worker keeps dying.
+# A job given back is noted in the resend set, due a lease from now: the sweep sends it once
+# more if no claim has taken it by then (the process sending it may die before it has).
 # A job it would take that has been claimed DFD_MAX_ATTEMPTS times already (each claim counts
 # one) is failed instead (GIVE_UP), so a job that kills its worker is not run again and again.
 # Returns {running ids, ids given up, {id, priority} pairs given back to be sent again}.
-# KEYS: stills ready, stills leased, videos ready, videos leased, the owner's set.
+# KEYS: stills ready, stills leased, videos ready, videos leased, the owner's set, resend.
 # ARGV: prefix, owner, own job id, extra, now, lease seconds, most attempts, why (a format).
 CLAIM = GIVE_UP + """
 local prefix, owner, own = ARGV[1], ARGV[2], ARGV[3]
@@ -44,6 +46,7 @@ local media = redis.call('HGET', prefix .. 'job:' .. own, 'media') or 'image'
 local ready, leased = KEYS[1], KEYS[2]
 if media == 'video' then ready, leased, extra = KEYS[3], KEYS[4], 0 end
 local claimed, seen = {}, {}
+local pools = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]}
 local function tries(id)
   return tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'attempts') or '0')
 end
@@ -53,7 +56,7 @@ local function take(id)
   local k = prefix .. 'job:' .. id
   local st = redis.call('HGET', k, 'status')
   if (not st) or st == 'done' or st == 'failed' then
-    for i = 1, 4 do redis.call('ZREM', KEYS[i], id) end
+    for _, pool in ipairs(pools) do redis.call('ZREM', pool, id) end
     return
   end
   if (redis.call('HGET', k, 'media') or 'image') ~= media then return end
@@ -63,7 +66,7 @@ local function take(id)
     if holder ~= owner and till > now then return end
   end
   if tries(id) >= cap then
-    give_up(prefix, id, now, why, {KEYS[1], KEYS[2], KEYS[3], KEYS[4]})
+    give_up(prefix, id, now, why, pools)
     table.insert(gave_up, id)
     return
   end
@@ -71,6 +74,7 @@ local function take(id)
              'lease_until', now + lease)
   redis.call('HINCRBY', k, 'attempts', 1)
   redis.call('ZREM', ready, id)
+  redis.call('ZREM', KEYS[6], id)
   redis.call('ZADD', leased, now + lease, id)
   redis.call('SADD', KEYS[5], id)
   table.insert(claimed, id)
@@ -85,7 +89,7 @@ local function give_back(id)
     return
   end
   if tries(id) >= cap then
-    give_up(prefix, id, now, why, {KEYS[1], KEYS[2], KEYS[3], KEYS[4]})
+    give_up(prefix, id, now, why, pools)
     table.insert(gave_up, id)
     return
   end
@@ -93,6 +97,7 @@ local function give_back(id)
   redis.call('HDEL', k, 'owner', 'lease_until')
   redis.call('ZREM', leased, id)
   redis.call('ZADD', ready, redis.call('HGET', k, 'created_at'), id)
+  redis.call('ZADD', KEYS[6], now + lease, id)
   table.insert(again, id)
   table.insert(again, redis.call('HGET', k, 'priority') or '')
 end
@@ -145,15 +150,23 @@ return 1
 # back to their ready pool, queued, to be sent again; one that has used up its attempts is
 # failed instead (GIVE_UP): a job that always outlives the limit would otherwise be sent again
 # forever. The sweep runs it once a minute, busy or idle, so no lapsed job waits on an upload.
-# "Why?" maps whose lease lapsed lose it, to be sent again (their claim fails one that has used
-# up its attempts). Returns {id, priority pairs of jobs sent again, ids given up, id, priority
-# pairs of maps sent again}.
-# KEYS: stills leased, stills ready, videos leased, videos ready, maps leased.
-# ARGV: prefix, now, most attempts, why (a format).
+# A job sent again is noted in the resend set, due `grace` seconds on: one still queued then
+# (its message was lost with the process sending it) is sent once more, and noted again.
+# "Why?" maps whose lease lapsed lose their holder and get a lease of `grace` seconds, to be
+# sent again (their claim fails one that has used up its attempts; a lost message lapses
+# again). Returns {id, priority pairs of jobs sent again, ids given up, id, priority pairs of
+# maps sent again}.
+# KEYS: stills leased, stills ready, videos leased, videos ready, maps leased, resend.
+# ARGV: prefix, now, most attempts, why (a format), grace seconds.
 RELEASE_LAPSED = GIVE_UP + """
 local again, gave_up, maps = {}, {}, {}
-local prefix, now, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
-for _, pools in ipairs({{KEYS[1], KEYS[2]}, {KEYS[3], KEYS[4]}}) do
+local prefix, now, cap, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local function send(id, into)
+  redis.call('ZADD', KEYS[6], now + grace, id)
+  table.insert(into, id)
+  table.insert(into, redis.call('HGET', prefix .. 'job:' .. id, 'priority') or '')
+end
+for _, pools in ipairs({{KEYS[1], KEYS[2], KEYS[6]}, {KEYS[3], KEYS[4], KEYS[6]}}) do
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', pools[1], '-inf', now)) do
     local k = prefix .. 'job:' .. id
     redis.call('ZREM', pools[1], id)
@@ -166,9 +179,15 @@ for _, pools in ipairs({{KEYS[1], KEYS[2]}, {KEYS[3], KEYS[4]}}) do
       redis.call('HSET', k, 'status', 'queued')
       redis.call('HDEL', k, 'owner', 'lease_until')
       redis.call('ZADD', pools[2], redis.call('HGET', k, 'created_at'), id)
-      table.insert(again, id)
-      table.insert(again, redis.call('HGET', k, 'priority') or '')
+      send(id, again)
     end
+  end
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)) do
+  if redis.call('HGET', prefix .. 'job:' .. id, 'status') == 'queued' then
+    send(id, again)
+  else
+    redis.call('ZREM', KEYS[6], id)
   end
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
@@ -176,7 +195,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
   redis.call('ZREM', KEYS[5], id)
   if redis.call('HGET', k, 'status') == 'done' and redis.call('HEXISTS', k, 'explanation') == 0
   then
-    redis.call('HDEL', k, 'map_owner', 'map_lease_until')
+    redis.call('HDEL', k, 'map_owner')
+    redis.call('HSET', k, 'map_lease_until', now + grace)
+    redis.call('ZADD', KEYS[5], now + grace, id)
     table.insert(maps, id)
     table.insert(maps, redis.call('HGET', k, 'priority') or '')
   end
@@ -199,6 +220,7 @@ if redis.call('HGET', k, 'status') ~= 'done' or redis.call('HGET', k, 'explain')
   redis.call('ZREM', KEYS[2], id)
   return 'skip'
 end
+-- A map sent again by the sweep has no holder: any of its messages may take it.
 local holder = redis.call('HGET', k, 'map_owner')
 if holder and holder ~= owner and tonumber(redis.call('HGET', k, 'map_lease_until')) > now then
   return 'skip'

@@ -31,6 +31,9 @@ READY_VIDEO = f"{PREFIX}ready:video"
 LEASED = f"{PREFIX}leased"
 LEASED_VIDEO = f"{PREFIX}leased:video"
 LEASED_MAP = f"{PREFIX}leased:map"
+# Jobs given back to their pool and sent again, by when a claim should have taken them: the
+# sweep sends any still queued then once more (job_scripts.RELEASE_LAPSED).
+RESEND = f"{PREFIX}resend"
 POOLS = (READY, LEASED, READY_VIDEO, LEASED_VIDEO)
 MEDIA = ("image", "video")
 def _pairs(flat: list, priority=int) -> list[tuple[str, int]]:
@@ -99,7 +102,7 @@ class JobStore:
         """Remove a job that never got its task (the send failed): record and ready entry."""
         pipe = self._redis.pipeline()
         pipe.delete(self.key(job_id))
-        for pool in POOLS:
+        for pool in (*POOLS, RESEND):
             pipe.zrem(pool, job_id)
         pipe.execute()
 
@@ -131,7 +134,7 @@ class JobStore:
             return None
         pipe = self._redis.pipeline()
         pipe.delete(self.key(job_id), f"{PREFIX}done:{job_id}")
-        for pool in (*POOLS, LEASED_MAP):
+        for pool in (*POOLS, LEASED_MAP, RESEND):
             pipe.zrem(pool, job_id)
         sha_key = None
         if rec["result"] and not rec["reused"]:
@@ -173,18 +176,19 @@ class JobStore:
         """
         owner = owner or new_job_id()
         running, gave_up, again = self._claim(
-            keys=[*POOLS, f"{PREFIX}owner:{owner}"],
+            keys=[*POOLS, f"{PREFIX}owner:{owner}", RESEND],
             args=[PREFIX, owner, job_id, max(extra, 0), time.time(), lease, self.max_attempts,
                   GAVE_UP])
         return Claim([_text(g) for g in running], [_text(g) for g in gave_up], _pairs(again))
 
-    def release_lapsed(self) -> Lapsed:
+    def release_lapsed(self, grace: float = 300) -> Lapsed:
         """Jobs whose lease lapsed: queued again in their pool, or failed (GAVE_UP) when they
-        have had max_attempts; "Why?" maps whose lease lapsed, to be sent again
+        have had max_attempts; jobs given back whose task no claim took within `grace` seconds;
+        "Why?" maps whose lease lapsed. The caller sends the tasks of those to be sent again
         (job_scripts.RELEASE_LAPSED)."""
         again, gave_up, maps = self._release(
-            keys=[LEASED, READY, LEASED_VIDEO, READY_VIDEO, LEASED_MAP],
-            args=[PREFIX, time.time(), self.max_attempts, GAVE_UP])
+            keys=[LEASED, READY, LEASED_VIDEO, READY_VIDEO, LEASED_MAP, RESEND],
+            args=[PREFIX, time.time(), self.max_attempts, GAVE_UP, grace])
         return Lapsed(_pairs(again), [_text(g) for g in gave_up],
                       _pairs(maps, follow_up_priority))
 

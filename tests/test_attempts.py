@@ -13,12 +13,13 @@ import psutil
 import pytest
 import requests
 
+from harness.services import consumers_paused
 from shared.attempts import GAVE_UP, MAP_GAVE_UP
 from shared.job_view import explanation_state
 from shared.jobs import LEASED_MAP, POOLS, JobStore, new_job_id
 from shared.settings import SettingsError, load
 from tests.conftest import API_KEY, WEBHOOK_SECRET
-from tests.test_faults import Stack, heavy_png, worker_children
+from tests.test_faults import Stack, batch_jpegs, heavy_png, worker_children
 from tests.test_webhooks import receiver  # noqa: F401 - a fixture, used by name
 
 
@@ -101,6 +102,19 @@ def test_a_lapsed_still_goes_back_alone_and_fails_at_its_cap(store, clean_redis)
     assert store.release_lapsed() == ([], [x], [])
     _gave_up_on(store, clean_redis, x, 2)
     assert [store.get(i)["attempts"] for i in (y, z)] == [1, 1]
+
+
+def test_a_job_given_back_whose_task_is_lost_is_sent_again_by_the_sweep(store):
+    a, b = _queue(store, 2)
+    assert store.claim_ready(a, 1, owner="task-a").running == [a, b]
+    # task-a is redelivered and gives b back; its process dies before b's task is sent, and
+    # then the lease of a runs out too (lease=-1: as if that time had passed).
+    assert store.claim_ready(a, 1, owner="task-a", lease=-1).again == [(b, 3)]
+    # The sweep sends b again, as no claim took it in time (and fails a, at its cap).
+    assert store.release_lapsed(grace=60) == ([(b, 3)], [a], [])
+    assert store.release_lapsed(grace=60) == ([], [], [])  # not again before the grace
+    assert store.claim_ready(b, 1, owner="task-b").running == [b]
+    assert store.get(b)["attempts"] == 2
 
 
 def _done_with_map(store: JobStore) -> str:
@@ -201,5 +215,88 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed(tmp_path, model_dir,
         assert stack.procs["worker"].poll() is None
         assert stack.worker_log_tail(10_000_000).count("WorkerLostError") >= 2
         assert not (tmp_path / "uploads" / rec["stored"]).exists()  # deleted, as on any failure
+    finally:
+        stack.stop()
+
+
+@pytest.mark.slow
+def test_a_poison_upload_fails_alone_and_its_batch_mates_are_done(tmp_path, model_dir):
+    """A batch of four stills, one of which kills its worker each time it runs (SIGKILL, as an
+    upload that crashes the decoder would): after the first death each job runs alone, so the
+    poison one reaches the cap and fails by itself while its batch-mates are done."""
+    stack = Stack(tmp_path, model_dir, concurrency=1)
+    # A short lease and sweep: a batch-mate whose task was lost with a killed process (the
+    # kill can land before the redelivered task has sent them) is sent again within a minute.
+    stack.env.update({"DFD_MAX_ATTEMPTS": "2", "DFD_TASK_TIME_LIMIT": "20",
+                      "DFD_SWEEP_EVERY": "1"})
+    try:
+        stack.start_redis()
+        stack.start_worker()
+        stack.start_web()
+        blobs = batch_jpegs(3, seed=4)
+        blobs.insert(1, heavy_png(9))
+        with consumers_paused(stack.redis_url):  # all four wait: the first task takes them all
+            ids = stack.submit(blobs)
+        poison, mates = ids[1], [ids[0], *ids[2:]]
+        child = _running_child(stack, poison, 1, timeout=90)
+        assert [s[:2] for s in stack.statuses(ids)] == [("running", 1)] * 4  # one batch
+        child.send_signal(signal.SIGKILL)
+        child.wait(5)
+        child = _running_child(stack, poison, 2, timeout=90)
+        assert "running" not in [s for s, *_ in stack.statuses(mates)]  # it runs alone
+        time.sleep(0.3)  # into the decoding, where a poison upload would kill it
+        child.send_signal(signal.SIGKILL)
+        child.wait(5)
+        stack.wait_all_final(ids, timeout=90)
+        recs = {r["id"]: r for r in stack.records(ids)}
+        assert (recs[poison]["status"], recs[poison]["error"]) == ("failed", GAVE_UP % 2)
+        # Each mate ran in the batch that died, then once more on its own.
+        assert [(recs[m]["status"], recs[m]["attempts"], recs[m]["finishes"])
+                for m in mates] == [("done", 2, 1)] * 3
+        assert stack.procs["worker"].poll() is None
+    finally:
+        stack.stop()
+
+
+def _map_attempts(stack: Stack, job_id: str) -> int:
+    return int(stack.redis.hget(JobStore.key(job_id), "map_attempts") or 0)
+
+
+@pytest.mark.slow
+def test_a_map_that_kills_its_worker_every_time_fails_with_its_reason(tmp_path, model_dir):
+    """The "Why?" map of a still whose worker child dies on it each time: Celery redelivers
+    its task each time; after DFD_MAX_ATTEMPTS the map is failed with the reason (the web
+    answers 500 saying it), the verdict stands and the upload is deleted."""
+    stack = Stack(tmp_path, model_dir, concurrency=1)
+    stack.env["DFD_MAX_ATTEMPTS"] = "2"
+    try:
+        stack.start_redis()
+        stack.start_worker()
+        stack.start_web()
+        r = requests.post(f"{stack.url}/api/v1/jobs?wait=10", data={"explain": "1"},
+                          headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60,
+                          files=[("image", ("big.png", heavy_png(8), "image/png"))])
+        job_id = r.json()["jobs"][0]["id"]
+        for attempt in (1, 2):
+            deadline = time.monotonic() + 90
+            while _map_attempts(stack, job_id) < attempt:
+                assert time.monotonic() < deadline, stack.worker_log_tail()
+                time.sleep(0.01)
+            children = worker_children(stack.procs["worker"])
+            assert len(children) == 1, children
+            children[0].send_signal(signal.SIGKILL)
+            children[0].wait(5)
+        deadline, url = time.monotonic() + 90, f"{stack.url}/api/v1/jobs/{job_id}/explanation"
+        while (got := requests.get(url, timeout=10)).status_code == 202:
+            assert time.monotonic() < deadline, stack.worker_log_tail()
+            time.sleep(0.1)
+        assert got.status_code == 500, got.text
+        error = got.json()["error"]
+        assert error["code"] == "explanation_failed" and error["message"].endswith(
+            MAP_GAVE_UP % 2), error
+        rec = stack.records([job_id])[0]
+        assert (rec["status"], rec["finishes"], _map_attempts(stack, job_id)) == ("done", 1, 2)
+        assert rec["result"]["label"] in ("Real", "Fake")
+        assert not (tmp_path / "uploads" / rec["stored"]).exists()
     finally:
         stack.stop()

@@ -148,9 +148,9 @@ def sweep(ctx: WorkerContext) -> Lapsed:
     removed = ctx.storage.sweep(ctx.settings.RETENTION)
     if removed:
         log.info("swept %d uploads older than %ss", removed, ctx.settings.RETENTION)
-    lapsed = ctx.jobs.release_lapsed()
+    lapsed = ctx.jobs.release_lapsed(grace=ctx.lease)
     for job_id, _ in lapsed.again:
-        log.warning("job %s: its task never came back; sent again", job_id,
+        log.warning("job %s: its task never came back (or was never sent); sent again", job_id,
                     extra={"job_id": job_id})
     for job_id, _ in lapsed.maps:
         log.warning("job %s: its map's task never came back; sent again", job_id,
