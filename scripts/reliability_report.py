@@ -177,8 +177,9 @@ def _faults_section(kill: dict | None, restart: dict | None) -> list[str]:
             f"(`attempts == 2`), all others once. The first kill hits a task on its own job "
             f"(recovered by Celery: `task_acks_late` + `task_reject_on_worker_lost`; turning "
             f"either off leaves that job stuck and fails the test); the others hit jobs claimed "
-            f"into a batch (leased to the dead task, they are run again by that task when "
-            f"Celery redelivers it: same task id, same owner). {kill['seconds']} s.",
+            f"into a batch (leased to the dead task: when Celery redelivers it, same task id, "
+            f"same owner, it runs its own job again alone and sends each of the others again "
+            f"in a task of its own). {kill['seconds']} s.",
         ]
     if restart:
         out += [

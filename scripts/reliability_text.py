@@ -53,19 +53,32 @@ FAULTS_AND_SECURITY = [
     "30 s); a job leased to another live owner is left alone when its own task arrives. "
     "With the old claim the same test failed (1 job of 200 ran twice, no fault injected; "
     "the issue saw 2 of 48). A lease that lapses (its "
-    "task killed by the hard time limit, never redelivered) is taken over by the next "
-    "still's claim, or, for a video, queued again by the sweep and its task sent again.",
+    "task killed by the hard time limit, never redelivered) is given back by the sweep, "
+    "which every worker process runs on a timer (`DFD_SWEEP_EVERY`, one across all "
+    "workers), idle or busy: the job is queued again and its task sent again "
+    "(`test_sweep.py`: on an idle worker, with no upload arriving, such a job ran again and "
+    "one at its cap failed, within seconds with `DFD_SWEEP_EVERY=1`).",
     "- **A job that kills its worker every time** (`test_attempts.py`): each claim counts "
     "one attempt, and a job is claimed again only when its worker died on it (Celery "
-    "redelivers the task) or ran out of time (its lapsed lease is taken over, or a video "
-    "sent again). A claim or the sweep that finds a job with `DFD_MAX_ATTEMPTS` (3) "
+    "redelivers the task) or ran out of time (the sweep sends it again once its lease "
+    "lapsed). A job tried before runs alone, and a redelivered task gives its batch-mates "
+    "back, each sent again in a task of its own (and by the sweep, if that send is lost with "
+    "the process): on a real worker, in a batch of four stills with one whose pool child "
+    "was SIGKILLed on it each time, that one failed at `DFD_MAX_ATTEMPTS=2` and the other "
+    "three were done (2 attempts each). A claim or the sweep that finds a job with "
+    "`DFD_MAX_ATTEMPTS` (3) "
     "attempts made fails it instead, in the same Lua step (`failed`, `tried N times "
     "(DFD_MAX_ATTEMPTS); each time the worker running it ran out of time "
     "(DFD_TASK_TIME_LIMIT) or died before it finished`), counted, its upload deleted and "
     "its webhook sent like any failure; a last attempt still running under a live lease is "
     "left alone. On a real worker a still whose pool child was SIGKILLed on it each time "
     "ended so after 2 attempts (`DFD_MAX_ATTEMPTS=2`), its webhook reporting it. Before, "
-    "such a job was redelivered (a death) or sent again (a lapsed video) for ever.",
+    "such a job was redelivered (a death) or sent again (a lapsed video) for ever, and its "
+    "batch-mates failed with it. A \"Why?\" map (`dfd.explain`) is claimed the same way "
+    "(`JobStore.claim_map`: owner, lease, attempts): one whose worker died or ran out of "
+    "time on it `DFD_MAX_ATTEMPTS` times is recorded as failed with `the map was tried N "
+    "times ...`, which the web's 500 (`explanation_failed`) says; the verdict stands (a "
+    "real worker, its child SIGKILLed on the map twice).",
     "- **Retried uploads** (`test_idempotency.py`): a request repeated with the same "
     "`Idempotency-Key` gets the first request's jobs (`Idempotent-Replayed: true`), never "
     "new ones; `dfd submit` sends one key per file and, behind a proxy that drops the "
@@ -98,19 +111,13 @@ FAULTS_AND_SECURITY = [
 LIMITS = [
     "## Not proven here (known limits)",
     "",
-    "- A claim's lease that lapses (its task killed by the hard time limit and, being "
-    "acknowledged,\n  never redelivered) is taken over only by a later claim, and the sweep "
-    "that sends a lapsed\n  video again runs only after a detect task: with no further "
-    "uploads such a job stays\n  `running` (flagged `stale`). Stills claimed into one batch "
-    "share its fate: a still that\n  kills its worker every time uses up the attempts of "
-    "the stills claimed with it too, and\n  they fail with it. Webhook deliveries are lost "
-    "if a worker dies between recording the\n  result and queueing the delivery.",
-    "- A \"Why?\" map task (`dfd.explain`) has no cap on attempts: one whose worker dies "
-    "on it is\n  redelivered by Celery again each time, and one killed at the hard time limit "
-    "leaves the map\n  `pending` (the verdict is final either way).",
+    "- Webhook deliveries are lost if a worker dies between recording the result and "
+    "queueing the delivery.",
     "- A Redis outage longer than the worker's 30 s ride-out leaves the jobs in flight "
     "`running` until their task messages are redelivered after the broker's visibility timeout "
-    "(1 h); they are flagged `stale` after `DFD_QUEUE_DEADLINE` meanwhile. The same holds for a "
+    "(1 h), or until their lease lapses and a sweep sends them again if that comes first "
+    "(not tested for these cases); they are flagged `stale` after `DFD_QUEUE_DEADLINE` "
+    "meanwhile. The same holds for a "
     "whole worker host lost (not just a pool child).",
     "- `docker-compose.yml` runs Redis with `--appendfsync everysec`: a crash of the Redis "
     "host can lose the last second of writes (jobs accepted in that second). The test uses "
