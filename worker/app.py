@@ -104,6 +104,7 @@ def _start_sweeper(ctx: WorkerContext) -> None:
 
 
 def _sweep_forever(ctx: WorkerContext, app: Celery) -> None:
+    """The sweeper thread's loop: a turn every DFD_SWEEP_EVERY seconds, for the process's life."""
     app.set_current()
     while True:
         time.sleep(ctx.settings.SWEEP_EVERY)
@@ -127,7 +128,10 @@ def sweep_and_send(ctx: WorkerContext) -> None:
 def _send_again(jobs: list[tuple[str, int]]) -> None:
     """Send the task of each job given back to its pool again, at the job's own priority."""
     for job_id, priority in jobs:
-        detect.apply_async(args=(job_id,), queue=QUEUE, priority=priority)
+        try:
+            detect.apply_async(args=(job_id,), queue=QUEUE, priority=priority)
+        except Exception:  # noqa: BLE001 - the store's resend set has it: a sweep sends it
+            log.exception("job %s: could not be sent again now; a sweep will", job_id)
 
 
 def _send_follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> None:
