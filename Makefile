@@ -98,7 +98,10 @@ cross-source: deps
 # each run never saw. Run 9's swap folds from ImageNet weights: `make study FOLD_MIN=100
 # STUDY_RUNS=dfdc-out:--leave-out=dfdc-faces` (and FOLD_MIN=60 for ff-out); both stopped at the
 # 40-epoch cap (160k images), in 63 and 41 minutes; the diffusion fold the same way:
-# `make study FOLD_MIN=38 STUDY_RUNS=sdfd-out-long:--leave-out=sdfd-faces` (28 epochs).
+# `make study FOLD_MIN=38 STUDY_RUNS=sdfd-out-long:--leave-out=sdfd-faces` (28 epochs). The
+# ablations at an equal budget: FOLD_MIN=0 (no time budget: the epochs decide) with
+# `sdfd-out-long-noaligned:--leave-out=sdfd-faces,--no-aligned-training,--epochs=28` and
+# `ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0`.
 STUDY := var/study
 FOLD_MIN ?= 18
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \
