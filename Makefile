@@ -101,7 +101,8 @@ cross-source: deps
 # `make study FOLD_MIN=38 STUDY_RUNS=sdfd-out-long:--leave-out=sdfd-faces` (28 epochs). The
 # ablations at an equal budget: FOLD_MIN=0 (no time budget: the epochs decide) with
 # `sdfd-out-long-noaligned:--leave-out=sdfd-faces,--no-aligned-training,--epochs=28` and
-# `ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0`.
+# `ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0`; the GAN fold: FOLD_MIN=0 with
+# `stylegan-out:--leave-out=stylegan-faces` (40 epochs, 50 minutes).
 STUDY := var/study
 FOLD_MIN ?= 18
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \
