@@ -50,6 +50,13 @@ local pools = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]}
 local function tries(id)
   return tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'attempts') or '0')
 end
+-- Out of attempts: failed (GIVE_UP) and reported, never handed out nor given back.
+local function spent(id)
+  if tries(id) < cap then return false end
+  give_up(prefix, id, now, why, pools)
+  table.insert(gave_up, id)
+  return true
+end
 local function take(id)
   if seen[id] then return end
   seen[id] = true
@@ -65,11 +72,7 @@ local function take(id)
     local till = tonumber(redis.call('HGET', k, 'lease_until') or '0')
     if holder ~= owner and till > now then return end
   end
-  if tries(id) >= cap then
-    give_up(prefix, id, now, why, pools)
-    table.insert(gave_up, id)
-    return
-  end
+  if spent(id) then return end
   redis.call('HSET', k, 'status', 'running', 'started_at', now, 'owner', owner,
              'lease_until', now + lease)
   redis.call('HINCRBY', k, 'attempts', 1)
@@ -88,11 +91,7 @@ local function give_back(id)
   if redis.call('HGET', k, 'status') ~= 'running' or redis.call('HGET', k, 'owner') ~= owner then
     return
   end
-  if tries(id) >= cap then
-    give_up(prefix, id, now, why, pools)
-    table.insert(gave_up, id)
-    return
-  end
+  if spent(id) then return end
   redis.call('HSET', k, 'status', 'queued')
   redis.call('HDEL', k, 'owner', 'lease_until')
   redis.call('ZREM', leased, id)

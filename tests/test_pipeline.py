@@ -157,16 +157,21 @@ def test_the_verdict_is_recorded_before_the_map_which_follows(model_dir, detecto
     assert not any(tmp_path.iterdir())  # both uploads deleted
 
 
+def _done_with_a_map(ctx, seed: int) -> tuple[str, str]:
+    """A still uploaded with "Why?" asked for and its verdict recorded: (job id, verdict)."""
+    job_id = new_job_id()
+    ctx.jobs.create(job_id, filename="x.jpg", stored=ctx.storage.save(make_jpeg(seed=seed), ".jpg"),
+                    sha256=str(seed), client="t", explain=True)
+    assert run_jobs(ctx, [job_id]) == {job_id: "done"}
+    return job_id, ctx.jobs.get(job_id)["result"]
+
+
 def test_a_failed_map_loses_nothing(model_dir, detector, clean_redis, tmp_path, monkeypatch):
     import worker.explain
 
     ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
-    jobs, storage = ctx.jobs, ctx.storage
-    job_id = new_job_id()
-    jobs.create(job_id, filename="x.jpg", stored=storage.save(make_jpeg(seed=23), ".jpg"),
-                sha256="23", client="t", explain=True)
-    assert run_jobs(ctx, [job_id]) == {job_id: "done"}
-    verdict = jobs.get(job_id)["result"]
+    jobs = ctx.jobs
+    job_id, verdict = _done_with_a_map(ctx, 23)
 
     def broken(*_a, **_k):
         raise RuntimeError("boom")
@@ -188,12 +193,8 @@ def test_a_map_past_its_attempts_fails_with_the_reason(model_dir, detector, clea
     from shared.attempts import MAP_GAVE_UP
 
     ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
-    jobs, storage = ctx.jobs, ctx.storage
-    job_id = new_job_id()
-    jobs.create(job_id, filename="x.jpg", stored=storage.save(make_jpeg(seed=26), ".jpg"),
-                sha256="26", client="t", explain=True)
-    assert run_jobs(ctx, [job_id]) == {job_id: "done"}
-    verdict = jobs.get(job_id)["result"]
+    jobs = ctx.jobs
+    job_id, verdict = _done_with_a_map(ctx, 26)
     for n in range(ctx.settings.MAX_ATTEMPTS):
         assert jobs.claim_map(job_id, f"killed-{n}", -1) == "run"  # each task died on it
     assert any(tmp_path.iterdir())  # kept for the map until now
