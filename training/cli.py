@@ -8,7 +8,8 @@ import sys
 # Each command's module, by generation: training.mnv2 (fine-tuned MobileNetV2), training.clip
 # (frozen CLIP features) and training.common (any model).
 COMMANDS = {"train": "training.mnv2.train", "bands": "training.mnv2.bands",
-            "verdicts": "training.mnv2.verdicts", "features": "training.clip.features",
+            "verdicts": "training.mnv2.verdicts",
+            "serve-policy": "training.mnv2.serve_policy", "features": "training.clip.features",
             "clip": "training.clip.fit", "clip-serving": "training.clip.serving",
             "clip-ablation": "training.clip.ablation", "evaluate": "training.common.evaluate",
             "aligned": "training.common.aligned", "study-tables": "training.common.fold_tables"}

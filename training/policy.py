@@ -145,12 +145,19 @@ def choose_prior_issue18(study, z50: np.ndarray, z_old: np.ndarray, old_prior: f
     shipped model's logits z_old at its prior; returns (prior, grid rows)."""
     cal_real = study.mask("calib") & (study.labels == 0)
     old_said = z_old + logit(old_prior) > logit(SEED_THRESHOLD)
+    return choose_prior_against(study.sources[cal_real], z50[cal_real], old_said[cal_real])
+
+
+def choose_prior_against(sources: np.ndarray, z50: np.ndarray, old_said: np.ndarray
+                         ) -> tuple[float, list[dict]]:
+    """ISSUE18_PRIOR_RULE on real calibration faces: their sources, the new model's logits at
+    50/50 and whether the shipped model, as served, calls each Fake; returns (prior, grid)."""
     grid = []
     for prior in ISSUE18_PRIORS:
         said = z50 + logit(prior) > logit(SEED_THRESHOLD)
         row = {"prior_fake": prior, "reals_called_fake": {}, "shipped": {}, "ok": True}
-        for src in sorted(set(study.sources[cal_real].tolist())):
-            m = cal_real & (study.sources == src)
+        for src in sorted(set(sources.tolist())):
+            m = sources == src
             new, old = M.share(said[m]), M.share(old_said[m])
             lim = ISSUE18_TARGETS["real_called_fake_max_fairface" if src == "fairface-real"
                                   else "real_called_fake_max"]
@@ -159,3 +166,48 @@ def choose_prior_issue18(study, z50: np.ndarray, z_old: np.ndarray, old_prior: f
         grid.append(row)
     ok = [r["prior_fake"] for r in grid if r["ok"]]
     return (max(ok) if ok else ISSUE18_PRIORS[0]), grid
+
+
+# Standing rule 7's gate, written before any new model was scored against the shipped one: on the
+# held-out test files, through the serving path (`dfd-train verdicts --gate NAME`), file by file.
+RULE7_ALPHA = 0.05
+RULE7_GATE_RULE = (
+    "A model replaces the shipped one only if, on the same held-out test files scored through the "
+    "serving path, per source and pooled, it neither calls more real faces Fake nor reads more "
+    "fakes 'Likely real' (reassures them). 'More' is tested on the files where the two models "
+    "disagree (an exact one-sided McNemar test): the new model's extra cases b against the "
+    f"shipped model's c, more when P(X >= b | X ~ Binomial(b + c, 1/2)) < {RULE7_ALPHA}.")
+
+
+def paired_more(b: int, c: int) -> tuple[float, bool]:
+    """(one-sided exact McNemar p-value, more?) for b cases only the new model has, c only the
+    shipped one has."""
+    from math import comb
+
+    n = b + c
+    pval = sum(comb(n, k) for k in range(b, n + 1)) / 2 ** n if n else 1.0
+    return pval, pval < RULE7_ALPHA
+
+
+def rule7_gate(new: list[dict], old: list[dict]) -> dict:
+    """RULE7_GATE_RULE on per-file results ({'path', 'source', 'label', 'fake', 'assessment'})
+    of the new and the shipped model; returns the rows and whether the new model may ship."""
+    old_by = {f["path"]: f for f in old}
+    pairs = [(f, old_by[f["path"]]) for f in new if f["path"] in old_by]
+    rows = []
+    for where in sorted({f["source"] for f, _ in pairs}) + ["pooled"]:
+        sel = [(a, b) for a, b in pairs if where in ("pooled", a["source"])]
+        for what, label, hit in (("reals called Fake", 0, lambda r: r["fake"]),
+                                 ("fakes read Likely real",
+                                  1, lambda r: r["assessment"] == "likely_real")):
+            cls = [(a, b) for a, b in sel if a["label"] == label]
+            if not cls:
+                continue
+            b_only = sum(hit(a) and not hit(b) for a, b in cls)
+            c_only = sum(hit(b) and not hit(a) for a, b in cls)
+            pval, more = paired_more(b_only, c_only)
+            rows.append({"set": where, "what": what, "n": len(cls),
+                         "new": sum(hit(a) for a, _ in cls), "shipped": sum(hit(b) for _, b in cls),
+                         "new_only": b_only, "shipped_only": c_only, "p": pval, "more": more})
+    return {"rule": RULE7_GATE_RULE, "rows": rows, "files": len(pairs),
+            "ships": not any(r["more"] for r in rows)}

@@ -76,8 +76,9 @@ def stability_margin(p_var: np.ndarray, below: float, fake_from: float) -> tuple
 
 
 def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.ndarray,
-                   variants_fn, threshold: float) -> dict:
-    """The card's `assessment` entry. predict: crops -> served-scale P(fake) (calibrated)."""
+                   variants_fn, threshold: float, bands: dict | None = None) -> dict:
+    """The card's `assessment` entry. predict: crops -> served-scale P(fake) (calibrated).
+    bands: edges fitted elsewhere (on left-out runs); by default fitted on these crops."""
     # In chunks: five variants of a few thousand crops would hold gigabytes at once.
     p_var = in_chunks(lambda part: predict(variants_fn(part, CHECKED)).reshape(-1, len(CHECKED)),
                       crops, 256)
@@ -87,8 +88,9 @@ def fit_assessment(predict, crops: np.ndarray, labels: np.ndarray, sources: np.n
     served = "mean of variants" if aucs["mean of variants"] >= aucs["original"] + MEAN_GAIN \
         else "original"
     p = p_var.mean(axis=1) if served == "mean of variants" else p_var[:, 0]
-    bands = fit_bands({s: (labels[sources == s], p[sources == s]) for s in np.unique(sources)},
-                      threshold)
+    if bands is None:
+        bands = fit_bands({s: (labels[sources == s], p[sources == s])
+                           for s in np.unique(sources)}, threshold)
     margin, n_unstable = stability_margin(p_var, bands["likely_real_below"],
                                           bands["likely_fake_from"])
     both = np.isin(sources, [s for s in np.unique(sources)

@@ -15,7 +15,7 @@ import numpy as np
 from shared.schema import ASSESSMENTS
 from training.common import metrics as M
 from training.common.data import read_split
-from training.policy import ISSUE11_TARGETS
+from training.policy import ISSUE11_TARGETS, rule7_gate
 
 PROTOCOL = ("Every held-out test image goes through the serving path (decode, BlazeFace, the "
             "crop, the model, the stability check, the assessment: "
@@ -69,7 +69,7 @@ def evaluate(model_dir: Path, split: Path, trained_on: set[str]) -> dict:
 
     model, face_finder = load_model(model_dir), FaceDetector()
     doc = json.loads(split.read_text())
-    per, all_labels, all_results = {}, [], []
+    per, all_labels, all_results, files = {}, [], [], []
     for src in doc["sources"]:
         items = [i for i in read_split(split, src, "test") if Path(i.path).is_file()]
         labels = np.array([i.label for i in items])
@@ -77,8 +77,12 @@ def evaluate(model_dir: Path, split: Path, trained_on: set[str]) -> dict:
         per[f"{src}/test"] = summarise(labels, results) | {"seen": src in trained_on}
         all_labels.append(labels)
         all_results += results
+        files += [{"path": i.path, "source": src, "label": int(i.label),
+                   "fake": r["label"] == "Fake", "assessment": r["assessment"]}
+                  for i, r in zip(items, results, strict=True)]
     pooled = summarise(np.concatenate(all_labels), all_results)
-    return {"model": model.version, "sets": per, "pooled": pooled}
+    # Per file only for the rule-7 gate and --json: the card keeps the summaries.
+    return {"model": model.version, "sets": per, "pooled": pooled, "files": files}
 
 
 def trained_sources(card: dict) -> dict[str, str]:
@@ -128,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                    "leave-one-real-source-out runs); repeatable")
     p.add_argument("--json", type=Path, help="also write everything measured here; a model "
                    "already measured in that file (same name and version) is not scored again")
+    p.add_argument("--gate", metavar="NAME", help="a --compare model served now: apply standing "
+                   "rule 7's gate (training.policy.RULE7_GATE_RULE) and write it into the card")
     args = p.parse_args(argv)
     split = args.model / "split.json"
     models = {"this model": args.model} | {n: Path(d) for n, d in
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     before = json.loads(args.json.read_text()) if args.json and args.json.exists() else {}
     for name, d in models.items():
         card = json.loads((d / "card.json").read_text())
-        if before.get(name, {}).get("model") == card["version"]:
+        if before.get(name, {}).get("model") == card["version"] and "files" in before[name]:
             out[name] = before[name]
             continue
         seen = trained_sources(card)
@@ -154,7 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     card = json.loads((args.model / "card.json").read_text())
-    card["verdicts"] = {"protocol": PROTOCOL, "models": out}
+    card["verdicts"] = {"protocol": PROTOCOL, "models": {
+        n: {k: x for k, x in v.items() if k != "files"} for n, v in out.items()}}
+    if args.gate:
+        if args.gate not in out:
+            raise SystemExit(f"--gate {args.gate}: name one of the --compare models")
+        card["rule7"] = rule7_gate(out["this model"]["files"], out[args.gate]["files"]) | {
+            "shipped": f"{args.gate} {out[args.gate]['model']}"}
+        print(json.dumps({k: v for k, v in card["rule7"].items() if k != "rule"}, indent=1))
     (args.model / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (args.model / "MODEL_CARD.md").write_text(card_markdown(card))
     return 0
