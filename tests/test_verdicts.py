@@ -51,3 +51,34 @@ def test_what_training_saw_of_each_source():
         "dfdc-faces": {"counts": {"train": {"real": 0, "fake": 5}}},
         "fairface-real": {"counts": {"train": {"real": 0, "fake": 0}}}}}}
     assert trained_sources(card) == {"ff-crops": "all", "dfdc-faces": "fakes only"}
+
+
+def test_gate_is_written_into_the_card_and_files_stay_out_of_it(tmp_path, monkeypatch):
+    import json
+
+    from training.mnv2 import verdicts as V
+
+    new, old = tmp_path / "new", tmp_path / "old"
+    for d, version in ((new, "n1"), (old, "o1")):
+        d.mkdir()
+        (d / "card.json").write_text(json.dumps({"name": d.name, "version": version,
+                                                 "threshold": 0.3, "training": {}}))
+    (new / "split.json").write_text("{}")
+
+    def evaluate(model_dir, split, trained_on):
+        calls = {"new": 6, "old": 0}[model_dir.name]
+        files = [{"path": f"r{i}", "source": "s", "label": 0, "fake": i < calls,
+                  "assessment": "uncertain"} for i in range(20)]
+        return {"model": model_dir.name, "sets": {}, "files": files,
+                "pooled": V.summarise(np.zeros(20, int), [
+                    {"p_fake": 0.1, "label": "Fake" if f["fake"] else "Real",
+                     "assessment": "uncertain"} for f in files])}
+
+    monkeypatch.setattr(V, "evaluate", evaluate)
+    monkeypatch.setattr("training.mnv2.export.card_markdown", lambda card: "card\n")
+    assert V.main([str(new), "--compare", f"shipped={old}", "--gate", "shipped",
+                   "--json", str(tmp_path / "v.json")]) == 0
+    card = json.loads((new / "card.json").read_text())
+    assert card["rule7"]["ships"] is False and card["rule7"]["shipped"] == "shipped old"
+    assert all("files" not in v for v in card["verdicts"]["models"].values())
+    assert "files" in json.loads((tmp_path / "v.json").read_text())["shipped"]
