@@ -11,7 +11,7 @@ SOURCES := $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces $(DATA)/fa
 	$(DATA)/sdfd-faces
 
 .PHONY: deps system-deps run test test-fast reliability lint train train-mnv2 ablation evaluate bench trunk \
-	trunk-bench compose-check clean study
+	trunk-bench compose-check clean study train-e2e
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -133,6 +133,23 @@ study: deps
 		$(BIN)/dfd-train train $(FF) $(SG) $(DF) $(FA) $(SD) --out $(STUDY)/$$name $(FOLD) \
 			$$(echo $$opts | tr , ' ') >> $(STUDY)/$$name.log 2>&1 || exit 1; \
 	done
+
+# The end-to-end candidate (issue 24, docs/MODEL.md run 10): the study's recipe (MobileNetV2-1.0
+# from ImageNet weights, self-blends, aligned fakes, 40 epochs of 4,000 images) on every source,
+# about an hour on 2 cores; then its served prior (against the shipped model's harm to real faces)
+# and its bands (on the study's four folds, one per fake kind: run `make study` with FOLDS first,
+# about 3.5 hours, resumable), then standing rule 7's gate against the shipped model.
+E2E ?= models/dfd-e2e
+SHIPPED ?= models/dfd-clip
+FOLDS := dfdc-out ff-out sdfd-out-long stylegan-out
+train-e2e: deps
+	$(BIN)/dfd-train train $(SOURCES) --out $(E2E) --width 1.0 --epochs 40 --epoch-images 4000 \
+		--time-budget 0 --resume --aligned-cap 1500 --prior-fake 0.02
+	$(BIN)/dfd-train serve-policy $(E2E) $(foreach f,$(FOLDS),--fold $(STUDY)/$(f)) \
+		--shipped $(SHIPPED)
+	$(BIN)/dfd-train study-tables $(E2E) --left-out none --card --json var/study/tables-e2e.json
+	$(BIN)/dfd-train verdicts $(E2E) --compare shipped=$(SHIPPED) --gate shipped \
+		--json var/verdicts-e2e.json
 
 # Every section on the served model (DFD_MODEL_PATH, else shared/settings.py's default); the
 # model before it only as a side-by-side row. `python -m bench --quick` is the smoke run.
