@@ -121,6 +121,18 @@ def targets(v: dict, left_out: set[str]) -> list[dict]:
     return rows
 
 
+def measure(name: str, model_dir: Path, split: Path) -> dict:
+    """One model's verdict tables on a split's test parts, with what it saw and its targets."""
+    seen = trained_sources(json.loads((model_dir / "card.json").read_text()))
+    v = evaluate(model_dir, split, set(seen))
+    # Real faces the model never saw: reals left out, or a real-only source not trained on.
+    left = {s for s, what in seen.items() if what == "fakes only"} | {
+        set_.split("/")[0] for set_, d in v["sets"].items()
+        if set_.split("/")[0] not in seen and d["n_real"] and not d["n_fake"]}
+    return v | {"name": name, "trained_on": seen, "left_out_reals": sorted(left),
+                "targets": targets(v, left)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Evaluate MODEL (and others beside it) and write `verdicts` into MODEL's card."""
     from training.mnv2.export import card_markdown
@@ -145,15 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if before.get(name, {}).get("model") == card["version"] and "files" in before[name]:
             out[name] = before[name]
             continue
-        seen = trained_sources(card)
-        v = evaluate(d, split, set(seen))
-        # Real faces the model never saw: reals left out, or a real-only source not trained on.
-        left = {s for s, what in seen.items() if what == "fakes only"} | {
-            name_.split("/")[0] for name_, d in v["sets"].items()
-            if name_.split("/")[0] not in seen and d["n_real"] and not d["n_fake"]}
-        v |= {"name": name, "trained_on": seen, "left_out_reals": sorted(left),
-              "targets": targets(v, left)}
-        out[name] = v
+        out[name] = v = measure(name, d, split)
         print(f"{name}: {v['model']} pooled reals called Fake "
               f"{v['pooled']['real_called_fake']['share']:.3f}, fakes caught "
               f"{v['pooled']['fakes_caught']['share']:.3f}", flush=True)
