@@ -82,3 +82,8 @@ def test_gate_is_written_into_the_card_and_files_stay_out_of_it(tmp_path, monkey
     assert card["rule7"]["ships"] is False and card["rule7"]["shipped"] == "shipped old"
     assert all("files" not in v for v in card["verdicts"]["models"].values())
     assert "files" in json.loads((tmp_path / "v.json").read_text())["shipped"]
+
+
+def test_a_clip_card_lists_the_sources_it_trained_on():
+    card = {"training": {"sources": ["dfdc-faces", "ff-crops"]}}
+    assert trained_sources(card) == {"dfdc-faces": "all", "ff-crops": "all"}

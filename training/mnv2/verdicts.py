@@ -90,6 +90,8 @@ def trained_sources(card: dict) -> dict[str, str]:
     tr = card.get("training", {})
     left = set(tr.get("left_out_reals") or [])
     out = {}
+    if isinstance(tr.get("sources"), list):  # a CLIP card: every listed source, both classes
+        return {src: "all" for src in tr["sources"]}
     for src, s in tr.get("sources", {}).items():
         c = s.get("counts", {}).get("train", {})
         if c.get("real") or c.get("fake"):
