@@ -79,6 +79,15 @@ FAULTS_AND_SECURITY = [
     "time on it `DFD_MAX_ATTEMPTS` times is recorded as failed with `the map was tried N "
     "times ...`, which the web's 500 (`explanation_failed`) says; the verdict stands (a "
     "real worker, its child SIGKILLed on the map twice).",
+    "- **A worker dies between the verdict and its webhook** "
+    "(`test_webhooks.py::test_a_webhook_owed_by_a_dead_worker_is_sent_by_the_sweep`): the "
+    "step that records a job's final state (finish, a give-up at the cap, a reused result) "
+    "also puts a job with a `callback_url` in the store's outbox of webhooks owed, and only "
+    "the delivery's outcome (delivered, refused, failed after its retries) takes it out. "
+    "The sweep sends the webhook task again for any still owed a lease "
+    "(`DFD_TASK_TIME_LIMIT` + 30 s) after it fell due: on a real worker, a verdict recorded "
+    "through the store with no task sent reached the receiver, signed, once. Delivery is "
+    "at least once; the receiver de-duplicates on the job id (`id`, `X-DFD-Job`).",
     "- **Retried uploads** (`test_idempotency.py`): a request repeated with the same "
     "`Idempotency-Key` gets the first request's jobs (`Idempotent-Replayed: true`), never "
     "new ones; `dfd submit` sends one key per file and, behind a proxy that drops the "
@@ -111,8 +120,6 @@ FAULTS_AND_SECURITY = [
 LIMITS = [
     "## Not proven here (known limits)",
     "",
-    "- Webhook deliveries are lost if a worker dies between recording the result and "
-    "queueing the delivery.",
     "- A Redis outage longer than the worker's 30 s ride-out leaves the jobs in flight "
     "`running` until their task messages are redelivered after the broker's visibility timeout "
     "(1 h), or until their lease lapses and a sweep sends them again if that comes first "

@@ -6,9 +6,10 @@ Cluster. Only shared/jobs.py may touch these keys (tests/test_layout_store.py).
 
 # Failing a job that has used up its attempts, as FINISH would (once, out of every pool it is
 # in, its waiters woken) but inside the script that found it, so no other claim or sweep can
-# hand it out in between. `why` is a format whose %d is the number of attempts made.
+# hand it out in between. `why` is a format whose %d is the number of attempts made. A job with a
+# callback is owed its webhook from this step on (`owed`, the outbox: shared/job_outbox.py).
 GIVE_UP = """
-local function give_up(prefix, id, now, why, pools)
+local function give_up(prefix, id, now, why, pools, owed)
   local k = prefix .. 'job:' .. id
   local tries = tonumber(redis.call('HGET', k, 'attempts') or '0')
   redis.call('HSET', k, 'status', 'failed', 'error', string.format(why, tries),
@@ -17,6 +18,7 @@ local function give_up(prefix, id, now, why, pools)
   for _, pool in ipairs(pools) do redis.call('ZREM', pool, id) end
   redis.call('RPUSH', prefix .. 'done:' .. id, '1')
   redis.call('EXPIRE', prefix .. 'done:' .. id, 120)
+  if redis.call('HEXISTS', k, 'callback') == 1 then redis.call('ZADD', owed, now, id) end
 end
 """
 
@@ -35,8 +37,9 @@ end
 # A job it would take that has been claimed DFD_MAX_ATTEMPTS times already (each claim counts
 # one) is failed instead (GIVE_UP), so a job that kills its worker is not run again and again.
 # Returns {running ids, ids given up, {id, priority} pairs given back to be sent again}.
-# KEYS: stills ready, stills leased, videos ready, videos leased, the owner's set, resend.
-# ARGV: prefix, owner, own job id, extra, now, lease seconds, most attempts, why (a format).
+# KEYS: stills ready, stills leased, videos ready, videos leased, the owner's set, resend,
+# webhooks owed. ARGV: prefix, owner, own job id, extra, now, lease seconds, most attempts,
+# why (a format).
 CLAIM = GIVE_UP + """
 local prefix, owner, own = ARGV[1], ARGV[2], ARGV[3]
 local extra, now, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -53,7 +56,7 @@ end
 -- Out of attempts: failed (GIVE_UP) and reported, never handed out nor given back.
 local function spent(id)
   if tries(id) < cap then return false end
-  give_up(prefix, id, now, why, pools)
+  give_up(prefix, id, now, why, pools, KEYS[7])
   table.insert(gave_up, id)
   return true
 end
@@ -120,7 +123,10 @@ return {claimed, gave_up, again}
 """
 
 # Finishing is atomic and happens once: a redelivered task that finds the job final does nothing.
-# KEYS: the record, its done token, stills leased, videos leased, [the reuse index entry].
+# A job with a callback is owed its webhook from this same step on (the outbox): a worker that
+# dies before it sends the webhook task loses nothing, the sweep sends it (LAPSED_WEBHOOKS).
+# KEYS: the record, its done token, stills leased, videos leased, webhooks owed, [the reuse
+# index entry].
 FINISH = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
@@ -131,7 +137,10 @@ redis.call('ZREM', KEYS[3], ARGV[7])
 redis.call('ZREM', KEYS[4], ARGV[7])
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('EXPIRE', KEYS[2], 120)
-if KEYS[5] then redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[6]) end
+if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[7])
+end
+if KEYS[6] then redis.call('SET', KEYS[6], ARGV[5], 'EX', ARGV[6]) end
 return 1
 """
 
@@ -155,8 +164,8 @@ return 1
 # sent again (their claim fails one that has used up its attempts; a lost message lapses
 # again). Returns {id, priority pairs of jobs sent again, ids given up, id, priority pairs of
 # maps sent again}.
-# KEYS: stills leased, stills ready, videos leased, videos ready, maps leased, resend.
-# ARGV: prefix, now, most attempts, why (a format), grace seconds.
+# KEYS: stills leased, stills ready, videos leased, videos ready, maps leased, resend, webhooks
+# owed. ARGV: prefix, now, most attempts, why (a format), grace seconds.
 RELEASE_LAPSED = GIVE_UP + """
 local again, gave_up, maps = {}, {}, {}
 local prefix, now, cap, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
@@ -172,7 +181,7 @@ for _, pools in ipairs({{KEYS[1], KEYS[2], KEYS[6]}, {KEYS[3], KEYS[4], KEYS[6]}
     if redis.call('HGET', k, 'status') ~= 'running' then
       -- final meanwhile, or gone: nothing to do
     elseif tonumber(redis.call('HGET', k, 'attempts') or '0') >= cap then
-      give_up(prefix, id, now, ARGV[4], pools)
+      give_up(prefix, id, now, ARGV[4], pools, KEYS[7])
       table.insert(gave_up, id)
     else
       redis.call('HSET', k, 'status', 'queued')
@@ -233,4 +242,33 @@ redis.call('HINCRBY', k, 'map_attempts', 1)
 redis.call('HSET', k, 'map_owner', owner, 'map_lease_until', now + tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id)
 return 'run'
+"""
+
+# A webhook's delivery has an outcome (delivered, refused, or failed after its retries): noted in
+# the record, if it still exists, and the job out of the webhooks owed, in one step.
+# KEYS: the record, webhooks owed. ARGV: job id, outcome.
+SETTLE_WEBHOOK = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'webhook', ARGV[2])
+return 1
+"""
+
+# Webhooks owed with no outcome a lease after they fell due: the process that recorded the
+# verdict died before sending the task, or the task was lost with its worker. Each is due
+# again from now (sent again once more a lease on if this send is lost too); one whose job is
+# gone (deleted, expired) or has its outcome is dropped. Returns the ids to send again.
+# KEYS: webhooks owed. ARGV: the records' key prefix, now, lease seconds.
+LAPSED_WEBHOOKS = """
+local now, again = tonumber(ARGV[2]), {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))) do
+  local k = ARGV[1] .. id
+  if redis.call('HEXISTS', k, 'callback') == 1 and redis.call('HEXISTS', k, 'webhook') == 0 then
+    redis.call('ZADD', KEYS[1], now, id)
+    table.insert(again, id)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return again
 """

@@ -14,6 +14,7 @@ from redis.typing import EncodableT, FieldT
 from shared import job_scripts
 from shared.attempts import GAVE_UP, MAP_GAVE_UP, Claim, Lapsed
 from shared.formats import kind_of_stored
+from shared.job_outbox import WebhookOutbox
 from shared.settings import read as read_setting
 from shared.tasks import DEFAULT_PRIORITY, follow_up_priority
 
@@ -34,6 +35,9 @@ LEASED_MAP = f"{PREFIX}leased:map"
 # Jobs given back to their pool and sent again, by when a claim should have taken them: the
 # sweep sends any still queued then once more (job_scripts.RELEASE_LAPSED).
 RESEND = f"{PREFIX}resend"
+# Final jobs whose webhook is owed, by when its lease began (the outbox, shared/job_outbox.py):
+# written in the step that records the final state, left when the delivery has an outcome.
+WEBHOOKS = f"{PREFIX}webhooks"
 POOLS = (READY, LEASED, READY_VIDEO, LEASED_VIDEO)
 MEDIA = ("image", "video")
 def _pairs(flat: list, priority=int) -> list[tuple[str, int]]:
@@ -68,6 +72,7 @@ class JobStore:
         self._set_if_exists = client.register_script(job_scripts.SET_IF_EXISTS)
         self._release = client.register_script(job_scripts.RELEASE_LAPSED)
         self._claim_map = client.register_script(job_scripts.CLAIM_MAP)
+        self.webhooks = WebhookOutbox(client, WEBHOOKS, self.key(""))
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -102,14 +107,15 @@ class JobStore:
         """Remove a job that never got its task (the send failed): record and ready entry."""
         pipe = self._redis.pipeline()
         pipe.delete(self.key(job_id))
-        for pool in (*POOLS, RESEND):
+        for pool in (*POOLS, RESEND, WEBHOOKS):
             pipe.zrem(pool, job_id)
         pipe.execute()
 
     def create_reused(self, job_id: str, *, filename: str, sha256: str, client: str,
                       result: dict, callback: str = "", source: str = "") -> float:
         """Write a job that is done at once with an earlier result for the same bytes and model
-        (source: that earlier job, whose explanation this one shares); its created_at."""
+        (source: that earlier job, whose explanation this one shares); its created_at. With a
+        callback, its webhook is owed (WEBHOOKS) from the same MULTI/EXEC step."""
         now = time.time()
         fields: dict[FieldT, EncodableT] = {
             "id": job_id, "status": "done", "created_at": now, "started_at": now,
@@ -120,6 +126,8 @@ class JobStore:
         pipe = self._redis.pipeline()
         pipe.hset(self.key(job_id), mapping=fields)
         pipe.expire(self.key(job_id), self.ttl)
+        if callback:
+            pipe.zadd(WEBHOOKS, {job_id: now})
         pipe.execute()
         return now
 
@@ -134,7 +142,7 @@ class JobStore:
             return None
         pipe = self._redis.pipeline()
         pipe.delete(self.key(job_id), f"{PREFIX}done:{job_id}")
-        for pool in (*POOLS, LEASED_MAP, RESEND):
+        for pool in (*POOLS, LEASED_MAP, RESEND, WEBHOOKS):
             pipe.zrem(pool, job_id)
         sha_key = None
         if rec["result"] and not rec["reused"]:
@@ -176,7 +184,7 @@ class JobStore:
         """
         owner = owner or new_job_id()
         running, gave_up, again = self._claim(
-            keys=[*POOLS, f"{PREFIX}owner:{owner}", RESEND],
+            keys=[*POOLS, f"{PREFIX}owner:{owner}", RESEND, WEBHOOKS],
             args=[PREFIX, owner, job_id, max(extra, 0), time.time(), lease, self.max_attempts,
                   GAVE_UP])
         return Claim([_text(g) for g in running], [_text(g) for g in gave_up], _pairs(again))
@@ -187,7 +195,7 @@ class JobStore:
         "Why?" maps whose lease lapsed. The caller sends the tasks of those to be sent again
         (job_scripts.RELEASE_LAPSED)."""
         again, gave_up, maps = self._release(
-            keys=[LEASED, READY, LEASED_VIDEO, READY_VIDEO, LEASED_MAP, RESEND],
+            keys=[LEASED, READY, LEASED_VIDEO, READY_VIDEO, LEASED_MAP, RESEND, WEBHOOKS],
             args=[PREFIX, time.time(), self.max_attempts, GAVE_UP, grace])
         return Lapsed(_pairs(again), [_text(g) for g in gave_up],
                       _pairs(maps, follow_up_priority))
@@ -206,7 +214,8 @@ class JobStore:
         """Record the final state once; False if the job was already final or is unknown.
 
         With sha256, a done result is indexed for reuse by the same client in the same atomic
-        step, so a client that sees "done" and re-sends the same bytes always finds it.
+        step, so a client that sees "done" and re-sends the same bytes always finds it; a job
+        with a callback is owed its webhook (WEBHOOKS) from that step on.
         """
         if result is not None and error is None:
             status, field, value = "done", "result", json.dumps(result)
@@ -214,7 +223,7 @@ class JobStore:
             status, field, value = "failed", "error", error
         else:
             raise ValueError("finish takes exactly one of result or error")
-        keys = [self.key(job_id), f"{PREFIX}done:{job_id}", LEASED, LEASED_VIDEO]
+        keys = [self.key(job_id), f"{PREFIX}done:{job_id}", LEASED, LEASED_VIDEO, WEBHOOKS]
         args: list[EncodableT] = [status, field, value, time.time(), job_id, self.ttl, job_id]
         if result is not None and sha256:
             keys.append(self._sha_key(result["model"]["version"], client, sha256))
@@ -260,10 +269,6 @@ class JobStore:
     def has_callback(self, job_id: str) -> bool:
         """The job was sent with a callback_url (a webhook is due when it is final)."""
         return bool(self._redis.hexists(self.key(job_id), "callback"))
-
-    def set_webhook_outcome(self, job_id: str, outcome: str) -> None:
-        """Note how the job's webhook delivery ended (delivered, refused, failed)."""
-        self._set(job_id, webhook=outcome)
 
     def counts(self) -> tuple[int, int]:
         """(jobs queued, jobs running) of every kind, in one round trip."""

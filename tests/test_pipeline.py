@@ -227,8 +227,8 @@ def test_what_verdicts_call_for_and_the_sweep_are_plain_functions(model_dir, det
     jobs.create(video, filename="v.mp4", stored="v.mp4", sha256="v", client="t", media="video",
                 priority=6)
     assert jobs.claim_ready(video, 0, owner="killed", lease=-1).running == [video]
-    assert sweep(ctx) == ([(video, 6)], [], []) and jobs.get(video)["status"] == "queued"
-    assert sweep(ctx) == ([], [], [])  # once a minute
+    assert sweep(ctx) == (([(video, 6)], [], []), []) and jobs.get(video)["status"] == "queued"
+    assert sweep(ctx) == (([], [], []), [])  # once a minute
 
 
 def test_a_job_past_its_attempts_fails_as_any_failed_job(model_dir, detector, clean_redis,
@@ -247,8 +247,8 @@ def test_a_job_past_its_attempts_fails_as_any_failed_job(model_dir, detector, cl
     for n in range(ctx.settings.MAX_ATTEMPTS):
         assert ctx.jobs.claim_ready(video, 0, owner=f"killed-{n}", lease=-1).running == [video]
     failed = REGISTRY.get_sample_value("dfd_jobs_finished_total", {"status": "failed"}) or 0
-    lapsed = sweep(ctx)
-    assert lapsed == ([], [video], [])
+    lapsed, webhooks = sweep(ctx)
+    assert lapsed == ([], [video], []) and webhooks == []  # owed from now: not lapsed
     assert gave_up(ctx, lapsed.gave_up) == {video: "failed"}
     assert REGISTRY.get_sample_value("dfd_jobs_finished_total", {"status": "failed"}) == \
         failed + 1

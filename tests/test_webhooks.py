@@ -1,5 +1,7 @@
-"""Webhooks: the callback URL rules (https, no internal addresses), the signature, and delivery
-with retries from the real worker to a real HTTP receiver on this machine."""
+"""Webhooks: the callback URL rules (https, no internal addresses), the signature, delivery with
+retries from the real worker to a real HTTP receiver on this machine, and the outbox that keeps
+a webhook owed from the step that records the verdict until its delivery has an outcome (the
+guide's rule 4: a worker dying in between loses no webhook)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ import pytest
 import redis
 import requests
 
-from shared.jobs import JobStore
+from shared.jobs import WEBHOOKS, JobStore, new_job_id
 from shared.webhooks import CallbackError, check_url, sign, verify
 from tests.conftest import WEBHOOK_SECRET, make_jpeg
+from tests.test_faults import Stack
 
 
 @pytest.mark.parametrize("url,words", [
@@ -151,3 +154,80 @@ def test_refused_callbacks_are_400_and_queue_nothing(live_server, env, url, word
     assert resp.get_json()["error"]["code"] == "bad_request"
     assert words in resp.get_json()["error"]["message"]
     assert sum(1 for _ in r.scan_iter("dfd:job:*")) == before
+
+
+def test_a_final_job_owes_its_webhook_until_the_delivery_has_an_outcome(clean_redis):
+    """Every step that records a final state with a callback owes the webhook in that step
+    (finish, a give-up at the cap, a reused result); an outcome settles it; one still owed a
+    lease after it fell due is due again, and a gone job's is dropped. The real redis-server."""
+    store = JobStore(clean_redis, ttl=60, max_attempts=1)
+    url = "https://example.com/hook"
+
+    def queued(callback: str = url) -> str:
+        job_id = new_job_id()
+        store.create(job_id, filename="x", stored="", sha256="", client="t", callback=callback)
+        return job_id
+
+    def owed() -> dict[str, float]:
+        return {k.decode(): v for k, v in clean_redis.zrange(WEBHOOKS, 0, -1, withscores=True)}
+
+    done, failed, spent, silent = queued(), queued(), queued(), queued("")
+    assert owed() == {}  # queued: nothing owed yet
+    assert store.finish(done, result={"label": "Real"}) and store.finish(failed, error="boom")
+    assert store.finish(silent, error="boom")  # no callback: no webhook owed
+    assert store.claim_ready(spent, 0, owner="killed", lease=-1).running == [spent]
+    assert store.release_lapsed().gave_up == [spent]  # at its cap: failed by the sweep
+    reused = new_job_id()
+    store.create_reused(reused, filename="x", sha256="", client="t", result={}, callback=url)
+    # One step: the score is the very time the script recorded as the job's finished_at.
+    assert owed() == {j: store.get(j)["finished_at"] for j in (done, failed, spent, reused)}
+    assert not store.finish(done, error="late duplicate") and owed()[done] == \
+        store.get(done)["finished_at"]
+    store.webhooks.set_outcome(done, "delivered")
+    assert store.get(done)["webhook"] == "delivered" and done not in owed()
+    assert store.webhooks.lapsed(lease=60) == []  # none is a lease old
+    store.webhooks.retry_in(failed, 3600)  # its retry waits an hour: not sent again meanwhile
+    store.webhooks.retry_in(done, 3600)  # settled: stays out
+    assert sorted(store.webhooks.lapsed(lease=0)) == sorted([spent, reused])
+    assert done not in owed() and store.webhooks.lapsed(lease=60) == []  # due again from now
+    store.delete(reused)
+    clean_redis.delete(JobStore.key(spent))  # expired meanwhile
+    assert store.webhooks.lapsed(lease=0) == [] and list(owed()) == [failed]
+    store.webhooks.set_outcome(spent, "failed")  # never makes a record of a gone job
+    assert store.get(spent) is None
+
+
+@pytest.mark.slow
+def test_a_webhook_owed_by_a_dead_worker_is_sent_by_the_sweep(tmp_path, model_dir, receiver):
+    """A worker recorded a verdict and died before it sent the webhook task: the real worker's
+    sweeper sends the task again, by name, once the webhook's lease has lapsed, and the receiver
+    gets it, signed, once."""
+    url, handler = receiver
+    stack = Stack(tmp_path, model_dir, concurrency=1)
+    stack.env.update({"DFD_SWEEP_EVERY": "1", "DFD_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                      "DFD_WEBHOOK_ALLOW_HTTP": "true", "DFD_WEBHOOK_ALLOW_PRIVATE": "true"})
+    try:
+        stack.start_redis()
+        stack.start_worker()
+        store, job_id = JobStore(stack.redis), new_job_id()
+        store.create(job_id, filename="a.jpg", stored="", sha256="s", client="t", callback=url)
+        # The worker that dies: its claim and its final state, through the store; no task sent.
+        assert store.claim_ready(job_id, 0, owner="dead-worker").running == [job_id]
+        assert store.finish(job_id, error="recorded by a worker that then died")
+        time.sleep(2.5)  # sweeps come and go: the webhook is owed, but not a lease yet
+        assert handler.got == [] and stack.redis.zscore(WEBHOOKS, job_id) is not None
+        # A lease (DFD_TASK_TIME_LIMIT + 30 s) passes: as if the verdict was an hour old.
+        assert stack.redis.zadd(WEBHOOKS, {job_id: time.time() - 3600}, xx=True, ch=True) == 1
+        _wait_for(lambda: handler.got, timeout=30)
+        headers, body = handler.got[0]
+        assert verify(WEBHOOK_SECRET, headers["X-DFD-Signature"], body)
+        sent = json.loads(body)
+        assert (sent["id"], sent["status"], headers["X-DFD-Job"]) == (job_id, "failed", job_id)
+        _wait_for(lambda: stack.redis.hget(JobStore.key(job_id), "webhook") == b"delivered")
+        assert stack.redis.zscore(WEBHOOKS, job_id) is None
+        log = stack.worker_log_tail(10_000_000)
+        assert "its webhook has no outcome a lease after it was due; sent again" in log
+        time.sleep(2.5)  # later sweeps send it no more
+        assert len(handler.got) == 1 and store.get(job_id)["attempts"] == 1
+    finally:
+        stack.stop()

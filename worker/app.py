@@ -16,7 +16,7 @@ from detector.model import check_model
 from shared import logs, metrics
 from shared import settings as settings_mod
 from shared.queue import make_celery
-from shared.tasks import DETECT, EXPLAIN, QUEUE
+from shared.tasks import DEFAULT_PRIORITY, DETECT, EXPLAIN, QUEUE
 from shared.webhooks import WEBHOOK
 from worker.common import follow_ups, gave_up, sweep
 from worker.context import WorkerContext
@@ -118,11 +118,13 @@ def _sweep_forever(ctx: WorkerContext, app: Celery) -> None:
 
 def sweep_and_send(ctx: WorkerContext) -> None:
     """This process's turn at the sweep (worker.common.sweep), and what it calls for: the tasks
-    of lapsed jobs and maps sent again, the webhooks of the jobs it failed."""
-    lapsed = sweep(ctx)
+    of lapsed jobs and maps sent again, the webhooks of the jobs it failed, and the webhooks
+    still owed a lease after they fell due sent again."""
+    lapsed, webhooks = sweep(ctx)
     _send_again(lapsed.again)
     _send_maps(ctx, lapsed.maps)
     _send_follow_ups(ctx, gave_up(ctx, lapsed.gave_up))
+    _send_webhooks(webhooks)
 
 
 def _send_again(jobs: list[tuple[str, int]]) -> None:
@@ -137,9 +139,19 @@ def _send_again(jobs: list[tuple[str, int]]) -> None:
 def _send_follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> None:
     """After the verdicts are recorded: the webhooks and "Why?" maps they call for."""
     hooks, maps = follow_ups(ctx, outcomes)
-    for job_id in hooks:
-        webhook.apply_async(args=(job_id,))
+    _send_webhooks(hooks)
     _send_maps(ctx, maps)
+
+
+def _send_webhooks(job_ids: list[str]) -> None:
+    """Send the webhook task of each job, by name; one that cannot be sent now stays owed in
+    the store's outbox (recorded with the verdict), and a sweep sends it a lease later."""
+    for job_id in job_ids:
+        try:
+            webhook.app.send_task(WEBHOOK, args=(job_id,), queue=QUEUE,
+                                  priority=DEFAULT_PRIORITY)
+        except Exception:  # noqa: BLE001 - the outbox has it: a sweep sends it
+            log.exception("job %s: its webhook could not be sent now; a sweep will", job_id)
 
 
 def _send_maps(ctx: WorkerContext, maps: list[tuple[str, int]]) -> None:
@@ -202,5 +214,6 @@ def webhook(self, job_id: str) -> str:
             return gave_up(jobs, job_id, str(exc))
         log.info("job %s webhook attempt %d failed (%s); retrying", job_id,
                  self.request.retries + 1, exc)
-        raise self.retry(countdown=backoff(self.request.retries, settings.WEBHOOK_BACKOFF),
-                         exc=exc, max_retries=settings.WEBHOOK_RETRIES) from None
+        wait = backoff(self.request.retries, settings.WEBHOOK_BACKOFF)
+        jobs.webhooks.retry_in(job_id, wait)  # no sweep sends it again while the retry waits
+        raise self.retry(countdown=wait, exc=exc, max_retries=settings.WEBHOOK_RETRIES) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import NamedTuple
 
 from detector.analyze import DECODE_SIZE
 from detector.provenance import provenance
@@ -133,18 +134,26 @@ def follow_ups(ctx: WorkerContext, outcomes: dict[str, str]) -> tuple[list, list
     return hooks, maps
 
 
-def sweep(ctx: WorkerContext) -> Lapsed:
+class Swept(NamedTuple):
+    """What one sweep found: the store's lapsed jobs and maps, and the ids of the jobs whose
+    webhook is still owed a lease after it fell due (JobStore.webhooks.lapsed)."""
+
+    lapsed: Lapsed
+    webhooks: list[str]
+
+
+def sweep(ctx: WorkerContext) -> Swept:
     """One sweep per DFD_SWEEP_EVERY seconds across all workers (JobStore.sweep_turn is the
     lock): old uploads deleted, and the jobs whose task never came back (their lease lapsed):
     queued again, for the caller to send their tasks again at their own priority, or failed
     when they have used up their attempts (the caller passes those to gave_up); "Why?" maps
-    whose lease lapsed, for the caller to send again."""
+    whose lease lapsed, and webhooks still owed a lease on, for the caller to send again."""
     now, every = time.time(), ctx.settings.SWEEP_EVERY
     if now - ctx.swept < every:
-        return Lapsed([], [], [])
+        return Swept(Lapsed([], [], []), [])
     ctx.swept = now
     if not ctx.jobs.sweep_turn(str(os.getpid()), every):
-        return Lapsed([], [], [])
+        return Swept(Lapsed([], [], []), [])
     removed = ctx.storage.sweep(ctx.settings.RETENTION)
     if removed:
         log.info("swept %d uploads older than %ss", removed, ctx.settings.RETENTION)
@@ -155,4 +164,9 @@ def sweep(ctx: WorkerContext) -> Lapsed:
     for job_id, _ in lapsed.maps:
         log.warning("job %s: its map's task never came back; sent again", job_id,
                     extra={"job_id": job_id})
-    return lapsed
+    # The same lease as a job's: past it, the task that owed the delivery is surely gone.
+    webhooks = ctx.jobs.webhooks.lapsed(ctx.lease)
+    for job_id in webhooks:
+        log.warning("job %s: its webhook has no outcome a lease after it was due; sent again",
+                    job_id, extra={"job_id": job_id})
+    return Swept(lapsed, webhooks)

@@ -30,10 +30,15 @@ def backoff(retries: int, base: float) -> float:
 
 def deliver(settings: Settings, jobs: JobStore, job_id: str) -> str:
     """One attempt: 'delivered', 'gone' (job or callback gone), 'refused' (URL not allowed
-    now, or the receiver answered 4xx for good); raises DeliveryError to be retried."""
+    now, or the receiver answered 4xx for good), or the outcome an earlier message for it
+    reached; raises DeliveryError to be retried."""
     rec = jobs.get(job_id)
     if rec is None or not rec.get("callback") or rec["status"] not in FINAL:
         return "gone"
+    if rec.get("webhook"):
+        # A second message for one already settled (the sweep sent it again while the first
+        # waited in a long queue): the receiver need not hear it twice.
+        return rec["webhook"]
     try:
         # Checked again here (the name may resolve elsewhere now than at upload time), and the
         # connection goes to the address checked: no second lookup between check and call.
@@ -66,7 +71,7 @@ def deliver(settings: Settings, jobs: JobStore, job_id: str) -> str:
 
 
 def _record(jobs: JobStore, job_id: str, outcome: str) -> str:
-    jobs.set_webhook_outcome(job_id, outcome)
+    jobs.webhooks.set_outcome(job_id, outcome)
     metrics.WEBHOOKS.labels(outcome).inc()
     return outcome
 
