@@ -139,7 +139,7 @@ study: deps
 # about an hour on 2 cores; then its served prior (against the shipped model's harm to real faces)
 # and its bands (on the study's four folds, one per fake kind: run `make study` with FOLDS first,
 # about 3.5 hours, resumable), then standing rule 7's gate against the shipped model.
-E2E ?= models/dfd-e2e
+E2E ?= var/study/e2e
 SHIPPED ?= models/dfd-clip
 FOLDS := dfdc-out ff-out sdfd-out-long stylegan-out
 train-e2e: deps

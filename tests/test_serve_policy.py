@@ -93,3 +93,14 @@ def test_a_fold_must_leave_out_exactly_one_fake_kind(tmp_path):
     (tmp_path / "split.json").write_text(json.dumps({"sources": {"ff-crops": {},
                                                                  "dfdc-faces": {}}}))
     assert S.left_out_kind(tmp_path, kinds) == "sdfd-faces"
+
+
+def test_the_gate_counts_reals_read_likely_fake_and_the_prior_rule():
+    old = [_file(f"r{i}", "a", 0) for i in range(30)]
+    new = [_file(f"r{i}", "a", 0, assessment="likely_fake" if i < 5 else "uncertain")
+           for i in range(30)]
+    gate = P.rule7_gate(new, old)
+    assert [r["set"] for r in gate["rows"] if r["more"]] == ["a", "pooled"]
+    assert {r["what"] for r in gate["rows"] if r["more"]} == {"reals read Likely fake"}
+    same = P.rule7_gate(old, old, prior_met=False)
+    assert not any(r["more"] for r in same["rows"]) and same["ships"] is False

@@ -176,7 +176,10 @@ RULE7_GATE_RULE = (
     "serving path, per source and pooled, it neither calls more real faces Fake nor reads more "
     "fakes 'Likely real' (reassures them). 'More' is tested on the files where the two models "
     "disagree (an exact one-sided McNemar test): the new model's extra cases b against the "
-    f"shipped model's c, more when P(X >= b | X ~ Binomial(b + c, 1/2)) < {RULE7_ALPHA}.")
+    f"shipped model's c, more when P(X >= b | X ~ Binomial(b + c, 1/2)) < {RULE7_ALPHA}. "
+    "Added after the first candidate was scored (docs/MODEL.md run 10), both stricter: real faces "
+    "read 'Likely fake' are tested too, and a model whose served prior met the harm rule on the "
+    "calibration reals at no prior of the grid (ISSUE18_PRIOR_RULE) does not ship either.")
 
 
 def paired_more(b: int, c: int) -> tuple[float, bool]:
@@ -189,15 +192,18 @@ def paired_more(b: int, c: int) -> tuple[float, bool]:
     return pval, pval < RULE7_ALPHA
 
 
-def rule7_gate(new: list[dict], old: list[dict]) -> dict:
+def rule7_gate(new: list[dict], old: list[dict], prior_met: bool = True) -> dict:
     """RULE7_GATE_RULE on per-file results ({'path', 'source', 'label', 'fake', 'assessment'})
-    of the new and the shipped model; returns the rows and whether the new model may ship."""
+    of the new and the shipped model; returns the rows and whether the new model may ship.
+    prior_met: whether the served prior met ISSUE18_PRIOR_RULE's harm test on calibration."""
     old_by = {f["path"]: f for f in old}
     pairs = [(f, old_by[f["path"]]) for f in new if f["path"] in old_by]
     rows = []
     for where in sorted({f["source"] for f, _ in pairs}) + ["pooled"]:
         sel = [(a, b) for a, b in pairs if where in ("pooled", a["source"])]
         for what, label, hit in (("reals called Fake", 0, lambda r: r["fake"]),
+                                 ("reals read Likely fake",
+                                  0, lambda r: r["assessment"] == "likely_fake"),
                                  ("fakes read Likely real",
                                   1, lambda r: r["assessment"] == "likely_real")):
             cls = [(a, b) for a, b in sel if a["label"] == label]
@@ -209,5 +215,5 @@ def rule7_gate(new: list[dict], old: list[dict]) -> dict:
             rows.append({"set": where, "what": what, "n": len(cls),
                          "new": sum(hit(a) for a, _ in cls), "shipped": sum(hit(b) for _, b in cls),
                          "new_only": b_only, "shipped_only": c_only, "p": pval, "more": more})
-    return {"rule": RULE7_GATE_RULE, "rows": rows, "files": len(pairs),
-            "ships": not any(r["more"] for r in rows)}
+    return {"rule": RULE7_GATE_RULE, "rows": rows, "files": len(pairs), "prior_met": prior_met,
+            "ships": prior_met and not any(r["more"] for r in rows)}

@@ -171,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.gate:
         if args.gate not in out:
             raise SystemExit(f"--gate {args.gate}: name one of the --compare models")
-        card["rule7"] = rule7_gate(out["this model"]["files"], out[args.gate]["files"]) | {
+        grid = card.get("prior_choice", {}).get("grid", [])
+        met = any(r.get("ok") for r in grid if r["prior_fake"] == card.get("prior_fake"))
+        card["rule7"] = rule7_gate(out["this model"]["files"], out[args.gate]["files"],
+                                   prior_met=met) | {
             "shipped": f"{args.gate} {out[args.gate]['model']}"}
         print(json.dumps({k: v for k, v in card["rule7"].items() if k != "rule"}, indent=1))
     (args.model / "card.json").write_text(json.dumps(card, indent=2) + "\n")
