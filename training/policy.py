@@ -155,7 +155,7 @@ def choose_prior_against(sources: np.ndarray, z50: np.ndarray, old_said: np.ndar
     grid = []
     for prior in ISSUE18_PRIORS:
         said = z50 + logit(prior) > logit(SEED_THRESHOLD)
-        row = {"prior_fake": prior, "reals_called_fake": {}, "shipped": {}, "ok": True}
+        row: dict = {"prior_fake": prior, "reals_called_fake": {}, "shipped": {}, "ok": True}
         for src in sorted(set(sources.tolist())):
             m = sources == src
             new, old = M.share(said[m]), M.share(old_said[m])

@@ -56,7 +56,8 @@ def fold_scores(runs: list[Path], data: Path, seed: int, prior: float) -> dict:
     from training.common.fold_tables import FAKE_KINDS, eval_sets
     from training.common.prep import build_cache
 
-    sets, out = eval_sets(data, seed), {}
+    sets = eval_sets(data, seed)
+    out: dict[str, dict] = {}
     for run in runs:
         kind = left_out_kind(run, FAKE_KINDS)
         if kind in out:
