@@ -149,7 +149,7 @@ export function showVerdict(item, result) {
     bits.push("Model " + result.model.name + (result.model.version ? " " + result.model.version : ""));
   }
   if (typeof result.p_fake === "number" && typeof result.threshold === "number") {
-    bits.push("P(fake) " + result.p_fake.toFixed(3) + ", label threshold " +
+    bits.push("P(fake) " + formatP(result.p_fake) + ", label threshold " +
       result.threshold.toFixed(2));
   }
   if (typeof result.prior_fake === "number") bits.push("prior " + formatPercent(result.prior_fake) + " fakes");
