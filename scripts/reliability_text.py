@@ -87,7 +87,12 @@ FAULTS_AND_SECURITY = [
     "The sweep sends the webhook task again for any still owed a lease "
     "(`DFD_TASK_TIME_LIMIT` + 30 s) after it fell due: on a real worker, a verdict recorded "
     "through the store with no task sent reached the receiver, signed, once. Delivery is "
-    "at least once; the receiver de-duplicates on the job id (`id`, `X-DFD-Job`).",
+    "at least once; the receiver de-duplicates on the job id (`id`, `X-DFD-Job`). A "
+    "webhook whose delivery task keeps dying short of an outcome is sent again at most "
+    "`DFD_MAX_ATTEMPTS` times, counted in its record by the same Lua step; at the cap that "
+    "step settles it `abandoned` and takes it out of the outbox, logged and counted "
+    "(`test_webhooks.py::test_a_webhook_that_never_settles_is_sent_again_at_most_max_attempts_"
+    "times`, real redis-server); before, it was sent every lease until the job expired.",
     "- **Retried uploads** (`test_idempotency.py`): a request repeated with the same "
     "`Idempotency-Key` gets the first request's jobs (`Idempotent-Replayed: true`), never "
     "new ones; `dfd submit` sends one key per file and, behind a proxy that drops the "

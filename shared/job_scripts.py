@@ -256,19 +256,28 @@ return 1
 
 # Webhooks owed with no outcome a lease after they fell due: the process that recorded the
 # verdict died before sending the task, or the task was lost with its worker. Each is due
-# again from now (sent again once more a lease on if this send is lost too); one whose job is
-# gone (deleted, expired) or has its outcome is dropped. Returns the ids to send again.
-# KEYS: webhooks owed. ARGV: the records' key prefix, now, lease seconds.
+# again from now (sent again once more a lease on if this send is lost too), its resends
+# counted in the record ('webhook_resends', gone with it); one already sent again `most` times
+# (its task keeps dying short of an outcome) is settled as given up (ARGV[5]) and leaves the
+# outbox instead, rather than being sent every lease until the record expires. One whose job is
+# gone (deleted, expired) or has its outcome is dropped. Returns {ids to send again, ids given
+# up}. KEYS: webhooks owed. ARGV: the records' key prefix, now, lease seconds, most resends,
+# the give-up outcome.
 LAPSED_WEBHOOKS = """
-local now, again = tonumber(ARGV[2]), {}
+local now, most, again, gave_up = tonumber(ARGV[2]), tonumber(ARGV[4]), {}, {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))) do
   local k = ARGV[1] .. id
-  if redis.call('HEXISTS', k, 'callback') == 1 and redis.call('HEXISTS', k, 'webhook') == 0 then
+  if redis.call('HEXISTS', k, 'callback') == 0 or redis.call('HEXISTS', k, 'webhook') == 1 then
+    redis.call('ZREM', KEYS[1], id)
+  elseif tonumber(redis.call('HGET', k, 'webhook_resends') or '0') >= most then
+    redis.call('HSET', k, 'webhook', ARGV[5])
+    redis.call('ZREM', KEYS[1], id)
+    table.insert(gave_up, id)
+  else
+    redis.call('HINCRBY', k, 'webhook_resends', 1)
     redis.call('ZADD', KEYS[1], now, id)
     table.insert(again, id)
-  else
-    redis.call('ZREM', KEYS[1], id)
   end
 end
-return again
+return {again, gave_up}
 """

@@ -61,7 +61,8 @@ class JobStore:
     owner of the job keys in Redis: nothing outside shared/ uses its client.
 
     max_attempts (DFD_MAX_ATTEMPTS; its default when not given, for a store that never claims):
-    how many times a job may be claimed before a claim or release_lapsed fails it instead."""
+    how many times a job may be claimed before a claim or release_lapsed fails it instead, and
+    its webhook sent again by the sweep before it is given up on (shared/job_outbox.py)."""
 
     def __init__(self, client: redis.Redis, ttl: float = 86400, max_attempts: int | None = None):
         self._redis = client
@@ -72,7 +73,7 @@ class JobStore:
         self._set_if_exists = client.register_script(job_scripts.SET_IF_EXISTS)
         self._release = client.register_script(job_scripts.RELEASE_LAPSED)
         self._claim_map = client.register_script(job_scripts.CLAIM_MAP)
-        self.webhooks = WebhookOutbox(client, WEBHOOKS, self.key(""))
+        self.webhooks = WebhookOutbox(client, WEBHOOKS, self.key(""), self.max_attempts)
 
     @staticmethod
     def key(job_id: str) -> str:

@@ -28,7 +28,9 @@ JOBS_FINISHED = Counter("dfd_jobs_finished_total", "Jobs that reached a final st
 ASSESSMENTS = Counter("dfd_assessments_total", "Done jobs by assessment and model version",
                       ["assessment", "model_version"])
 WEBHOOKS = Counter("dfd_webhooks_total", "Webhook deliveries by final outcome: delivered, "
-                   "refused (URL or receiver said no), failed (every retry failed)", ["outcome"])
+                   "refused (URL or receiver said no), failed (every retry failed), abandoned "
+                   "(sent again DFD_MAX_ATTEMPTS times by the sweep, never an outcome)",
+                   ["outcome"])
 UPLOAD_TO_RESULT = Histogram(
     "dfd_upload_to_result_seconds", "Seconds from the upload to the job's final state",
     ["status"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))

@@ -203,7 +203,8 @@ class Settings:
     WEBHOOK_BACKOFF: float = setting("5s", parse_duration)
     TASK_TIME_LIMIT: int = setting("120", ints(5, 3000))
     # Times a job may be claimed: a job is claimed again only when its worker ran out of time or
-    # died on it, so past this it is failed rather than sent again for ever.
+    # died on it, so past this it is failed rather than sent again for ever. Also the times the
+    # sweep sends a webhook with no outcome again before giving up on it (shared/job_outbox.py).
     MAX_ATTEMPTS: int = setting("3", ints(1, 100))
     # Seconds between sweeps (one across all workers, busy or idle): old uploads deleted, jobs
     # and "Why?" maps whose lease lapsed sent again or failed. Whole seconds: the lock's expiry.

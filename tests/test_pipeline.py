@@ -255,3 +255,30 @@ def test_a_job_past_its_attempts_fails_as_any_failed_job(model_dir, detector, cl
     assert follow_ups(ctx, {video: "failed"}) == ([video], [])
     assert not ctx.storage.path(stored).exists()
     assert ctx.jobs.get(video)["error"] == GAVE_UP % ctx.settings.MAX_ATTEMPTS
+
+
+def test_a_webhook_given_up_by_the_sweep_is_logged_and_counted(model_dir, detector, clean_redis,
+                                                               tmp_path, caplog):
+    """A webhook already sent again DFD_MAX_ATTEMPTS times and still owed a lease on: the sweep
+    sends it no more, says why in the log and counts it as abandoned."""
+    from prometheus_client import REGISTRY
+
+    from shared.jobs import WEBHOOKS
+    from worker.common import sweep
+
+    ctx = context(load_model(model_dir), detector, clean_redis, tmp_path)
+    job_id = new_job_id()
+    ctx.jobs.create(job_id, filename="x.jpg", stored="", sha256="x", client="t",
+                    callback="https://example.com/h")
+    assert ctx.jobs.finish(job_id, error="boom")
+    for _ in range(ctx.settings.MAX_ATTEMPTS):
+        assert ctx.jobs.webhooks.lapsed(lease=0).again == [job_id]  # each task died on it
+    clean_redis.zadd(WEBHOOKS, {job_id: 0})  # a lease on: as if the last send was long ago
+    before = REGISTRY.get_sample_value("dfd_webhooks_total", {"outcome": "abandoned"}) or 0
+    with caplog.at_level("WARNING", logger="worker.common"):
+        assert sweep(ctx).webhooks == []
+    assert ctx.jobs.get(job_id)["webhook"] == "abandoned"
+    assert REGISTRY.get_sample_value("dfd_webhooks_total", {"outcome": "abandoned"}) == \
+        before + 1
+    assert f"job {job_id}: its webhook was sent again {ctx.settings.MAX_ATTEMPTS} times" \
+        in caplog.text

@@ -185,16 +185,45 @@ def test_a_final_job_owes_its_webhook_until_the_delivery_has_an_outcome(clean_re
         store.get(done)["finished_at"]
     store.webhooks.set_outcome(done, "delivered")
     assert store.get(done)["webhook"] == "delivered" and done not in owed()
-    assert store.webhooks.lapsed(lease=60) == []  # none is a lease old
+    assert store.webhooks.lapsed(lease=60) == ([], [])  # none is a lease old
     store.webhooks.retry_in(failed, 3600)  # its retry waits an hour: not sent again meanwhile
     store.webhooks.retry_in(done, 3600)  # settled: stays out
-    assert sorted(store.webhooks.lapsed(lease=0)) == sorted([spent, reused])
-    assert done not in owed() and store.webhooks.lapsed(lease=60) == []  # due again from now
+    assert sorted(store.webhooks.lapsed(lease=0).again) == sorted([spent, reused])
+    assert done not in owed() and store.webhooks.lapsed(lease=60) == ([], [])  # due from now
     store.delete(reused)
     clean_redis.delete(JobStore.key(spent))  # expired meanwhile
-    assert store.webhooks.lapsed(lease=0) == [] and list(owed()) == [failed]
+    assert store.webhooks.lapsed(lease=0) == ([], []) and list(owed()) == [failed]
     store.webhooks.set_outcome(spent, "failed")  # never makes a record of a gone job
     assert store.get(spent) is None
+
+
+def test_a_webhook_that_never_settles_is_sent_again_at_most_max_attempts_times(clean_redis):
+    """A webhook task that dies short of an outcome every time (an unexpected exception): the
+    sweep sends it again DFD_MAX_ATTEMPTS times, then settles it as given up ('abandoned') and
+    it leaves the outbox, in one step; before, it was sent every lease until the record expired.
+    The count lives in the record: a deleted job leaves nothing of it. The real redis-server."""
+    store = JobStore(clean_redis, ttl=60, max_attempts=3)
+    stuck, deleted, late = new_job_id(), new_job_id(), new_job_id()
+    for job_id in (stuck, deleted, late):
+        store.create(job_id, filename="x", stored="", sha256="", client="t",
+                     callback="https://example.com/hook")
+        assert store.finish(job_id, error="boom")
+    resent: list[str] = []
+    for n in range(store.max_attempts):
+        again, gave_up = store.webhooks.lapsed(lease=0)
+        assert gave_up == [] and store.get(stuck).get("webhook") is None
+        resent += again
+        if n == 0:
+            store.delete(deleted)  # sent again once: its count goes with its record
+            assert [k for k in clean_redis.scan_iter() if deleted.encode() in k] == []
+    assert sorted(resent) == sorted([stuck, late] * 3 + [deleted])
+    store.webhooks.set_outcome(late, "delivered")  # its last resend reached the receiver
+    assert store.webhooks.lapsed(lease=0) == ([], [stuck])  # the cap: given up, not sent
+    rec = store.get(stuck)
+    assert (rec["webhook"], rec["webhook_resends"]) == ("abandoned", "3")
+    assert clean_redis.zscore(WEBHOOKS, stuck) is None and clean_redis.zcard(WEBHOOKS) == 0
+    assert store.webhooks.lapsed(lease=0) == ([], [])  # and never again
+    assert store.get(late)["webhook"] == "delivered"
 
 
 @pytest.mark.slow

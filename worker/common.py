@@ -13,6 +13,7 @@ from detector.provenance import provenance
 from shared import metrics
 from shared.attempts import Lapsed
 from shared.images import decode_pil
+from shared.job_outbox import ABANDONED
 from shared.job_view import explanation_state
 from shared.schema import FINAL, checked_provenance
 from shared.tasks import follow_up_priority
@@ -147,7 +148,8 @@ def sweep(ctx: WorkerContext) -> Swept:
     lock): old uploads deleted, and the jobs whose task never came back (their lease lapsed):
     queued again, for the caller to send their tasks again at their own priority, or failed
     when they have used up their attempts (the caller passes those to gave_up); "Why?" maps
-    whose lease lapsed, and webhooks still owed a lease on, for the caller to send again."""
+    whose lease lapsed, and webhooks still owed a lease on, for the caller to send again (or
+    given up on, logged and counted, once sent again DFD_MAX_ATTEMPTS times)."""
     now, every = time.time(), ctx.settings.SWEEP_EVERY
     if now - ctx.swept < every:
         return Swept(Lapsed([], [], []), [])
@@ -166,7 +168,12 @@ def sweep(ctx: WorkerContext) -> Swept:
                     extra={"job_id": job_id})
     # The same lease as a job's: past it, the task that owed the delivery is surely gone.
     webhooks = ctx.jobs.webhooks.lapsed(ctx.lease)
-    for job_id in webhooks:
+    for job_id in webhooks.again:
         log.warning("job %s: its webhook has no outcome a lease after it was due; sent again",
                     job_id, extra={"job_id": job_id})
-    return Swept(lapsed, webhooks)
+    for job_id in webhooks.gave_up:
+        log.warning("job %s: its webhook was sent again %d times (DFD_MAX_ATTEMPTS) and never "
+                    "reached an outcome; given up (%s)", job_id, ctx.jobs.webhooks.most,
+                    ABANDONED, extra={"job_id": job_id})
+        metrics.WEBHOOKS.labels(ABANDONED).inc()
+    return Swept(lapsed, webhooks.again)
