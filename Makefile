@@ -143,15 +143,14 @@ E2E ?= var/study/e2e
 # The shipped length comes next: `make train-e2e E2E=var/study/e2e-long E2E_EPOCHS=120` (480k
 # images, about 2.3 hours alone on 2 cores; resumes where it stopped).
 E2E_EPOCHS ?= 40
-SHIPPED ?= models/dfd-clip
 FOLDS := dfdc-out ff-out sdfd-out-long stylegan-out
 train-e2e: deps
 	$(BIN)/dfd-train train $(SOURCES) --out $(E2E) --width 1.0 --epochs $(E2E_EPOCHS) --epoch-images 4000 \
 		--time-budget 0 --resume --aligned-cap 1500 --prior-fake 0.02
 	$(BIN)/dfd-train serve-policy $(E2E) $(foreach f,$(FOLDS),--fold $(STUDY)/$(f)) \
-		--shipped $(SHIPPED)
+		--shipped $(MODEL)
 	$(BIN)/dfd-train study-tables $(E2E) --left-out none --card --json var/study/tables-e2e.json
-	$(BIN)/dfd-train verdicts $(E2E) --compare shipped=$(SHIPPED) --gate shipped \
+	$(BIN)/dfd-train verdicts $(E2E) --compare shipped=$(MODEL) --gate shipped \
 		--json var/verdicts-e2e.json
 
 # Every section on the served model (DFD_MODEL_PATH, else shared/settings.py's default); the

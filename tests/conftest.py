@@ -21,6 +21,9 @@ API_KEY = "test-key-0123456789abcdef"
 # A second client, for resources that the client under test must not be able to delete.
 OTHER_KEY = "other-key-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+# Webhooks to a receiver on this machine (plain http on loopback), signed.
+LOCAL_WEBHOOKS = {"DFD_WEBHOOK_SECRET": WEBHOOK_SECRET, "DFD_WEBHOOK_ALLOW_HTTP": "true",
+                  "DFD_WEBHOOK_ALLOW_PRIVATE": "true"}
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -96,10 +99,7 @@ def service_env(redis_url, model_dir, tmp_root) -> dict:
             "DFD_UPLOAD_DIR": str(tmp_root / "uploads"),
             "DFD_API_KEYS": f"tests:{API_KEY}:10000/minute,others:{OTHER_KEY}:10000/minute",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics),
-            # Webhooks to a receiver on this machine (plain http on loopback), retried quickly.
-            "DFD_WEBHOOK_SECRET": WEBHOOK_SECRET, "DFD_WEBHOOK_ALLOW_HTTP": "true",
-            "DFD_WEBHOOK_ALLOW_PRIVATE": "true", "DFD_WEBHOOK_RETRIES": "3",
-            "DFD_WEBHOOK_BACKOFF": "0.2",
+            **LOCAL_WEBHOOKS, "DFD_WEBHOOK_RETRIES": "3", "DFD_WEBHOOK_BACKOFF": "0.2",
             # Links from local test servers on 127.0.0.2 only (plain http), with short timeouts;
             # videos not held to the per-client video limit (tests/test_video.py checks it).
             "DFD_FETCH_ALLOW_HTTP": "true", "DFD_FETCH_ALLOW_PRIVATE": "127.0.0.2/32",

@@ -18,7 +18,7 @@ from shared.attempts import GAVE_UP, MAP_GAVE_UP
 from shared.job_view import explanation_state
 from shared.jobs import LEASED_MAP, POOLS, JobStore, new_job_id
 from shared.settings import SettingsError, load
-from tests.conftest import API_KEY, WEBHOOK_SECRET
+from tests.conftest import API_KEY, LOCAL_WEBHOOKS
 from tests.test_faults import Stack, batch_jpegs, heavy_png, worker_children
 from tests.test_webhooks import receiver  # noqa: F401 - a fixture, used by name
 
@@ -187,8 +187,7 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed(tmp_path, model_dir,
     fails it, its webhook reports the failure, and the worker lives on."""
     url, handler = receiver
     stack = Stack(tmp_path, model_dir, concurrency=1)
-    stack.env.update({"DFD_MAX_ATTEMPTS": "2", "DFD_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                      "DFD_WEBHOOK_ALLOW_HTTP": "true", "DFD_WEBHOOK_ALLOW_PRIVATE": "true"})
+    stack.env.update({"DFD_MAX_ATTEMPTS": "2", **LOCAL_WEBHOOKS})
     try:
         stack.start_redis()
         stack.start_worker()

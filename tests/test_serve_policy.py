@@ -82,7 +82,7 @@ def test_a_real_source_no_run_left_out_counts_with_its_calibration_reals():
     out = S.no_fold_reals(labels, sources, z50, 0.5, {"ff-crops": {}})
     assert list(out) == ["fairface-real"]
     y, p = out["fairface-real"]
-    assert y.tolist() == [0, 0] and p == pytest.approx([S.sigmoid(-2.0), 0.5])
+    assert y.tolist() == [0, 0] and p == pytest.approx([float(S.sigmoid(-2.0)), 0.5])
 
 
 def test_a_fold_must_leave_out_exactly_one_fake_kind(tmp_path):

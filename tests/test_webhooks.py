@@ -17,7 +17,7 @@ import requests
 
 from shared.jobs import WEBHOOKS, JobStore, new_job_id
 from shared.webhooks import CallbackError, check_url, sign, verify
-from tests.conftest import WEBHOOK_SECRET, make_jpeg
+from tests.conftest import LOCAL_WEBHOOKS, WEBHOOK_SECRET, make_jpeg
 from tests.test_faults import Stack
 
 
@@ -233,8 +233,7 @@ def test_a_webhook_owed_by_a_dead_worker_is_sent_by_the_sweep(tmp_path, model_di
     gets it, signed, once."""
     url, handler = receiver
     stack = Stack(tmp_path, model_dir, concurrency=1)
-    stack.env.update({"DFD_SWEEP_EVERY": "1", "DFD_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                      "DFD_WEBHOOK_ALLOW_HTTP": "true", "DFD_WEBHOOK_ALLOW_PRIVATE": "true"})
+    stack.env.update({"DFD_SWEEP_EVERY": "1", **LOCAL_WEBHOOKS})
     try:
         stack.start_redis()
         stack.start_worker()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.common.calibrate import logit
+from training.common.calibrate import logit, sigmoid
 from training.policy import ISSUE18_PRIOR_RULE, LEFT_OUT_BANDS_RULE, choose_prior_against
 
 # A real source that no study run left out (fairface-real: every fold trained on it) still
@@ -28,16 +28,12 @@ NO_FOLD_NOTE = ("A real source no run left out counts with the model's own calib
                 "(at the served prior).")
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def even_logits(run: Path, crops: np.ndarray) -> np.ndarray:
     """Logits of a run's served P(fake) with no prior (50/50), whatever its card states."""
     from training.mnv2.bands import scores_at_even_prior
 
     card = json.loads((run / "card.json").read_text())
-    return logit(np.clip(scores_at_even_prior(run, card, crops), 1e-7, 1 - 1e-7))
+    return logit(scores_at_even_prior(run, card, crops))  # clipped as the server clips
 
 
 def left_out_kind(run: Path, kinds: tuple[str, ...]) -> str:
@@ -76,7 +72,7 @@ def shipped_said(shipped: Path, crops: np.ndarray) -> np.ndarray:
     from detector.model import load_model
 
     model = load_model(shipped, threads=2)
-    return in_chunks(model.predict, crops, 64) > float(model.card["threshold"])
+    return in_chunks(model.predict, crops, 64) > model.threshold
 
 
 def band_table(by_source: dict, bands: dict) -> dict:
