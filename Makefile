@@ -149,9 +149,9 @@ train-e2e: deps
 		--time-budget 0 --resume --aligned-cap 1500 --prior-fake 0.02
 	$(BIN)/dfd-train serve-policy $(E2E) $(foreach f,$(FOLDS),--fold $(STUDY)/$(f)) \
 		--shipped $(MODEL)
-	$(BIN)/dfd-train study-tables $(E2E) --left-out none --card --json var/study/tables-e2e.json
+	$(BIN)/dfd-train study-tables $(E2E) --left-out none --card --json var/study/tables-$(notdir $(E2E)).json
 	$(BIN)/dfd-train verdicts $(E2E) --compare shipped=$(MODEL) --gate shipped \
-		--json var/verdicts-e2e.json
+		--json var/verdicts-$(notdir $(E2E)).json
 
 # Every section on the served model (DFD_MODEL_PATH, else shared/settings.py's default); the
 # model before it only as a side-by-side row. `python -m bench --quick` is the smoke run.
