@@ -19,9 +19,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped model: in the source tree, else where the wheel installs it (data files).
-MODEL = next((p for p in (ROOT / "models" / "dfd-clip",
-                          Path(sys.prefix) / "share" / "dfd" / "models" / "dfd-clip")
-              if p.is_dir()), ROOT / "models" / "dfd-clip")
+MODEL = next((p for p in (ROOT / "models" / "dfd-e2e",
+                          Path(sys.prefix) / "share" / "dfd" / "models" / "dfd-e2e")
+              if p.is_dir()), ROOT / "models" / "dfd-e2e")
 PREFIX = "DFD_"
 _RATE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.I)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.I)

@@ -1,13 +1,13 @@
 """Golden outputs: each kept model's P(fake), face boxes and scores on fixed images, stored
 bit for bit, so a change of layout or code that should not move a number is shown not to.
 
-`python -m tests.golden --write` records them for the served model (models/dfd-clip) and the one
-before it (models/dfd-mnv2); do that only when a model itself changes (the test then names the
-new version).
+`python -m tests.golden --write` records them for the served model (models/dfd-e2e) and the two
+before it (models/dfd-clip, models/dfd-mnv2); do that only when a model itself changes (the test
+then names the new version).
 
 The CLIP tower runs on ONNX Runtime, whose int8 kernels differ by CPU: on one with AVX-512 VNNI
 two of these eight images score a little differently than on an AVX2-only CPU (logits -6.43 and
--6.26 against -6.77 and -6.21; labels, boxes and every other number the same). So the served
+-6.26 against -6.77 and -6.21; labels, boxes and every other number the same). So the CLIP
 model's outputs are recorded per kind of CPU (cpu_kind), each bit for bit; `--write` records
 the kind of the machine it runs on and keeps the others. (The Intel host with AMX, which serves
 the file as shipped, gave the same numbers as the AVX-512 VNNI host's unsigned layout.)
@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-MODELS = {"dfd-mnv2": (ROOT / "models" / "dfd-mnv2", ROOT / "tests" / "golden" / "outputs.json"),
+MODELS = {"dfd-e2e": (ROOT / "models" / "dfd-e2e", ROOT / "tests" / "golden" / "outputs-e2e.json"),
+          "dfd-mnv2": (ROOT / "models" / "dfd-mnv2", ROOT / "tests" / "golden" / "outputs.json"),
           "dfd-clip": (ROOT / "models" / "dfd-clip",
                        ROOT / "tests" / "golden" / "outputs-clip.json")}
 MODEL, GOLDEN = MODELS["dfd-mnv2"]

@@ -91,7 +91,7 @@ def test_quick_bench_runs_every_section_on_the_served_model(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DFD_MODEL_PATH", None)
     run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--previous",
-                          str(ROOT / "models" / "dfd-mnv2"), "--out", str(out)],
+                          str(ROOT / "models" / "dfd-clip"), "--out", str(out)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
     assert run.returncode == 0, run.stderr[-4000:]
     data = json.loads(out.read_text())

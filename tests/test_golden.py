@@ -1,5 +1,5 @@
-"""The shipped model's outputs on fixed images, bit for bit (tests/golden.py says why), the
-served CLIP model's for each kind of CPU they were recorded on."""
+"""The kept models' outputs on fixed images, bit for bit (tests/golden.py says why), the CLIP
+model's for each kind of CPU they were recorded on."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tests.golden import DATA, MODELS, TRUNK_MODELS, cpu_kind, golden_file, outputs
 
 pytestmark = pytest.mark.data
-# On a CPU kind with no record yet, the served model is held to the recorded labels and boxes
+# On a CPU kind with no record yet, the CLIP model is held to the recorded labels and boxes
 # exactly and to its P(fake) within this many logits (the spread measured between two kinds).
 OTHER_CPU_LOGITS = 0.5
 
@@ -48,7 +48,7 @@ def test_outputs_are_bit_identical_to_the_recorded_ones(name):
 
 
 def test_the_cpu_kinds_recorded_agree_on_labels_and_boxes():
-    """The served model's records for each CPU kind differ at most by a little P(fake)."""
+    """The CLIP model's records for each CPU kind differ at most by a little P(fake)."""
     records = sorted(MODELS["dfd-clip"][1].parent.glob("outputs-clip*.json"))
     assert len(records) >= 2, records
     base = json.loads(records[0].read_text())

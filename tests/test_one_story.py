@@ -47,7 +47,7 @@ def test_the_card_check_refuses_a_contradictory_card(tmp_path):
     assert bands(0.3, 0.3000001).contradiction(0.3) is None
 
 
-@pytest.mark.parametrize("name", ["dfd-clip", "dfd-mnv2"])
+@pytest.mark.parametrize("name", ["dfd-e2e", "dfd-clip", "dfd-mnv2"])
 def test_the_shipped_cards_agree_with_their_labels(name):
     card = json.loads((MODELS / name / "card.json").read_text())
     assert Bands.from_card(card).contradiction(float(card["threshold"])) is None

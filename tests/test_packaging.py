@@ -24,7 +24,8 @@ def test_wheel_holds_page_files_and_model(tmp_path):
             for p in (ROOT / "web").rglob("*") if p.suffix in (".html", ".css", ".js")}
     assert page and page <= names, page - names
     data = next(n.split("/data/")[0] for n in names if "/data/share/" in n) + "/data/"
-    for model, files in (("dfd-clip", ("card.json", "head.json")),
+    for model, files in (("dfd-e2e", ("card.json", "model.tflite", "model.keras")),
+                         ("dfd-clip", ("card.json", "head.json")),
                          ("dfd-mnv2", ("card.json", "model.tflite", "model.keras"))):
         for needed in files:
             assert f"{data}share/dfd/models/{model}/{needed}" in names, \

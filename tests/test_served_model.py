@@ -1,0 +1,70 @@
+"""The served model (shared/settings.py's default, no DFD_MODEL_PATH) end to end: real
+redis-server, a real Celery worker holding it, the real web server; each result equals the
+inference core's own, and the model's card says it passed standing rule 7's gate against the
+model before it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from harness import services
+from shared import settings
+from tests.conftest import API_KEY
+from tests.golden import DATA, FILES
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+SERVED = settings.MODEL
+
+
+def test_the_served_card_passed_rule_7s_gate():
+    """A model whose gate failed (more real faces called Fake or read "Likely fake", more fakes
+    read "Likely real", or no prior met the harm rule) is not the default."""
+    gate = json.loads((SERVED / "card.json").read_text())["rule7"]
+    assert gate["ships"] and gate["prior_met"], gate
+    assert not [r for r in gate["rows"] if r["more"]]
+    assert gate["files"] > 1000  # every held-out test file, not a sample
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("served")
+    redis_proc, url = services.start_redis(tmp)
+    env = {"DFD_REDIS_URL": url, "DFD_UPLOAD_DIR": str(tmp / "uploads"),
+           "DFD_API_KEYS": f"tests:{API_KEY}:1000/minute", "PROMETHEUS_MULTIPROC_DIR": str(tmp)}
+    worker = services.start_worker(env, tmp / "worker.log", concurrency=1)
+    web, base = services.start_web(env, tmp / "web.log")
+    yield base
+    for proc in (web, worker, redis_proc):
+        services.stop(proc, timeout=20)
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+def test_the_worker_serves_the_default_model_as_the_core_scores_it(served):
+    from detector.analyze import DECODE_SIZE, analyze
+    from detector.faces import FaceDetector
+    from detector.model import load_model
+    from shared.images import decode_pil
+
+    card = json.loads((SERVED / "card.json").read_text())
+    blobs = [(DATA / rel).read_bytes() for rel in FILES]
+    files = [("image", (f"f{i}.jpg", b, "image/jpeg")) for i, b in enumerate(blobs)]
+    r = requests.post(f"{served}/api/v1/jobs", files=files, params={"wait": 10},
+                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)
+    assert r.status_code in (200, 202), r.text
+    model, det = load_model(SERVED), FaceDetector()
+    for job, blob in zip(r.json()["jobs"], blobs, strict=True):
+        for _ in range(24):
+            if job["status"] in ("done", "failed"):
+                break
+            job = requests.get(f"{served}/api/v1/jobs/{job['id']}", params={"wait": 5},
+                               timeout=30).json()
+        assert job["status"] == "done", job
+        res = job["result"]
+        assert (res["model"]["name"], res["model"]["version"]) == (card["name"], card["version"])
+        want = analyze(decode_pil(blob, reduce_to=DECODE_SIZE), det, model)
+        assert abs(res["p_fake"] - want["p_fake"]) < 1e-6
+        assert res["assessment"] == want["assessment"]
+        assert res["prior_fake"] == pytest.approx(card["prior_fake"])
