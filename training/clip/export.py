@@ -18,10 +18,6 @@ from training.common.data import SOURCES, TERMS
 from training.common.templating import render
 
 NAME = "dfd-clip-vitb16"
-SDFD = ("sdfd-faces", "github.com/gebaltso/SDFD allImages (Baltsou et al., 'SDFD: Building a "
-        "Versatile Synthetic Face Image Dataset with Diverse Attributes', 2024): Stable "
-        "Diffusion 2.1 portraits, fake only, 768x768", "No licence file; published for "
-        "research: research use only.")
 TRUNK_ORIGIN = (
     "OpenAI CLIP ViT-B/16 image tower (openai/clip-vit-base-patch16, MIT licence), exported "
     "to ONNX (opset 14) and dynamically quantised (int8 weights with a scale per output "
@@ -95,8 +91,8 @@ def card_of(out: dict, head_bytes: bytes, args) -> dict:
                   "CLS vectors; class-balanced, each source an equal share of its label"},
         "tables": tab,
         "training": {"sources": sources, "seed": args.seed, "data": list(args.data),
-                     "terms": {s: TERMS.get(s, SDFD[2]) for s in sources},
-                     "source_notes": {s: SOURCES.get(s, SDFD[1]) for s in sources},
+                     "terms": {s: TERMS.get(s, "see source") for s in sources},
+                     "source_notes": {s: SOURCES.get(s, s) for s in sources},
                      "machine": f"{platform.machine()}, {platform.python_version()}"},
         "previous": {"name": old["name"], "version": old["version"],
                      "prior_fake": old["prior_fake"]},

@@ -32,6 +32,9 @@ TERMS = {
     "dfdc-faces": "Deepfake Detection Challenge (DFDC) data: research use under the DFDC licence.",
     "fairface-real": "FairFace (Karkkainen and Joo, 'FairFace: Face Attribute Dataset for Balanced "
                      "Race, Gender, and Age', WACV 2021): CC BY 4.0.",
+    "sdfd-faces": "No licence file; published for research: research use only.",
+    "aligned": "Made by this project from the training reals above (their terms apply) with "
+               "TAEF2 (MIT, Ollin Boer Bohan).",
 }
 SOURCES = {
     "ff-crops": "github.com/sufi2911/Deeplearning_project dataset/{train,val} "
@@ -42,6 +45,11 @@ SOURCES = {
                   "from DFDC), one face per video",
     "fairface-real": "github.com/sumanvithaeadala/EthnicityDetection fair_face/train (a seeded "
                      "10,000 of FairFace's training faces; Flickr photos, real only, 224x224)",
+    "sdfd-faces": "github.com/gebaltso/SDFD allImages (Baltsou et al., 'SDFD: Building a "
+                  "Versatile Synthetic Face Image Dataset with Diverse Attributes', 2024): Stable "
+                  "Diffusion 2.1 portraits, fake only, 768x768",
+    "aligned": "aligned fakes: each training real passed through the TAEF2 autoencoder "
+               "(`dfd-train aligned`), fake only",
 }
 
 

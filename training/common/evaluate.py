@@ -24,7 +24,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="a `dfd feedback export` JSONL file: report how often each model "
                         "version's verdicts agree with it (DIR may then be left out)")
     p.add_argument("--model", help="model directory (default: the service's, DFD_MODEL_PATH or "
-                   "the shipped models/dfd-clip)")
+                   "the shipped models/dfd-e2e)")
     p.add_argument("--json", dest="json_path", help="write every metric as one JSON object")
     p.add_argument("--roc", help="write the ROC curve as a PNG")
     p.add_argument("--limit", type=int, help="score at most N images (seeded sample)")
