@@ -163,6 +163,16 @@ def test_a_sure_card_keeps_the_label_in_the_assessments_colour(tab, live_server)
         "band")
 
 
+def test_a_small_served_prior_is_shown_as_it_is(tab, live_server):
+    """The served model's prior is 0.5%: the card says so, not a rounded 1% (seen on the page)."""
+    fake = job([{**FACE, "p_fake": 0.99, "assessment": "likely_fake"}], bands=BANDS,
+               prior_fake=0.005, p_fake=0.99)
+    (f,) = show(tab, live_server, [fake])
+    assert f.locator("[data-testid=p-note]").inner_text() == (
+        ", on the assumption that 0.5% of the faces it is shown are fake")
+    assert f.locator(".verdict__model").inner_text().endswith(" · prior 0.5% fakes")
+
+
 def test_a_group_photo_tags_each_face_with_its_own_assessment(tab, live_server):
     (card,) = show(tab, live_server, [GROUP])
     tags = card.locator(".face-box__tag").all_inner_texts()

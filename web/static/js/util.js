@@ -72,9 +72,10 @@ export function formatBytes(n) {
 
 export function formatPercent(p) {
   const pct = Math.max(0, Math.min(1, Number(p) || 0)) * 100;
-  // Never round a 99.7 % up to a certain-sounding 100 %.
+  // Never round a 99.7 % up to a certain-sounding 100 %, nor a served prior of 0.5 % up to 1 %
+  // (a small share keeps its tenth: 0.5 %, 2.5 %; a whole one stays whole: 2 %).
   if (pct >= 99.5 && pct < 100) return pct.toFixed(1) + "%";
-  if (pct > 0 && pct < 0.5) return pct.toFixed(1) + "%";
+  if (pct > 0 && pct < 10 && Math.abs(pct - Math.round(pct)) > 1e-9) return pct.toFixed(1) + "%";
   return Math.round(pct) + "%";
 }
 
