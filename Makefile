@@ -50,7 +50,7 @@ lint: deps
 
 # The shipped model (issue 24, docs/MODEL.md run 11): MobileNetV2-1.0 end to end from ImageNet
 # weights on every source, with self-blends and aligned fakes (TAEF2 reconstructions of the
-# training reals), 120 epochs of 4,000 images; about 2.5 hours on 2 cores, logged, resumable
+# training reals), 120 epochs of 4,000 images; about 2.6 hours on 2 cores, logged, resumable
 # (`make train` again goes on from the last epoch). Then its served prior (against the model
 # before's harm to real faces), its bands (from the study's four folds, one per fake kind, each
 # left out: `make study` makes them, about 3.5 hours, resumable), the laundered tables and

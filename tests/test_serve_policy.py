@@ -104,3 +104,13 @@ def test_the_gate_counts_reals_read_likely_fake_and_the_prior_rule():
     assert {r["what"] for r in gate["rows"] if r["more"]} == {"reals read Likely fake"}
     same = P.rule7_gate(old, old, prior_met=False)
     assert not any(r["more"] for r in same["rows"]) and same["ships"] is False
+
+
+def test_missing_folds_are_named_with_the_command_that_makes_them(tmp_path):
+    """`make train` on a fresh clone has no study folds yet: the error says how to make them."""
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / "card.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"no trained fold in .*absent: `make study`"):
+        S.main([str(tmp_path / "model"), "--fold", str(made), "--fold", str(tmp_path / "absent"),
+                "--shipped", str(tmp_path / "shipped")])

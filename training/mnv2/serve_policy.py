@@ -116,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shipped", required=True, type=Path, help="the model served now")
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     args = p.parse_args(argv)
+    unmade = [str(run) for run in args.fold if not (run / "card.json").is_file()]
+    if unmade:  # the bands need every fold: say how to make them, not a missing-file traceback
+        raise SystemExit(f"no trained fold in {', '.join(unmade)}: `make study` trains the "
+                         "study's folds (about 3.5 hours on 2 cores, resumable)")
     root, card = read_card(args.model)
     threshold = float(card["threshold"])
     crops, labels, sources = calibration_set(root / "split.json")
