@@ -90,6 +90,37 @@ def outputs(model_dir: Path = MODEL) -> dict:
     return {"version": model.version, "images": images}
 
 
+def assert_worker_scores_as_the_core(server, model_dir: Path, rels: tuple[str, ...]) -> list[dict]:
+    """Post these data images in one upload to a live service (tests.conftest.LiveServer) whose
+    worker holds model_dir's model: each final result names that model and equals the inference
+    core's own (P(fake) within 1e-6, the same assessment). Returns the results."""
+    import requests
+
+    from detector.analyze import DECODE_SIZE, analyze
+    from detector.faces import FaceDetector
+    from detector.model import load_model
+    from shared.images import decode_pil
+
+    card = json.loads((model_dir / "card.json").read_text())
+    blobs = [(DATA / rel).read_bytes() for rel in rels]
+    files = [("image", (f"f{i}.jpg", b, "image/jpeg")) for i, b in enumerate(blobs)]
+    r = requests.post(f"{server.url}/api/v1/jobs", files=files, params={"wait": 10},
+                      headers={"Authorization": f"Bearer {server.api_key}"}, timeout=60)
+    assert r.status_code in (200, 202), r.text
+    model, det = load_model(model_dir), FaceDetector()
+    results = []
+    for job, blob in zip(r.json()["jobs"], blobs, strict=True):
+        final = server.wait_final(job["id"], timeout=120)
+        assert final["status"] == "done", final
+        res = final["result"]
+        assert (res["model"]["name"], res["model"]["version"]) == (card["name"], card["version"])
+        want = analyze(decode_pil(blob, reduce_to=DECODE_SIZE), det, model)
+        assert abs(res["p_fake"] - want["p_fake"]) < 1e-6
+        assert res["assessment"] == want["assessment"]
+        results.append(res)
+    return results
+
+
 if __name__ == "__main__":
     for name, (model_dir, _) in MODELS.items():
         golden = golden_file(name)

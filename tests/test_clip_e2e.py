@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from harness import services
-from tests.conftest import API_KEY
-from tests.golden import DATA, MODELS
+from tests.conftest import API_KEY, LiveServer
+from tests.golden import DATA, MODELS, assert_worker_scores_as_the_core
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 CLIP_DIR = MODELS["dfd-clip"][0]
@@ -27,41 +27,14 @@ def clip_server(tmp_path_factory):
            "PROMETHEUS_MULTIPROC_DIR": str(tmp)}
     worker = services.start_worker(env, tmp / "worker.log", concurrency=2)
     web, base = services.start_web(env, tmp / "web.log")
-    yield base, tmp, worker.pid
+    yield LiveServer(base, API_KEY, url, tmp / "uploads", env, tmp), tmp, worker.pid
     for proc in (web, worker, redis_proc):
         services.stop(proc, timeout=20)
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
 def test_worker_serves_the_clip_model_as_the_core_scores_it(clip_server):
-    from detector.analyze import DECODE_SIZE, analyze
-    from detector.faces import FaceDetector
-    from detector.model import load_model
-    from shared.images import decode_pil
-
-    base, *_ = clip_server
-    card = json.loads((CLIP_DIR / "card.json").read_text())
-    blobs = [(DATA / rel).read_bytes() for rel in FILES]
-    files = [("image", (f"f{i}.jpg", b, "image/jpeg")) for i, b in enumerate(blobs)]
-    r = requests.post(f"{base}/api/v1/jobs", files=files, params={"wait": 10},
-                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)
-    assert r.status_code in (200, 202), r.text
-    jobs = r.json()["jobs"]
-    model, det = load_model(CLIP_DIR), FaceDetector()
-    for job, blob in zip(jobs, blobs, strict=True):
-        final = job
-        for _ in range(24):
-            if final["status"] in ("done", "failed"):
-                break
-            final = requests.get(f"{base}/api/v1/jobs/{job['id']}", params={"wait": 5},
-                                 timeout=30).json()
-        assert final["status"] == "done", final
-        res = final["result"]
-        assert res["model"] == {"name": card["name"], "version": card["version"]} or \
-            (res["model"]["name"], res["model"]["version"]) == (card["name"], card["version"])
-        want = analyze(decode_pil(blob, reduce_to=DECODE_SIZE), det, model)
-        assert abs(res["p_fake"] - want["p_fake"]) < 1e-6
-        assert res["assessment"] == want["assessment"]
+    assert_worker_scores_as_the_core(clip_server[0], CLIP_DIR, FILES)
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
@@ -70,7 +43,7 @@ def test_a_video_through_the_clip_worker_states_the_served_prior(clip_server):
     served model assumes (not 50%), and each track carries its own assessment."""
     from harness import videos
 
-    base, *_ = clip_server
+    base = clip_server[0].url
     card = json.loads((CLIP_DIR / "card.json").read_text())
     data = videos.video([[videos.faces("fake", 1)[0]]], seconds=4, fps=5, fmt="webm",
                         codec="libvpx-vp9")
@@ -97,7 +70,8 @@ def test_each_worker_process_chose_its_runtime_once_and_says_so(clip_server):
     'runs on' line per child, naming the weight layout and its self-check; /metrics has both."""
     from detector.runtimes.choice import MIN_COSINE, cpu_flags, layout_candidates
 
-    base, tmp, parent = clip_server
+    server, tmp, parent = clip_server
+    base = server.url
     card = json.loads((CLIP_DIR / "card.json").read_text())
     said = f"{card['name']} {card['version']} runs on"
 
@@ -125,7 +99,7 @@ def test_the_clip_workers_map_follows_its_verdict_on_the_budgets_grid(clip_serve
 
     from detector.explain import BUDGET_S
 
-    base, *_ = clip_server
+    base = clip_server[0].url
     card = json.loads((CLIP_DIR / "card.json").read_text())
     blob = (DATA / FILES[0]).read_bytes()
     r = requests.post(f"{base}/api/v1/jobs", files=[("image", ("f.jpg", blob, "image/jpeg"))],

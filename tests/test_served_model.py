@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
 from harness import services
 from shared import settings
-from tests.conftest import API_KEY
-from tests.golden import DATA, FILES
+from tests.conftest import API_KEY, LiveServer
+from tests.golden import DATA, FILES, assert_worker_scores_as_the_core
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 SERVED = settings.MODEL
@@ -36,35 +35,13 @@ def served(tmp_path_factory):
            "DFD_API_KEYS": f"tests:{API_KEY}:1000/minute", "PROMETHEUS_MULTIPROC_DIR": str(tmp)}
     worker = services.start_worker(env, tmp / "worker.log", concurrency=1)
     web, base = services.start_web(env, tmp / "web.log")
-    yield base
+    yield LiveServer(base, API_KEY, url, tmp / "uploads", env, tmp)
     for proc in (web, worker, redis_proc):
         services.stop(proc, timeout=20)
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
 def test_the_worker_serves_the_default_model_as_the_core_scores_it(served):
-    from detector.analyze import DECODE_SIZE, analyze
-    from detector.faces import FaceDetector
-    from detector.model import load_model
-    from shared.images import decode_pil
-
     card = json.loads((SERVED / "card.json").read_text())
-    blobs = [(DATA / rel).read_bytes() for rel in FILES]
-    files = [("image", (f"f{i}.jpg", b, "image/jpeg")) for i, b in enumerate(blobs)]
-    r = requests.post(f"{served}/api/v1/jobs", files=files, params={"wait": 10},
-                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)
-    assert r.status_code in (200, 202), r.text
-    model, det = load_model(SERVED), FaceDetector()
-    for job, blob in zip(r.json()["jobs"], blobs, strict=True):
-        for _ in range(24):
-            if job["status"] in ("done", "failed"):
-                break
-            job = requests.get(f"{served}/api/v1/jobs/{job['id']}", params={"wait": 5},
-                               timeout=30).json()
-        assert job["status"] == "done", job
-        res = job["result"]
-        assert (res["model"]["name"], res["model"]["version"]) == (card["name"], card["version"])
-        want = analyze(decode_pil(blob, reduce_to=DECODE_SIZE), det, model)
-        assert abs(res["p_fake"] - want["p_fake"]) < 1e-6
-        assert res["assessment"] == want["assessment"]
+    for res in assert_worker_scores_as_the_core(served, SERVED, FILES):
         assert res["prior_fake"] == pytest.approx(card["prior_fake"])
