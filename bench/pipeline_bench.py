@@ -137,7 +137,9 @@ def stages(args: dict) -> dict:
     return {"decode_ms": dec_ms, "detect_ms": det_ms, "crop_ms": max(fc_ms - det_ms, 0.0),
             "classify_ms": cls_ms, "variants_ms": var_ms, "classify_variants_ms": var_cls_ms,
             "crops_per_image": per_image, "photos": len(photos),
-            **explain_ms(model, list(crops[:4]), args.get("explain_passes", 3))}
+            "served_mean": bool(model.served_mean),
+            **(explain_ms(model, list(crops[:4]), args["explain_passes"])
+               if args.get("explain_passes", 3) else {})}
 
 
 def explain_ms(model, crops: list, passes: int = 3) -> dict:

@@ -23,6 +23,18 @@ def _one(ctx, base: dict, variants: list, label: str, **kw) -> dict:
     return r
 
 
+def check_cost(stages: dict, checked_share: float) -> dict:
+    """Issue 25 point 4: the stability check's own CPU a face, against the served score's. A
+    card serving its versions' mean scores them for every face as its score (the check then
+    reads their spread at no extra pass); otherwise the check's versions are its own cost, on
+    the share of faces it checks."""
+    versions = stages["variants_ms"] + stages["classify_variants_ms"]
+    score = stages["classify_ms"] + (versions if stages["served_mean"] else 0.0)
+    extra = 0.0 if stages["served_mean"] else checked_share * versions
+    return {"score_ms_per_face": score, "check_extra_ms_per_face": extra,
+            "check_cost_ratio": extra / score, "served_mean": stages["served_mean"]}
+
+
 def pipeline(ctx, model_dir: str, photo_dir: Path, big_dir: Path, cores: int, batch: int,
              counts: dict, variants: bool) -> dict:
     """Section 2: the stages of one process, then the headline: `cores` worker processes at
@@ -40,7 +52,9 @@ def pipeline(ctx, model_dir: str, photo_dir: Path, big_dir: Path, cores: int, ba
     served["label"] = f"{cores} processes at once (sum), stability check on: as served"
     log(f"pipeline: {served['images_per_s']:.1f} img/s")
     plain = pb.parallel(ctx, cores, {**base, "stability": False})
-    plain["label"] = f"{cores} processes at once (sum), without the stability check"
+    plain["label"] = f"{cores} processes at once (sum), " + (
+        "the crop alone (not the served score: the card serves its versions' mean)"
+        if stages["served_mean"] else "without the stability check")
     rows = [served, plain]
     _one(ctx, base, rows, f"1 process, batch {batch}, 1+1 threads, stability check on")
     if variants:
@@ -57,6 +71,7 @@ def pipeline(ctx, model_dir: str, photo_dir: Path, big_dir: Path, cores: int, ba
             "variants": rows, "checked_share": served["checked_share"],
             "faces_per_image": served["faces_per_image"],
             "stability_share": served["images_per_s"] / plain["images_per_s"],
+            **check_cost(stages, served["checked_share"]),
             "large_jpeg": big, "batch_size": batch}
 
 
@@ -122,11 +137,14 @@ def previous_row(ctx, model_dir: str, photo_dir: Path, cores: int, batch: int,
     with ctx.Pool(1) as pool:
         ops = pool.apply(served_flops, (model_dir,))
     model = parallel_rate(ctx, model_dir, cores, 1, batch, batch, counts["model_seconds"])
-    pipe = pb.parallel(ctx, cores, {"model_dir": model_dir, "photo_dir": str(photo_dir),
-                                    "batch": batch, "seconds": counts["seconds"],
-                                    "limit": counts["pipeline_photos"]})
+    base = {"model_dir": model_dir, "photo_dir": str(photo_dir), "batch": batch,
+            "seconds": counts["seconds"], "limit": counts["pipeline_photos"]}
+    pipe = pb.parallel(ctx, cores, base)
+    with ctx.Pool(1) as pool:
+        stages = pool.apply(pb.stages, ({**base, "seconds": counts["stage_seconds"],
+                                         "explain_passes": 0},))
     return {"path": model_dir, "name": card["name"], "version": card["version"],
             "model_images_per_s": model["images_per_s"], "flops": ops,
             "efficiency": efficiency(model["images_per_s"], ops, ceilings, cores),
             "pipeline_images_per_s": pipe["images_per_s"],
-            "checked_share": pipe["checked_share"]}
+            "checked_share": pipe["checked_share"], **check_cost(stages, pipe["checked_share"])}

@@ -28,23 +28,15 @@ def analyze(image, face_finder, model, threshold: float | None = None) -> dict:
 
 def analyze_many(images: list, face_finder, model, threshold: float | None = None,
                  per_call: int | None = None, stability: bool = True) -> list[dict]:
-    """Results for several images: all crops scored in one model call, then, in a second call,
-    the other versions of every face whose assessment they could change (stability.to_check;
-    stability=False skips them: the benchmark's comparison)."""
+    """Results for several images: every crop scored with the versions the card needs (_scores;
+    stability=False scores the crops alone: the benchmark's comparison)."""
     images = [as_image(im) for im in images]
     # One face more than are judged, so that a crowd is known to be one.
     found = [face_crops(img, face_finder, MAX_FACES + 1) for img in images]
     crops = np.concatenate([c for c, _ in found])
     threshold = model.threshold if threshold is None else threshold
     sides = [[face_side(f.box) for f in faces] for _, faces in found]
-    p_all = np.repeat(score_crops(model, crops, per_call)[:, None], len(CHECKED), axis=1)
-    checked = _checked(p_all[:, 0], found, sides, threshold, model) if stability else \
-        np.zeros(len(crops), bool)
-    if checked.any():
-        # Column 0 stays the first call's score: each crop scores the same in any batch (the
-        # ONNX tower runs one crop per call, LiteRT's MobileNetV2 is batch-independent).
-        p_all[checked, 1:] = score_crops(model, all_variants(crops[checked], CHECKED[1:]),
-                                         per_call).reshape(-1, len(CHECKED) - 1)
+    p_all, checked = _scores(model, crops, found, sides, threshold, per_call, stability)
     results, at = [], 0
     for img, (c, faces), s in zip(images, found, sides, strict=True):
         p, ok = p_all[at:at + len(c)], checked[at:at + len(c)]
@@ -53,11 +45,28 @@ def analyze_many(images: list, face_finder, model, threshold: float | None = Non
     return results
 
 
+def _scores(model, crops: np.ndarray, found: list, sides: list, threshold: float,
+            per_call: int | None, stability: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(faces x versions P(fake), which faces had their versions scored). A card serving the
+    versions' mean needs them for every face: all in one call. Otherwise the crops first, then
+    the versions of the faces to_check picks, in a second call."""
+    if stability and model.served_mean:
+        p_all = score_crops(model, all_variants(crops, CHECKED), per_call)
+        return p_all.reshape(-1, len(CHECKED)), np.ones(len(crops), bool)
+    p_all = np.repeat(score_crops(model, crops, per_call)[:, None], len(CHECKED), axis=1)
+    if not stability:
+        return p_all, np.zeros(len(crops), bool)
+    checked = _checked(p_all[:, 0], found, sides, threshold, model)
+    if checked.any():
+        # Column 0 stays the first call's score: each crop scores the same in any batch (the
+        # ONNX tower runs one crop per call, LiteRT's MobileNetV2 is batch-independent).
+        p_all[checked, 1:] = score_crops(model, all_variants(crops[checked], CHECKED[1:]),
+                                         per_call).reshape(-1, len(CHECKED) - 1)
+    return p_all, checked
+
+
 def _checked(p0: np.ndarray, found: list, sides: list, threshold: float, model) -> np.ndarray:
-    """Which crops get their versions scored: to_check per image, or every crop where the card
-    serves the versions' mean (the served score needs them)."""
-    if model.served_mean:
-        return np.ones(len(p0), bool)
+    """Which crops get their versions scored: to_check, image by image."""
     parts, at = [], 0
     for (c, _), s in zip(found, sides, strict=True):
         parts.append(to_check(p0[at:at + len(c)], s, threshold, model.bands, model.prior_fake,

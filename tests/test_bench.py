@@ -16,6 +16,8 @@ import pytest
 from bench import machine, served_model
 from bench.flops import onnx_flops
 from bench.page import JS, page_request
+from bench.report import check_targets
+from bench.sections import check_cost
 from shared import settings
 from tests.golden import DATA
 
@@ -83,6 +85,24 @@ def test_operations_are_counted_on_the_graph_the_outputs_need():
     assert got == {"total": 2 * 2 * 3 * 4 + 576, "int8": 2 * 2 * 3 * 4, "float": 576}
 
 
+STAGES = {"classify_ms": 3.0, "variants_ms": 1.0, "classify_variants_ms": 6.0}
+
+
+def test_the_check_costs_nothing_of_its_own_where_the_versions_are_the_score():
+    # A card serving its versions' mean scores them for every face as its score.
+    mean = check_cost({**STAGES, "served_mean": True}, 1.0)
+    assert mean["score_ms_per_face"] == 10.0 and mean["check_cost_ratio"] == 0.0
+
+
+def test_a_selective_check_costs_its_versions_on_the_faces_it_checks():
+    # 27% of faces checked, 7 ms of versions each, against a 3 ms score: 0.63, over 0.5.
+    own = check_cost({**STAGES, "served_mean": False}, 0.27)
+    assert own["check_extra_ms_per_face"] == pytest.approx(1.89)
+    assert own["check_cost_ratio"] == pytest.approx(0.63)
+    assert not next(t for t in check_targets({"worker": own})
+                    if t["key"] == "worker.check_cost_ratio")["met"]
+
+
 @pytest.mark.slow
 @pytest.mark.data
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data (the bench's faces)")
@@ -105,6 +125,10 @@ def test_quick_bench_runs_every_section_on_the_served_model(tmp_path):
     w = data["worker"]
     assert w["processes"] == data["machine"]["cores"] and w["images_per_s"] > 0
     assert w["faces_per_image"] == 1.0 and w["variants"][0]["stability"]
+    assert w["served_mean"] == (card["assessment"].get("served") == "mean of variants")
+    assert w["check_cost_ratio"] == check_cost(w["stages_ms"], w["checked_share"])[
+        "check_cost_ratio"]
+    assert {t["key"] for t in data["targets"]} >= {"worker.check_cost_ratio"}
     idle = data["e2e"]["idle"]
     assert idle["page_asks_why"] == page_request()["explain"]
     for key in ("with_why", "without_why"):
