@@ -126,7 +126,9 @@ cross-source: deps
 # ablations at an equal budget: FOLD_MIN=0 (no time budget: the epochs decide) with
 # `sdfd-out-long-noaligned:--leave-out=sdfd-faces,--no-aligned-training,--epochs=28` and
 # `ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0`; the GAN fold: FOLD_MIN=0 with
-# `stylegan-out:--leave-out=stylegan-faces` (40 epochs, 50 minutes).
+# `stylegan-out:--leave-out=stylegan-faces` (40 epochs, 50 minutes). A second seed
+# (`ff-out-seed2`, FOLD_MIN=0): the same split, crops and aligned fakes, only the training's own
+# draws differ (--train-seed), so the two say how much of a fold's AUC is the draw.
 STUDY := var/study
 FOLD_MIN ?= 18
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \
@@ -147,7 +149,8 @@ STUDY_RUNS := \
 	dfdc-out:--leave-out=dfdc-faces \
 	stylegan-out:--leave-out=stylegan-faces \
 	ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0 \
-	dfdc-out-nosbi:--leave-out=dfdc-faces,--sbi-rate=0
+	dfdc-out-nosbi:--leave-out=dfdc-faces,--sbi-rate=0 \
+	ff-out-seed2:--leave-out=ff-crops,--train-seed=2
 study: deps
 	$(BIN)/dfd-train train $(FF) $(SG) $(DF) $(FA) $(SD) --out $(STUDY)/prep $(FOLD) --prep-only
 	@for run in $(STUDY_RUNS); do \

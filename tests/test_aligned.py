@@ -90,6 +90,28 @@ def test_aligned_fakes_never_come_from_a_left_out_source(monkeypatch):
     assert splits[aligned.SOURCE]["calib"] == [] and splits[aligned.SOURCE]["test"] == []
 
 
+def test_a_second_training_seed_keeps_the_split_and_the_aligned_reals(monkeypatch):
+    # A second seed of a study run must differ only in the training's own draws, so that the
+    # spread it shows is the training's, not a new split's or new reconstructions'.
+    from training.mnv2 import train
+
+    def chosen(*argv: str) -> tuple[list[str], int]:
+        made: list = []
+        monkeypatch.setattr(aligned, "reconstruct", lambda reals, log=None: made.extend(reals)
+                            or [Item(f"/x/{k}.jpg", 1, r.group, aligned.SOURCE)
+                                for k, r in enumerate(reals)])
+        splits = {"kept": {"train": [Item(f"/kept/{k}.jpg", 0, f"g{k}", "kept")
+                                     for k in range(40)], "calib": [], "test": []}}
+        args = train.parse_args(["x", "--aligned-cap", "5", *argv])
+        train._add_aligned(splits, args)
+        return [r.path for r in made], args.train_seed
+
+    first, seed = chosen()
+    second, seed2 = chosen("--train-seed", "2")
+    assert (seed, seed2) == (1234, 2) and second == first
+    assert chosen("--seed", "2")[0] != first
+
+
 @pytest.mark.skipif(not (WEIGHTS.parents[1] / "data" / "sdfd-faces").is_dir(),
                     reason="../shared/data not here")
 def test_shortcut_table_names_every_kind_and_its_cues():

@@ -95,7 +95,7 @@ def _start(ctx: RunContext):
     import keras
 
     args, log, work = ctx.args, ctx.log, ctx.work
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(args.train_seed)
     model = build_model(args.weights, internal_size=args.internal_size, width=args.width,
                         mask_head=bool(args.mask_weight))
     if args.init_model:
@@ -184,14 +184,14 @@ def run(ctx: RunContext) -> None:
             if resumed and (work / "optimizer.npz").exists() and epoch != args.warmup_epochs:
                 _restore_optimizer(model, opt, work / "optimizer.npz")
         idx = epoch_indices(train_by_source, ctx.labels, steps * args.batch_size,
-                            np.random.default_rng([args.seed, epoch]))
+                            np.random.default_rng([args.train_seed, epoch]))
         if ctx.partner is not None and (ctx.partner >= 0).any():
             # Aligned and same-video fakes in the batch of their own real
             # (training/common/aligned.py).
             idx = pair_up(idx, ctx.partner, ctx.labels,
-                          np.random.default_rng([args.seed, epoch, 1]))
+                          np.random.default_rng([args.train_seed, epoch, 1]))
         t0 = time.time()
-        feed = Batches(ctx.crops, idx, ctx.labels, args.batch_size, (args.seed, epoch),
+        feed = Batches(ctx.crops, idx, ctx.labels, args.batch_size, (args.train_seed, epoch),
                        args.aug_strength, sbi_rate=args.sbi_rate,
                        keypoints=ctx.keypoints,
                        sbi_balanced=args.sbi_mode == "replace-fake", mask_grid=grid)

@@ -61,6 +61,7 @@ def training_record(ctx: RunContext, state: TrainState, bn_ok: bool) -> dict:
                                    for part, its in parts.items()}}
     return {
         "sources": sources, "split_rule": SPLIT_RULE, "seed": args.seed,
+        "train_seed": args.train_seed,
         "epochs": state.epoch, "warmup_epochs": args.warmup_epochs,
         "best_epoch": state.best_epoch, "images_seen": state.images_seen,
         "images": {"train": int(sum(len(i) for (s, p), i in ctx.ranges.items()

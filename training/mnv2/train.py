@@ -33,7 +33,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="epochs in all, warm-up included (at most, with --time-budget)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="head-only epochs first")
     p.add_argument("--epoch-images", type=int, default=20000, help="images drawn per epoch")
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--seed", type=int, default=1234, help="the split, the aligned reals and "
+                   "(unless --train-seed) the training's own draws")
+    p.add_argument("--train-seed", type=int, help="only the training's draws (initial head, "
+                   "batches, augmentation): a second seed on the same split and caches")
     p.add_argument("--batch-size", type=int, default=48)
     p.add_argument("--lr", type=float, default=4e-4, help="peak fine-tuning learning rate")
     p.add_argument("--head-lr", type=float, default=3e-3, help="warm-up learning rate")
@@ -68,6 +71,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
                    "(same architecture) instead of the ImageNet trunk and a new head")
     args = p.parse_args(argv)
+    args.train_seed = args.seed if args.train_seed is None else args.train_seed
     if args.weights is None:  # mobilenetv2_0.35_... or mobilenetv2_1.0_...
         args.weights = str(WEIGHTS.with_name(f"mobilenetv2_{args.width}_224_imagenet_notop.npz"))
     return args
