@@ -64,6 +64,31 @@ def test_auc_of_known_ranking_and_ties():
     assert np.isnan(M.roc_auc([1, 1], [0.2, 0.3]))
 
 
+def test_paired_auc_difference_takes_the_sets_own_noise_out():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 300)
+    a = rng.normal(size=600) + 0.6 * y  # a model with AUC about 0.66
+    b = a + rng.normal(scale=0.2, size=600) + 0.15 * y  # the same, a little better
+    r = M.paired_auc_diff(y, a, b, n_boot=300)
+    assert r["diff"] == pytest.approx(r["auc_b"] - r["auc_a"]) and r["diff"] > 0
+    lo, hi = r["ci"]
+    assert 0 < lo < r["diff"] < hi
+    # Separate intervals overlap: only the pairing shows the gain is not the draw of files.
+    assert M.auc_ci(y, b, 300)[0] < M.auc_ci(y, a, 300)[1]
+    same = M.paired_auc_diff(y, a, a, n_boot=50)
+    assert same["diff"] == 0 and same["ci"] == [0, 0]
+
+
+def test_study_compare_refuses_runs_that_left_out_different_kinds(tmp_path):
+    from training.common.fold_compare import left_out_files
+
+    for name in ("ff-out", "dfdc-out"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "split.json").write_text('{"seed": 1, "sources": {}}')
+    with pytest.raises(SystemExit, match="different kinds"):
+        left_out_files(tmp_path / "ff-out", tmp_path / "dfdc-out", tmp_path)
+
+
 def test_eer_accuracy_and_confusion():
     y = [0, 0, 0, 0, 1, 1, 1, 1]
     p = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]

@@ -12,7 +12,8 @@ COMMANDS = {"train": "training.mnv2.train", "bands": "training.mnv2.bands",
             "serve-policy": "training.mnv2.serve_policy", "features": "training.clip.features",
             "clip": "training.clip.fit", "clip-serving": "training.clip.serving",
             "clip-ablation": "training.clip.ablation", "evaluate": "training.common.evaluate",
-            "aligned": "training.common.aligned", "study-tables": "training.common.fold_tables"}
+            "aligned": "training.common.aligned", "study-tables": "training.common.fold_tables",
+            "study-compare": "training.common.fold_compare"}
 
 
 def _exit_code(exc: SystemExit) -> int:
