@@ -13,7 +13,7 @@ MNV2 := models/dfd-mnv2
 SOURCES := $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces $(DATA)/fairface-real \
 	$(DATA)/sdfd-faces
 
-.PHONY: deps system-deps run test test-fast reliability lint train train-clip train-mnv2 ablation evaluate bench trunk \
+.PHONY: study-compare deps system-deps run test test-fast reliability lint train train-clip train-mnv2 ablation evaluate bench trunk \
 	trunk-bench compose-check clean study train-e2e
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
@@ -160,6 +160,14 @@ study: deps
 		$(BIN)/dfd-train train $(FF) $(SG) $(DF) $(FA) $(SD) --out $(STUDY)/$$name $(FOLD) \
 			$$(echo $$opts | tr , ' ') >> $(STUDY)/$$name.log 2>&1 || exit 1; \
 	done
+
+# Ablations and second seeds judged on the same unseen files: the AUC difference of each pair
+# (A:B, run names) with a paired bootstrap interval, served and laundered (docs/MODEL.md run 12).
+STUDY_PAIRS := dfdc-out:dfdc-out-nosbi ff-out:ff-out-nosbi \
+	sdfd-out-long:sdfd-out-long-noaligned ff-out:ff-out-seed2
+study-compare: deps
+	$(BIN)/dfd-train study-compare $(foreach p,$(STUDY_PAIRS),$(STUDY)/$(subst :,:$(STUDY)/,$(p))) \
+		--json $(STUDY)/compare.json --markdown $(STUDY)/compare.md
 
 # Every section on the served model (DFD_MODEL_PATH, else shared/settings.py's default); the
 # model before it only as a side-by-side row. `python -m bench --quick` is the smoke run.
