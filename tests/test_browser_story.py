@@ -132,7 +132,9 @@ def test_an_uncertain_card_shows_no_second_verdict(tab, live_server):
 
 
 def test_a_sure_card_keeps_the_label_in_the_assessments_colour(tab, live_server):
-    fake = job([{**FACE, "p_fake": 0.87, "assessment": "likely_fake"}], bands=BANDS)
+    fake = job([{**FACE, "p_fake": 0.87, "assessment": "likely_fake"}], bands=BANDS,
+               stability={"checked": True, "variants": 3, "p_fake_min": 0.81,
+                          "p_fake_max": 0.93, "spread": 0.12, "unstable": False})
     real = job([{**FACE, "p_fake": 0.003, "assessment": "likely_real"}], label="Real",
                confidence=0.997, p_fake=0.003, assessment="likely_real",
                reasons=["low_score"], bands=BANDS, threshold=0.42,
@@ -157,10 +159,12 @@ def test_a_sure_card_keeps_the_label_in_the_assessments_colour(tab, live_server)
     assert f.locator(".face-box__tag").inner_text() == "Likely fake"
     assert r.locator(".face-box__tag").inner_text() == "Likely real"
     assert "Likely real" in r.locator("[data-testid=status]").inner_text()
+    # The versions served are the mirror and the half-size copy (detector.stability.CHECKED).
+    assert f.locator("[data-testid=stability]").inner_text() == (
+        "Stable under resizing and mirroring: P(fake) 0.81–0.93 over 3 versions")
     # Far inside its band the face's versions are not scored, and the card says so.
     assert r.locator("[data-testid=stability]").inner_text() == (
-        "Not re-checked under resizing, mirroring and re-cropping: the score is far inside its "
-        "band")
+        "Not re-checked under resizing and mirroring: the score is far inside its band")
 
 
 def test_a_small_served_prior_is_shown_as_it_is(tab, live_server):

@@ -46,12 +46,12 @@ function showAssessment(item, result, kind) {
   const st = result.stability;
   if (st && typeof st.p_fake_min === "number" && st.variants > 1) {
     r.stability.textContent = (st.unstable ? "Unstable" : "Stable") +
-      " under resizing, mirroring and re-cropping: P(fake) " +
+      " under resizing and mirroring: P(fake) " +
       formatP(st.p_fake_min) + "–" + formatP(st.p_fake_max) + " over " + st.variants +
       " versions";
   } else if (st && st.checked === false && AGREES[kind]) {
     // Only faces near the edge of their band are scored again (detector.stability.to_check).
-    r.stability.textContent = "Not re-checked under resizing, mirroring and re-cropping: " +
+    r.stability.textContent = "Not re-checked under resizing and mirroring: " +
       "the score is far inside its band";
   } else {
     r.stability.textContent = "";  // between the bands: "Can't tell" whatever the versions say
