@@ -118,6 +118,7 @@ def stages(args: dict) -> dict:
     model, face_finder = _load(args["model_dir"], 1, 1, "full")
     photos = _read(args["photo_dir"], args.get("limit"))
     batch, secs = args.get("batch", 8), args.get("seconds", 5.0)
+    passes = args.get("explain_passes", 3)  # 0: no "Why?" map (the previous model's row)
     dec_ms, imgs = per_item_ms(lambda b: decode(b, MAX_PIXELS, "default"), photos, secs)
     det_ms, _ = per_item_ms(face_finder.detect, imgs, secs)
     fc_ms, found = per_item_ms(lambda im: face_crops(im, face_finder), imgs, secs)
@@ -138,8 +139,7 @@ def stages(args: dict) -> dict:
             "classify_ms": cls_ms, "variants_ms": var_ms, "classify_variants_ms": var_cls_ms,
             "crops_per_image": per_image, "photos": len(photos),
             "served_mean": bool(model.served_mean),
-            **(explain_ms(model, list(crops[:4]), args["explain_passes"])
-               if args.get("explain_passes", 3) else {})}
+            **(explain_ms(model, list(crops[:4]), passes) if passes else {})}
 
 
 def explain_ms(model, crops: list, passes: int = 3) -> dict:

@@ -143,3 +143,20 @@ def test_quick_bench_runs_every_section_on_the_served_model(tmp_path):
     text = out.with_suffix(".txt").read_text()
     assert data["machine"]["cpu_model"] in text and "AMX " in text and "VNNI " in text
     assert "QUICK SMOKE RUN" in text and f"{card['name']} {card['version']}" in text
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data (the bench's faces)")
+def test_side_by_side_measures_each_models_stages(tmp_path):
+    # `make bench` runs it after the main bench: a failure here fails `make bench`.
+    out = tmp_path / "sbs.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "bench.side_by_side", "--quick",
+                          str(ROOT / "models" / "dfd-e2e"), "--out", str(out)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    (row,) = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert row["stages_ms"]["classify_ms"] > 0 and row["stages_ms"]["explain_ms_per_face"] > 0
+    assert row["all_cores"] > 0 and "classify_variants_ms" in out.read_text()
+
