@@ -103,17 +103,21 @@ def test_a_selective_check_costs_its_versions_on_the_faces_it_checks():
                     if t["key"] == "worker.check_cost_ratio")["met"]
 
 
+def run_quick(module: str, *args: str) -> None:
+    """`python -m MODULE --quick ARGS...` as `make bench` runs it, on the settings' model."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DFD_MODEL_PATH", None)
+    run = subprocess.run([sys.executable, "-m", module, "--quick", *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=2400)
+    assert run.returncode == 0, run.stderr[-4000:]
+
+
 @pytest.mark.slow
 @pytest.mark.data
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data (the bench's faces)")
 def test_quick_bench_runs_every_section_on_the_served_model(tmp_path):
     out = tmp_path / "latest.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DFD_MODEL_PATH", None)
-    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--previous",
-                          str(ROOT / "models" / "dfd-clip"), "--out", str(out)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
-    assert run.returncode == 0, run.stderr[-4000:]
+    run_quick("bench", "--previous", str(ROOT / "models" / "dfd-clip"), "--out", str(out))
     data = json.loads(out.read_text())
     served = settings.load({}).MODEL_PATH
     card = json.loads((Path(served) / "card.json").read_text())
@@ -151,11 +155,7 @@ def test_quick_bench_runs_every_section_on_the_served_model(tmp_path):
 def test_side_by_side_measures_each_models_stages(tmp_path):
     # `make bench` runs it after the main bench: a failure here fails `make bench`.
     out = tmp_path / "sbs.txt"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "bench.side_by_side", "--quick",
-                          str(ROOT / "models" / "dfd-e2e"), "--out", str(out)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-4000:]
+    run_quick("bench.side_by_side", str(ROOT / "models" / "dfd-e2e"), "--out", str(out))
     (row,) = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert row["stages_ms"]["classify_ms"] > 0 and row["stages_ms"]["explain_ms_per_face"] > 0
     assert row["all_cores"] > 0 and "classify_variants_ms" in out.read_text()
