@@ -5,7 +5,8 @@ Each version is a change an ordinary photo goes through on its way to us (shrunk
 cropped a little differently, mirrored); none of them makes a real face fake. The check tests
 the decision that is shown: only faces whose own assessment is "Likely real" or "Likely fake"
 and lies near the edge of its band are scored again (to_check); a face between the bands reads
-"Can't tell" whatever its versions score.
+"Can't tell" whatever its versions score. A card that serves its versions' mean (the served
+model's) scores them for every face as its score, and the check reads their spread for nothing.
 """
 
 from __future__ import annotations
