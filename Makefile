@@ -13,8 +13,8 @@ MNV2 := models/dfd-mnv2
 SOURCES := $(DATA)/ff-crops $(DATA)/stylegan-faces $(DATA)/dfdc-faces $(DATA)/fairface-real \
 	$(DATA)/sdfd-faces
 
-.PHONY: study-compare deps system-deps run test test-fast reliability lint train train-clip train-mnv2 ablation evaluate bench trunk \
-	trunk-bench compose-check clean study train-e2e
+.PHONY: deps system-deps run test test-fast reliability lint train train-clip train-mnv2 ablation evaluate bench trunk \
+	trunk-bench compose-check clean study study-compare train-e2e
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

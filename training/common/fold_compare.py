@@ -16,19 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from training.common import fold_tables as F
 from training.common import metrics as M
-from training.common.fold_tables import LAUNDER, LEFT_OUT, eval_sets, laundered_paths, scored
-
-
-def _left_out(run: Path) -> str:
-    return LEFT_OUT[run.name.split("-out")[0]]
 
 
 def left_out_files(run_a: Path, run_b: Path, data: Path) -> tuple[list[str], np.ndarray]:
     """The left-out files both runs are scored on: study-tables' own sample (the fake-only
     sdfd-faces against the test reals of the sources both trained on), and their labels."""
-    kind = _left_out(run_a)
-    if _left_out(run_b) != kind:
+    kind = F.left_out_of(run_a)
+    if F.left_out_of(run_b) != kind:
         raise SystemExit(f"{run_a.name} and {run_b.name} left out different kinds")
     splits = [json.loads((r / "split.json").read_text()) for r in (run_a, run_b)]
     if splits[0]["seed"] != splits[1]["seed"]:
@@ -36,20 +32,17 @@ def left_out_files(run_a: Path, run_b: Path, data: Path) -> tuple[list[str], np.
     trained = [sorted(sp["sources"]) for sp in splits]
     if trained[0] != trained[1]:
         raise SystemExit(f"{run_a.name} and {run_b.name} trained on different sources")
-    sets = eval_sets(data, splits[0]["seed"])
-    items = sets[kind]["whole"]
-    if {i.label for i in items} == {1}:
-        items = items + [i for s in trained[0] for i in sets[s]["test"] if i.label == 0]
+    items = F.left_out_part(F.eval_sets(data, splits[0]["seed"]), kind, trained[0])
     return [i.path for i in items], np.array([i.label for i in items])
 
 
 def compare(run_a: Path, run_b: Path, data: Path, log=print) -> dict:
     """AUC(b) - AUC(a) on the unseen kind, served and laundered, with paired intervals."""
     paths, y = left_out_files(run_a, run_b, data)
-    out: dict = {"a": run_a.name, "b": run_b.name, "left_out_source": _left_out(run_a),
+    out: dict = {"a": run_a.name, "b": run_b.name, "left_out_source": F.left_out_of(run_a),
                  "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum())}
-    for name, files in (("served", paths), ("laundered", laundered_paths(paths))):
-        out[name] = M.paired_auc_diff(y, scored(run_a, files, log), scored(run_b, files, log))
+    for name, files in (("served", paths), ("laundered", F.laundered_paths(paths))):
+        out[name] = M.paired_auc_diff(y, F.scored(run_a, files, log), F.scored(run_b, files, log))
         r = out[name]
         log(f"{run_b.name} - {run_a.name} ({name}): {r['diff']:+.3f} "
             f"({r['ci'][0]:+.3f} to {r['ci'][1]:+.3f})")
@@ -59,7 +52,7 @@ def compare(run_a: Path, run_b: Path, data: Path, log=print) -> dict:
 def markdown(rows: list[dict]) -> str:
     """One line per pair: both AUCs and the paired difference, served and laundered."""
     lines = [f"Paired: the same files of the left-out kind scored by both runs, resampled "
-             f"together (1,000 draws within each class); laundered: {LAUNDER}.", "",
+             f"together (1,000 draws within each class); laundered: {F.LAUNDER}.", "",
              "| a | b | left out | real / fake | AUC a | AUC b | b - a (95% interval) | "
              "laundered b - a |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:

@@ -124,6 +124,20 @@ def aligned_test(sets: dict, trained: set[str], per_source: int = 100) -> list[I
     return reals + aligned.reconstruct(reals, log=lambda m: None)
 
 
+def left_out_of(run: Path) -> str:
+    """The fake kind a study run left out, by its name (the Makefile's STUDY_RUNS)."""
+    return LEFT_OUT[run.name.split("-out")[0]]
+
+
+def left_out_part(sets: dict, left_out: str, trained) -> list[Item]:
+    """The left-out source's sample; a fake-only one (sdfd-faces) against the test reals of the
+    sources the run trained on."""
+    items = sets[left_out]["whole"]
+    if {i.label for i in items} == {1}:
+        items = items + [i for s in sorted(trained) for i in sets[s]["test"] if i.label == 0]
+    return items
+
+
 def run_tables(run: Path, sets: dict, left_out: str, log=print) -> dict:
     """Left-out and in-distribution tables of one run, as served and laundered."""
     card = json.loads((run / "card.json").read_text())
@@ -132,10 +146,7 @@ def run_tables(run: Path, sets: dict, left_out: str, log=print) -> dict:
         raise SystemExit(f"{run}: trained on {left_out}, so it cannot be scored as left out")
     parts = {}
     if left_out != "none":  # a model trained on every source has only its test parts
-        parts["left_out"] = sets[left_out]["whole"]
-    if {i.label for i in parts.get("left_out", [])} == {1}:  # fake-only: the trained test reals
-        parts["left_out"] = parts["left_out"] + [i for s in sorted(trained) for i in
-                                                 sets[s]["test"] if i.label == 0]
+        parts["left_out"] = left_out_part(sets, left_out, trained)
     for src in sorted(trained):
         parts[src] = sets[src]["test"]
     parts["aligned"] = aligned_test(sets, trained)
@@ -240,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if sets is None:  # the split is by group and seed, the same in every run
             sets = eval_sets(Path(args.data), json.loads((run / "split.json").read_text())["seed"])
-        left_out = args.left_out or LEFT_OUT[run.name.split("-out")[0]]
+        left_out = args.left_out or left_out_of(run)
         out["runs"][run.name] = run_tables(run, sets, left_out)
         if args.card:
             into_card(run, out["runs"][run.name], out["launder"])
