@@ -216,6 +216,20 @@ def test_augmentation_takes_no_label_and_is_seeded():
     assert xs.shape == (3, 224, 224, 3) and ms.shape == (3, 224, 224)
 
 
+def test_a_clip_run_takes_its_own_input_and_refuses_mobilenetv2_options():
+    # CLIP's position embedding fixes its input at 224 px; the card must not claim a MobileNetV2
+    # width or a 160 px trunk for it, and options only MobileNetV2 has are refused by name.
+    from training.mnv2 import train
+    from training.mnv2.arch import ARCHS, arch_of
+
+    args = train.parse_args(["x", "--arch", "clip-lora", "--width", "1.0"])
+    assert (args.internal_size, args.width, args.weights) == (224, None, None)
+    assert arch_of(args).card_name == "dfd-clip-lora"
+    assert train.parse_args(["x"]).arch == "mobilenetv2" and set(ARCHS) >= {"clip-ln"}
+    with pytest.raises(SystemExit):
+        train.parse_args(["x", "--arch", "clip-ln", "--mask-weight", "0.5"])
+
+
 # --- model: frozen BatchNorm and export ------------------------------------------------------
 
 @pytest.fixture(scope="module")

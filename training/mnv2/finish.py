@@ -9,9 +9,9 @@ from detector.model import calibrate
 from detector.stability import all_variants
 from training.common import calibrate as C
 from training.common.assessment import fit_assessment
+from training.mnv2.arch import arch_of
 from training.mnv2.batches import predict
 from training.mnv2.export import export_model, keras_predict
-from training.mnv2.model import batchnorm_stats, build_model, serving_model
 from training.mnv2.recipe import LIMITATIONS
 from training.mnv2.run_record import (
     export_check_crops,
@@ -44,16 +44,18 @@ def _calibration(ctx: RunContext, p_cal: np.ndarray, calib: np.ndarray,
 
 
 def _best_serving_model(ctx: RunContext, bn_before):
-    """The best epoch's weights as the serving model (P(fake) only); raises if the trunk's
-    frozen BatchNorm statistics moved."""
-    args = ctx.args
-    model = build_model(None, internal_size=args.internal_size, mask_head=bool(args.mask_weight),
-                        width=args.width)
+    """The best epoch's weights as the serving model (P(fake) only, float32); raises if the
+    weights that must stay frozen (arch.frozen) moved."""
+    import keras
+
+    arch = arch_of(ctx.args)
+    keras.config.set_dtype_policy("float32")  # whatever --precision trained it, it serves float32
+    model = arch.build(ctx.args, False)
     model.load_weights(ctx.work / "best.weights.h5")
-    bn_after = batchnorm_stats(model)
-    model = serving_model(model)  # P(fake) only, from here on: what is exported and served
-    if not all(np.array_equal(a, b) for a, b in zip(bn_before, bn_after, strict=True)):
-        raise RuntimeError("trunk BatchNorm moving statistics changed during training")
+    after = arch.frozen(model)
+    model = arch.serving(model)  # P(fake) only, from here on: what is exported and served
+    if not all(np.array_equal(a, b) for a, b in zip(bn_before, after, strict=True)):
+        raise RuntimeError(f"{arch.frozen_what} changed during training")
     return model
 
 
@@ -73,7 +75,7 @@ def finish(ctx: RunContext, state: TrainState, bn_before) -> dict:
     metrics = held_out_metrics(ctx, model, served, p_cal, calib)
     check = export_check_crops(ctx)
     card = {
-        "name": "dfd-mobilenetv2", "input": input_spec(),
+        "name": arch_of(ctx.args).card_name, "input": input_spec(),
         "threshold": SEED_THRESHOLD, "temperature": temperature, "prior_fake": prior,
         "prior_choice": prior_choice,
         "training": training_record(ctx, state, bn_ok=True),

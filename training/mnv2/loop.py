@@ -9,15 +9,10 @@ import numpy as np
 
 from training.common import metrics as M
 from training.common.aligned import pair_up
+from training.mnv2.arch import arch_of
 from training.mnv2.batches import Batches, epoch_indices, predict
 from training.mnv2.finish import finish
-from training.mnv2.model import (
-    batchnorm_stats,
-    build_model,
-    masked_bce,
-    serving_model,
-    set_trunk_trainable,
-)
+from training.mnv2.model import masked_bce
 from training.mnv2.schedule import learning_rate
 from training.mnv2.state import RunContext, TrainState
 
@@ -61,10 +56,10 @@ def _save(model, opt, ctx: RunContext, state: TrainState, best: bool) -> None:
     state.save(work / "state.json")  # last: marks a whole epoch
 
 
-def _compile(model, phase: str, lr: float, mask_weight: float = 0.0):
+def _compile(ctx: RunContext, model, phase: str, lr: float, mask_weight: float = 0.0):
     import keras
 
-    set_trunk_trainable(model, phase == "full")
+    arch_of(ctx.args).set_phase(model, phase == "full")
     opt = keras.optimizers.Adam(learning_rate=lr)
     if mask_weight:
         model.compile(optimizer=opt, loss=["binary_crossentropy", masked_bce],
@@ -90,23 +85,27 @@ def _restore_optimizer(model, opt, path) -> None:
 
 
 def _start(ctx: RunContext):
-    """The model to train (warm-started or resumed as asked), its ImageNet BatchNorm statistics
-    and the run's state."""
+    """The model to train (warm-started or resumed as asked), the weights that must not move
+    (arch.frozen: ImageNet's BatchNorm statistics, CLIP's untuned weights), the run's state."""
     import keras
 
     args, log, work = ctx.args, ctx.log, ctx.work
     keras.utils.set_random_seed(args.train_seed)
-    model = build_model(args.weights, internal_size=args.internal_size, width=args.width,
-                        mask_head=bool(args.mask_weight))
+    if args.precision == "bf16":
+        # Variables stay float32; finish() rebuilds the served model in float32.
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    arch = arch_of(args)
+    model = arch.build(args, True)
     if args.init_model:
         # Warm start from a trained detector: its BatchNorm statistics are ImageNet's too.
         model.set_weights(keras.saving.load_model(args.init_model, safe_mode=True).get_weights())
         log(f"weights from {args.init_model}")
-    bn_before = batchnorm_stats(model)  # ImageNet statistics: frozen, so they must stay
+    bn_before = arch.frozen(model)  # frozen, so they must stay
     state = TrainState(planned_epochs=args.epochs)
     if args.resume and (work / "state.json").exists():
         state = TrainState.load(work / "state.json")
         model.load_weights(work / "last.weights.h5")
+        arch.after_load(model)
         log(f"resuming after epoch {state.epoch}")
     return model, bn_before, state
 
@@ -179,7 +178,7 @@ def run(ctx: RunContext) -> None:
         want = "head" if epoch < args.warmup_epochs else "full"
         if want != phase:
             phase = want
-            opt = _compile(model, phase, args.head_lr if phase == "head" else args.lr,
+            opt = _compile(ctx, model, phase, args.head_lr if phase == "head" else args.lr,
                            args.mask_weight)
             if resumed and (work / "optimizer.npz").exists() and epoch != args.warmup_epochs:
                 _restore_optimizer(model, opt, work / "optimizer.npz")
@@ -197,7 +196,10 @@ def run(ctx: RunContext) -> None:
                        sbi_balanced=args.sbi_mode == "replace-fake", mask_grid=grid)
         logs = _train_epoch(ctx, model, opt, phase, state, feed, steps)
         train_s = time.time() - t0
-        score, aucs = _calib_score(ctx, serving_model(model))
+        # One output: score the trained model itself (a CLIP model in bf16 scores 2x faster
+        # than its merged float32 copy); with the mask head, the P(fake)-only view of it.
+        score, aucs = _calib_score(ctx, model if len(model.outputs) == 1
+                                   else arch_of(args).serving(model))
         epoch_s = time.time() - t0
         state.train_seconds += epoch_s
         state.images_seen += steps * args.batch_size
@@ -206,7 +208,8 @@ def run(ctx: RunContext) -> None:
             # strength 1): go back to the best epoch and halve the learning rate.
             state.lr_scale = state.lr_scale / 2
             model.load_weights(work / "best.weights.h5")
-            opt = _compile(model, phase, args.lr * state.lr_scale, args.mask_weight)
+            arch_of(args).after_load(model)
+            opt = _compile(ctx, model, phase, args.lr * state.lr_scale, args.mask_weight)
             ctx.log(f"epoch {epoch + 1} collapsed to a constant output: back to epoch "
                     f"{state.best_epoch}'s weights, learning rate x{state.lr_scale:g}")
         best = _record_epoch(ctx, state, phase, logs, aucs, score, train_s, epoch_s, steps)

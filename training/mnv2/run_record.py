@@ -9,6 +9,7 @@ import numpy as np
 
 from training.common import metrics as M
 from training.common.data import SOURCES, SPLIT_RULE, TERMS
+from training.mnv2.arch import ARCHS
 from training.mnv2.batches import predict
 from training.mnv2.recipe import AUGMENTATION, SBI, SHARES
 from training.mnv2.state import RunContext, TrainState
@@ -74,6 +75,9 @@ def training_record(ctx: RunContext, state: TrainState, bn_ok: bool) -> dict:
         "sbi_rate": args.sbi_rate, "pseudo_fakes": SBI if args.sbi_rate else None,
         "sbi_mode": args.sbi_mode if args.sbi_rate else None,
         "mask_weight": args.mask_weight, "trunk_width": args.width,
+        "arch": args.arch, "network": ARCHS[args.arch].describe, "precision": args.precision,
+        "lora_rank": args.lora_rank if args.arch == "clip-lora" else None,
+        "frozen": ARCHS[args.arch].frozen_what,
         "left_out_reals": args.leave_out_reals,
         "init_model": args.init_model,
         "prep_seconds": round(ctx.prep_seconds, 1),

@@ -68,13 +68,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="weight of the blend-mask head's loss (Face X-ray style; 0: no mask "
                    "head). Pseudo-fakes give the mask, reals an empty one, real fakes none")
     _study_options(p)
+    _network_options(p)
     p.add_argument("--init-model", metavar="KERAS", help="start from this model.keras's weights "
                    "(same architecture) instead of the ImageNet trunk and a new head")
     args = p.parse_args(argv)
     args.train_seed = args.seed if args.train_seed is None else args.train_seed
     if args.weights is None:  # mobilenetv2_0.35_... or mobilenetv2_1.0_...
         args.weights = str(WEIGHTS.with_name(f"mobilenetv2_{args.width}_224_imagenet_notop.npz"))
+    if args.arch != "mobilenetv2":
+        if args.mask_weight or args.init_model:
+            p.error(f"--arch {args.arch}: --mask-weight and --init-model are MobileNetV2's")
+        # CLIP's position embedding fixes its input at 224 px; it has no width or ImageNet file.
+        args.internal_size, args.width, args.weights = 224, None, None
     return args
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    """Which network is trained (training/mnv2/arch.py), and in what precision."""
+    from training.mnv2.arch import ARCHS
+
+    p.add_argument("--arch", choices=sorted(ARCHS), default="mobilenetv2",
+                   help="mobilenetv2: the served recipe; clip-lora / clip-ln: CLIP ViT-B/16's "
+                   "first six blocks tuned through low-rank adapters / their LayerNorms "
+                   "(training/clip/adapter.py), for the study")
+    p.add_argument("--lora-rank", type=int, default=8, help="rank of each adapter (clip-lora)")
+    p.add_argument("--precision", choices=("float32", "bf16"), default="float32",
+                   help="training arithmetic (bf16: Keras mixed_bfloat16, about 2x faster for "
+                   "CLIP on a CPU with AMX or AVX-512 BF16); the served model is float32 either "
+                   "way")
 
 
 def _study_options(p: argparse.ArgumentParser) -> None:
