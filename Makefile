@@ -128,7 +128,9 @@ cross-source: deps
 # `ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0`; the GAN fold: FOLD_MIN=0 with
 # `stylegan-out:--leave-out=stylegan-faces` (40 epochs, 50 minutes). A second seed
 # (`ff-out-seed2`, FOLD_MIN=0): the same split, crops and aligned fakes, only the training's own
-# draws differ (--train-seed), so the two say how much of a fold's AUC is the draw.
+# draws differ (--train-seed), so the two say how much of a fold's AUC is the draw. CLIP's first
+# six blocks tuned through low-rank adapters on the diffusion fold (`sdfd-out-clip-lora`,
+# FOLD_MIN=0: 8 epochs, bf16; training/clip/adapter.py), against the MobileNetV2's sdfd-out-long.
 STUDY := var/study
 FOLD_MIN ?= 18
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \
@@ -150,7 +152,8 @@ STUDY_RUNS := \
 	stylegan-out:--leave-out=stylegan-faces \
 	ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0 \
 	dfdc-out-nosbi:--leave-out=dfdc-faces,--sbi-rate=0 \
-	ff-out-seed2:--leave-out=ff-crops,--train-seed=2
+	ff-out-seed2:--leave-out=ff-crops,--train-seed=2 \
+	sdfd-out-clip-lora:--leave-out=sdfd-faces,--arch=clip-lora,--precision=bf16,--epochs=8
 study: deps
 	$(BIN)/dfd-train train $(FF) $(SG) $(DF) $(FA) $(SD) --out $(STUDY)/prep $(FOLD) --prep-only
 	@for run in $(STUDY_RUNS); do \
@@ -162,12 +165,14 @@ study: deps
 	done
 
 # Ablations and second seeds judged on the same unseen files: the AUC difference of each pair
-# (A:B, run names) with a paired bootstrap interval, served and laundered (docs/MODEL.md run 12).
+# (A:B, run names) with a paired bootstrap interval, served and laundered (docs/MODEL.md runs 12
+# and 13), written into the served model's card too. A pair whose two runs are unchanged (same
+# card versions as in compare.json) is not scored again.
 STUDY_PAIRS := dfdc-out:dfdc-out-nosbi ff-out:ff-out-nosbi \
-	sdfd-out-long:sdfd-out-long-noaligned ff-out:ff-out-seed2
+	sdfd-out-long:sdfd-out-long-noaligned ff-out:ff-out-seed2 sdfd-out-long:sdfd-out-clip-lora
 study-compare: deps
 	$(BIN)/dfd-train study-compare $(foreach p,$(STUDY_PAIRS),$(STUDY)/$(subst :,:$(STUDY)/,$(p))) \
-		--json $(STUDY)/compare.json --markdown $(STUDY)/compare.md
+		--json $(STUDY)/compare.json --markdown $(STUDY)/compare.md --card $(E2E)/card.json
 
 # Every section on the served model (DFD_MODEL_PATH, else shared/settings.py's default); the
 # model before it only as a side-by-side row. `python -m bench --quick` is the smoke run.

@@ -89,6 +89,43 @@ def test_study_compare_refuses_runs_that_left_out_different_kinds(tmp_path):
         left_out_files(tmp_path / "ff-out", tmp_path / "dfdc-out", tmp_path)
 
 
+def test_study_compare_reuses_pairs_of_unchanged_runs_and_puts_them_in_the_card(tmp_path):
+    # A pair of the same trained runs (same card versions) is not scored again; the row says what
+    # b changes, and the card gets the section. A retrained run (new version) is scored again.
+    import shutil
+
+    from training.common import fold_compare as FC
+
+    runs = {}
+    for name, training in (("sdfd-out-a", {"seed": 7, "sbi_rate": 0.25}),
+                           ("sdfd-out-b", {"seed": 7, "sbi_rate": 0.25, "arch": "clip-lora",
+                                           "train_seed": 7})):
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        (runs[name] / "card.json").write_text(json.dumps(
+            {"version": name[-1] * 12, "training": {"sources": {}, **training}}))
+    served = {"auc_a": 0.6, "auc_b": 0.65, "diff": 0.05, "ci": [0.01, 0.09]}
+    row = {"a": "sdfd-out-a", "b": "sdfd-out-b", "left_out_source": "sdfd-faces", "n_real": 3,
+           "n_fake": 2, "versions": ["a" * 12, "b" * 12], "served": served,
+           "laundered": served}
+    (tmp_path / "compare.json").write_text(json.dumps([row]))
+    card = tmp_path / "model" / "card.json"
+    card.parent.mkdir()
+    shutil.copy(ROOT / "models" / "dfd-e2e" / "card.json", card)
+    pair = f"{runs['sdfd-out-a']}:{runs['sdfd-out-b']}"
+    FC.main([pair, "--json", str(tmp_path / "compare.json"), "--card", str(card)])
+    got = json.loads((tmp_path / "compare.json").read_text())
+    assert got[0]["differs"] == ["arch mobilenetv2 -> clip-lora"]
+    text = (card.parent / "MODEL_CARD.md").read_text()
+    assert "paired on the unseen kind" in text
+    assert "| sdfd-out-a | sdfd-out-b | arch mobilenetv2 -> clip-lora | sdfd-faces | 3 / 2 | " \
+           "0.600 | 0.650 | +0.050 (+0.010 to +0.090) |" in text
+    (runs["sdfd-out-b"] / "card.json").write_text(json.dumps(
+        {"version": "c" * 12, "training": {"sources": {}}}))
+    with pytest.raises(FileNotFoundError):  # scored again: the runs here have no split.json
+        FC.main([pair, "--json", str(tmp_path / "compare.json")])
+
+
 def test_eer_accuracy_and_confusion():
     y = [0, 0, 0, 0, 1, 1, 1, 1]
     p = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]
