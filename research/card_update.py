@@ -81,7 +81,7 @@ def update(card_dir: Path, files: list[Path], shipped: str, previous: str | None
            notes: list[str], keep_rows: tuple[str, ...] = ()) -> dict:
     """Add cross_source, flip_rates, cues, previous and targets to card.json; re-render.
     keep_rows: rows of the card's earlier cross-source table to carry over as they were."""
-    from training.mnv2.export import card_markdown
+    from training.common.templating import card_markdown
 
     m = _merge(files)
     card = json.loads((card_dir / "card.json").read_text())

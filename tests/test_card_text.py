@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.mnv2.export import card_markdown, generalisation_markdown
+from training.common.templating import card_markdown, generalisation_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "dfd-mnv2"

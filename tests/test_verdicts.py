@@ -75,7 +75,7 @@ def test_gate_is_written_into_the_card_and_files_stay_out_of_it(tmp_path, monkey
                      "assessment": "uncertain"} for f in files])}
 
     monkeypatch.setattr(V, "evaluate", evaluate)
-    monkeypatch.setattr("training.mnv2.export.card_markdown", lambda card: "card\n")
+    monkeypatch.setattr("training.common.templating.card_markdown", lambda card: "card\n")
     assert V.main([str(new), "--compare", f"shipped={old}", "--gate", "shipped",
                    "--json", str(tmp_path / "v.json")]) == 0
     card = json.loads((new / "card.json").read_text())

@@ -113,7 +113,7 @@ def _reusable(json_path: Path) -> dict:
 
 def to_card(card_path: Path, rows: list[dict]) -> None:
     """The pairs as the card's `study_pairs`, and MODEL_CARD.md rendered again from it."""
-    from training.mnv2.export import card_markdown
+    from training.common.templating import card_markdown
 
     card = json.loads(card_path.read_text())
     card["study_pairs"] = {"how": how(), "rows": rows}

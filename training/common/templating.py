@@ -1,4 +1,5 @@
-"""Jinja2 environment for training's text templates (training/templates), number filters included.
+"""Jinja2 environment for training's text templates (training/templates), number filters included,
+and the model card rendered from card.json (card_markdown).
 
 Markdown, not HTML: no autoescaping. StrictUndefined makes a missing key an error, as a KeyError
 was before; optional parts are read with .get() in the templates, with the old defaults.
@@ -68,3 +69,25 @@ def environment() -> Environment:
 def render(name: str, **context) -> str:
     """Render training/templates/<name> with the given variables."""
     return environment().get_template(name).render(**context)
+
+
+def card_markdown(card: dict) -> str:
+    """The human-readable model card, generated from card.json so the two never disagree
+    (rendered from training/templates/model_card.md.j2)."""
+    verdicts = render("verdicts.md.j2", card=card) if card.get("verdicts") else ""
+    out = render("model_card.md.j2", card=card)
+    for section in (verdicts, generalisation_markdown(card)):
+        if section:  # one blank line before each section, whichever of them a card has
+            out = out.rstrip("\n") + "\n\n" + section.lstrip("\n")
+    return out
+
+
+def generalisation_markdown(card: dict) -> str:
+    """The cross-source, flip-rate and cue tables of a card, as Markdown ('' if none);
+    rendered from training/templates/generalisation.md.j2."""
+    if not card.get("cross_source"):
+        return ""
+    fr = card["flip_rates"]
+    moved = any("mean_dp" in r for per in fr["sets"].values() for r in per.values())
+    return render("generalisation.md.j2", card=card, moved=moved)
+

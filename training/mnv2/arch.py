@@ -37,40 +37,46 @@ def _mnv2_build(args: argparse.Namespace, pretrained: bool):
 
 def _clip_build(tune: str) -> Callable[[argparse.Namespace, bool], Any]:
     def build(args: argparse.Namespace, pretrained: bool):
-        from training.clip.adapter import build_tuned_model
+        from training.mnv2.clip_tuned import build_tuned_model
 
         return build_tuned_model(tune, rank=args.lora_rank, load_weights=pretrained)
     return build
 
 
-def _lazy(module: str, name: str) -> Callable:
-    """A function of a module imported on first call (Keras loads only when a run needs it)."""
+# Imported on first call, so that choosing a network loads Keras only when a run needs it.
+def _mnv2(name: str) -> Callable:
     def call(*a):
-        import importlib
+        from training.mnv2 import model
 
-        return getattr(importlib.import_module(module), name)(*a)
+        return getattr(model, name)(*a)
     return call
 
 
-_MNV2 = "training.mnv2.model"
-_CLIP = "training.clip.adapter"
+def _clip(name: str) -> Callable:
+    def call(*a):
+        from training.mnv2 import clip_tuned
+
+        return getattr(clip_tuned, name)(*a)
+    return call
+
+
 ARCHS = {
     "mobilenetv2": Arch(
-        "dfd-mobilenetv2", _mnv2_build, _lazy(_MNV2, "set_trunk_trainable"),
-        _lazy(_MNV2, "batchnorm_stats"), _lazy(_MNV2, "serving_model"),
+        "dfd-mobilenetv2", _mnv2_build, _mnv2("set_trunk_trainable"),
+        _mnv2("batchnorm_stats"), _mnv2("serving_model"),
         "the trunk's BatchNorm moving statistics (ImageNet's)",
         "MobileNetV2 from ImageNet weights, every layer trained (BatchNorm frozen)"),
     "clip-lora": Arch(
-        "dfd-clip-lora", _clip_build("lora"), _lazy(_CLIP, "set_phase"),
-        _lazy(_CLIP, "frozen_weights"), _lazy(_CLIP, "serving_model"),
+        "dfd-clip-lora", _clip_build("lora"), _clip("set_phase"),
+        _clip("frozen_weights"), _clip("serving_model"),
         "every CLIP weight but the adapters and the projection matrices (Keras saves each "
         "with its adapter merged in)",
         "CLIP ViT-B/16 cut after block 6, a low-rank adapter (LoRA) on every projection of "
         "blocks 1-6 trained with a head on the class token; merged into the weights to serve",
-        _lazy(_CLIP, "after_load")),
+        _clip("after_load")),
     "clip-ln": Arch(
-        "dfd-clip-ln", _clip_build("ln"), _lazy(_CLIP, "set_phase"),
-        _lazy(_CLIP, "frozen_weights"), _lazy(_CLIP, "serving_model"),
+        "dfd-clip-ln", _clip_build("ln"), _clip("set_phase"),
+        _clip("frozen_weights"), _clip("serving_model"),
         "every CLIP weight but the LayerNorms of blocks 1-6",
         "CLIP ViT-B/16 cut after block 6, the LayerNorms of blocks 1-6 trained with a head on "
         "the class token"),

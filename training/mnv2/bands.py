@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     """Fit and write the assessment entry of an existing model directory."""
     from detector.model import load_model, read_card
     from detector.stability import all_variants
-    from training.mnv2.export import card_markdown
+    from training.common.templating import card_markdown
 
     p = argparse.ArgumentParser(prog="dfd-train bands", description=__doc__)
     p.add_argument("model", help="model directory (card.json, model.tflite, split.json)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.chunks import in_chunks
-from training.common.templating import render
+from training.common.templating import card_markdown
 
 NAME = "dfd-mobilenetv2"
 
@@ -76,25 +76,3 @@ def export_model(model, out_dir: str | Path, card: dict, check_crops: np.ndarray
     (out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     (out / "MODEL_CARD.md").write_text(card_markdown(card))
     return card
-
-
-def card_markdown(card: dict) -> str:
-    """The human-readable model card, generated from card.json so the two never disagree
-    (rendered from training/templates/model_card.md.j2)."""
-    verdicts = render("verdicts.md.j2", card=card) if card.get("verdicts") else ""
-    out = render("model_card.md.j2", card=card)
-    for section in (verdicts, generalisation_markdown(card)):
-        if section:  # one blank line before each section, whichever of them a card has
-            out = out.rstrip("\n") + "\n\n" + section.lstrip("\n")
-    return out
-
-
-def generalisation_markdown(card: dict) -> str:
-    """The cross-source, flip-rate and cue tables of a card, as Markdown ('' if none);
-    rendered from training/templates/generalisation.md.j2."""
-    if not card.get("cross_source"):
-        return ""
-    fr = card["flip_rates"]
-    moved = any("mean_dp" in r for per in fr["sets"].values() for r in per.values())
-    return render("generalisation.md.j2", card=card, moved=moved)
-

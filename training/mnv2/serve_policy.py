@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     from detector.model import load_model
     from detector.stability import all_variants
     from training.common.assessment import fit_assessment, fit_bands
+    from training.common.templating import card_markdown
     from training.mnv2.bands import calibration_set
-    from training.mnv2.export import card_markdown
 
     p = argparse.ArgumentParser(prog="dfd-train serve-policy", description=__doc__)
     p.add_argument("model", help="model directory (card.json, model.tflite, split.json)")

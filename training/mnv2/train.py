@@ -90,7 +90,7 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=sorted(ARCHS), default="mobilenetv2",
                    help="mobilenetv2: the served recipe; clip-lora / clip-ln: CLIP ViT-B/16's "
                    "first six blocks tuned through low-rank adapters / their LayerNorms "
-                   "(training/clip/adapter.py), for the study")
+                   "(training/mnv2/clip_tuned.py), for the study")
     p.add_argument("--lora-rank", type=int, default=8, help="rank of each adapter (clip-lora)")
     p.add_argument("--precision", choices=("float32", "bf16"), default="float32",
                    help="training arithmetic (bf16: Keras mixed_bfloat16, about 2x faster for "

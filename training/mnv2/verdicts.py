@@ -137,7 +137,7 @@ def measure(name: str, model_dir: Path, split: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Evaluate MODEL (and others beside it) and write `verdicts` into MODEL's card."""
-    from training.mnv2.export import card_markdown
+    from training.common.templating import card_markdown
 
     p = argparse.ArgumentParser(prog="dfd-train verdicts", description=__doc__)
     p.add_argument("model", type=Path, help="the model directory whose card gets the tables")
