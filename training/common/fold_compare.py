@@ -18,6 +18,7 @@ import numpy as np
 
 from training.common import fold_tables as F
 from training.common import metrics as M
+from training.common.scores import scored
 
 
 def left_out_files(run_a: Path, run_b: Path, data: Path) -> tuple[list[str], np.ndarray]:
@@ -69,7 +70,7 @@ def compare(run_a: Path, run_b: Path, data: Path, log=print) -> dict:
                  "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
                  "versions": [version(run_a), version(run_b)], "differs": differs(run_a, run_b)}
     for name, files in (("served", paths), ("laundered", F.laundered_paths(paths))):
-        out[name] = M.paired_auc_diff(y, F.scored(run_a, files, log), F.scored(run_b, files, log))
+        out[name] = M.paired_auc_diff(y, scored(run_a, files, log), scored(run_b, files, log))
         r = out[name]
         log(f"{run_b.name} - {run_a.name} ({name}): {r['diff']:+.3f} "
             f"({r['ci'][0]:+.3f} to {r['ci'][1]:+.3f})")

@@ -22,6 +22,7 @@ from PIL import Image
 
 from training.common import metrics as M
 from training.common.data import Item, list_images, split_source
+from training.common.scores import scored
 
 # Which fake kind each study run leaves out, by the run's name (see the Makefile's STUDY_RUNS).
 LEFT_OUT = {"sdfd": "sdfd-faces", "ff": "ff-crops", "dfdc": "dfdc-faces",
@@ -79,18 +80,6 @@ def eval_sets(data: Path, seed: int) -> dict[str, dict[str, list[Item]]]:
         test = split_source(root, seed)["test"]
         out[src] = {"whole": _sample(whole, PER_LABEL, seed), "test": _sample(test, PER_TEST, seed)}
     return out
-
-
-def scored(model_dir: Path, paths: list[str], log=print) -> np.ndarray:
-    """Served P(fake) of each file through the one crop and the run's model."""
-    from detector.model import load_model
-    from training.common.prep import build_cache
-
-    crops, _ = build_cache(paths, log=log)
-    model = load_model(model_dir, threads=2)
-    out = np.concatenate([model.predict(np.asarray(crops[s:s + 64]))
-                          for s in range(0, len(paths), 64)])
-    return out.astype(np.float64)
 
 
 def row(y: np.ndarray, p: np.ndarray, threshold: float, bands: dict) -> dict:
