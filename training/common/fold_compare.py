@@ -38,9 +38,9 @@ def left_out_files(run_a: Path, run_b: Path, data: Path) -> tuple[list[str], np.
 
 
 # What a pair's two runs may differ by, as the cards record it (a card without the key: default).
-RECIPE = {"arch": "mobilenetv2", "train_seed": None, "sbi_rate": None, "aligned_train": 0,
-          "internal_size": None, "lora_rank": None, "images_seen": None, "init_model": None,
-          "aug_strength": None, "lr": None}
+RECIPE = {"arch": "mobilenetv2", "precision": "float32", "train_seed": None, "sbi_rate": None,
+          "aligned_train": 0, "internal_size": None, "lora_rank": None, "images_seen": None,
+          "init_model": None, "aug_strength": None, "lr": None}
 
 
 def recipe(run: Path) -> dict:
@@ -114,12 +114,11 @@ def _reusable(json_path: Path) -> dict:
 
 def to_card(card_path: Path, rows: list[dict]) -> None:
     """The pairs as the card's `study_pairs`, and MODEL_CARD.md rendered again from it."""
-    from training.common.templating import card_markdown
+    from training.common.templating import write_card
 
     card = json.loads(card_path.read_text())
     card["study_pairs"] = {"how": how(), "rows": rows}
-    card_path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    card_path.with_name("MODEL_CARD.md").write_text(card_markdown(card))
+    write_card(card_path, card)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -198,21 +198,16 @@ def markdown(doc: dict) -> str:
 
 
 def into_card(run: Path, tables: dict, launder: str) -> None:
-    """Each part's served and laundered rows into the card (tables.laundered); a CLIP card's
-    MODEL_CARD.md is rendered anew from it (standing rule 7: every test part re-saved)."""
+    """Each part's served and laundered rows into the card (tables.laundered), and its
+    MODEL_CARD.md rendered anew from it (standing rule 7: every test part re-saved)."""
+    from training.common.templating import write_card
+
     path = run / "card.json"
-    raw = path.read_text()
-    card = json.loads(raw)
+    card = json.loads(path.read_text())
     card.setdefault("tables", {})["laundered"] = {
         "how": launder, "parts": {k: v for k, v in tables.items()
                                   if isinstance(v, dict) and "served" in v}}
-    path.write_text(json.dumps(card, indent=1 if raw.startswith('{\n "') else 2) + "\n")
-    if "trunk" in card:
-        # The CLIP card's own template, as training.clip.export renders it (common imports
-        # neither generation).
-        from training.common.templating import render
-
-        (run / "MODEL_CARD.md").write_text(render("clip_card.md.j2", card=card))
+    write_card(path, card)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -225,7 +220,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--left-out", help="the source every run left out (default: by run name; "
                    "'none' for a model trained on every source: its test parts only)")
     p.add_argument("--card", action="store_true", help="also put each run's laundered table in "
-                   "its card.json (tables.laundered) and re-render a CLIP card's MODEL_CARD.md")
+                   "its card.json (tables.laundered) and render its MODEL_CARD.md again")
     return p.parse_args(argv)
 
 

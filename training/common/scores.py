@@ -42,8 +42,8 @@ def scored(model_dir: Path, paths: list[str], log=print) -> np.ndarray:
     scored before (same content, same crop settings) are not scored again."""
     store = SCORES / f"{model_key(model_dir)}.json"
     known = _load(store)
-    keys = [cache_key([p]) for p in paths]
-    todo = sorted({p for p, k in zip(paths, keys, strict=True) if k not in known})
+    key_of = {p: cache_key([p]) for p in paths}  # a stat and a hash a file: once
+    todo = sorted(p for p, k in key_of.items() if k not in known)
     if todo:
         from detector.model import load_model
 
@@ -52,8 +52,8 @@ def scored(model_dir: Path, paths: list[str], log=print) -> np.ndarray:
         p = np.concatenate([model.predict(np.asarray(crops[s:s + 64]))
                             for s in range(0, len(todo), 64)])
         known = _load(store)  # another process may have added scores meanwhile
-        known.update({cache_key([f]): float(v) for f, v in zip(todo, p, strict=True)})
+        known.update({key_of[f]: float(v) for f, v in zip(todo, p, strict=True)})
         _save(store, known)
     else:
         log(f"{model_dir.name}: {len(paths)} files scored before, reused")
-    return np.array([known[k] for k in keys], np.float64)
+    return np.array([known[key_of[p]] for p in paths], np.float64)

@@ -91,3 +91,15 @@ def generalisation_markdown(card: dict) -> str:
     moved = any("mean_dp" in r for per in fr["sets"].values() for r in per.values())
     return render("generalisation.md.j2", card=card, moved=moved)
 
+
+def card_text(card: dict) -> str:
+    """A card's MODEL_CARD.md: the CLIP template for a frozen-trunk card (training.clip.export
+    renders it the same way), else card_markdown."""
+    return render("clip_card.md.j2", card=card) if "trunk" in card else card_markdown(card)
+
+
+def write_card(path: Path, card: dict) -> None:
+    """card.json (in the indent it was written with) and its MODEL_CARD.md beside it."""
+    raw = path.read_text() if path.is_file() else ""
+    path.write_text(json.dumps(card, indent=1 if raw.startswith('{\n "') else 2) + "\n")
+    path.with_name("MODEL_CARD.md").write_text(card_text(card))

@@ -73,7 +73,7 @@ def build_tuned_model(tune: str, rank: int = 8, dropout: float = 0.2, seed: int 
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     out = layers.Dense(1, activation="sigmoid", dtype="float32", name="p_fake")(x)
     model = keras.Model(inputs, out, name=f"dfd_clip_{tune}")
-    set_phase(model, full=False, tune=tune)
+    set_phase(model, full=False)
     return model
 
 
@@ -82,9 +82,9 @@ def tune_of(model) -> str:
     return model.name.rsplit("_", 1)[-1]
 
 
-def set_phase(model, full: bool, tune: str | None = None) -> None:
+def set_phase(model, full: bool) -> None:
     """Head only (full=False) or head and the tuned tower variables; the rest stays frozen."""
-    tune = tune or tune_of(model)
+    tune = tune_of(model)
     tower = model.get_layer(TRUNK_NAME)
     tower.trainable = full  # Keras sets every variable's flag from this: set them again below
     for v in tower.weights:
@@ -120,16 +120,6 @@ def after_load(model, seed: int = 0) -> None:
     for dense in _dense_layers(model.get_layer(TRUNK_NAME)):
         if dense.lora_enabled:
             dense.lora_kernel_a.assign(init(dense.lora_kernel_a.shape))
-
-
-def tuned_count(model) -> int:
-    """Trainable parameters in the full phase: tuned tower variables and the head."""
-    tune = tune_of(model)
-    tower = sum(int(np.prod(v.shape)) for v in model.get_layer(TRUNK_NAME).weights
-                if _tuned(v.path, tune))
-    head = sum(int(np.prod(w.shape)) for name in ("head_norm", "p_fake")
-               for w in model.get_layer(name).get_weights())
-    return tower + head
 
 
 def serving_model(model):
