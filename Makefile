@@ -130,7 +130,7 @@ cross-source: deps
 # (`ff-out-seed2`, FOLD_MIN=0): the same split, crops and aligned fakes, only the training's own
 # draws differ (--train-seed), so the two say how much of a fold's AUC is the draw. CLIP's first
 # six blocks tuned through low-rank adapters on the diffusion fold (`sdfd-out-clip-lora`,
-# FOLD_MIN=0: 8 epochs, bf16; training/mnv2/clip_tuned.py), against the MobileNetV2's sdfd-out-long.
+# FOLD_MIN=0: 8 epochs, bf16; training/e2e/clip_tuned.py), against the MobileNetV2's sdfd-out-long.
 STUDY := var/study
 FOLD_MIN ?= 18
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \

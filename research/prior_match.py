@@ -39,7 +39,7 @@ def match(z_new: np.ndarray, z_old: np.ndarray, old_prior: float, threshold: flo
 
 def _logits(model_dir: str, crops: np.ndarray) -> tuple[np.ndarray, dict]:
     from detector.model import logit, read_card
-    from training.mnv2.bands import scores_at_even_prior
+    from training.e2e.bands import scores_at_even_prior
 
     root, card = read_card(model_dir)
     return logit(scores_at_even_prior(root, card, crops)), {
@@ -48,7 +48,7 @@ def _logits(model_dir: str, crops: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.mnv2.bands import calibration_set
+    from training.e2e.bands import calibration_set
 
     p = argparse.ArgumentParser(prog="dfd-research prior-match", description=__doc__)
     p.add_argument("model", help="the candidate model directory")

@@ -76,7 +76,7 @@ def test_pairing_puts_each_fake_in_its_reals_batch_and_keeps_the_balance():
 
 
 def test_aligned_fakes_never_come_from_a_left_out_source(monkeypatch):
-    from training.mnv2 import train
+    from training.e2e import train
 
     made = []
     monkeypatch.setattr(aligned, "reconstruct", lambda reals, log=None: made.extend(reals) or [
@@ -93,7 +93,7 @@ def test_aligned_fakes_never_come_from_a_left_out_source(monkeypatch):
 def test_a_second_training_seed_keeps_the_split_and_the_aligned_reals(monkeypatch):
     # A second seed of a study run must differ only in the training's own draws, so that the
     # spread it shows is the training's, not a new split's or new reconstructions'.
-    from training.mnv2 import train
+    from training.e2e import train
 
     def chosen(*argv: str) -> tuple[list[str], int]:
         made: list = []

@@ -107,9 +107,9 @@ def test_model_developer_commands_forward(monkeypatch, capsys):
     from training import cli as train_cli
 
     seen = []
-    fake = type(sys)("training.mnv2.train")
+    fake = type(sys)("training.e2e.train")
     fake.main = lambda argv: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, "training.mnv2.train", fake)
+    monkeypatch.setitem(sys.modules, "training.e2e.train", fake)
     assert train_cli.main(["train", "--help", "--epochs", "2"]) == 3
     assert seen == [["--help", "--epochs", "2"]]
     fake.main = lambda argv: sys.exit(0 if argv == ["--help"] else "bad data dir")

@@ -1,4 +1,4 @@
-"""CLIP's first blocks tuned end to end (training/mnv2/clip_tuned.py) on the real trunk file: the
+"""CLIP's first blocks tuned end to end (training/e2e/clip_tuned.py) on the real trunk file: the
 adapters start as the frozen tower, only what is tuned moves, and the served model (adapters
 merged into the matrices) computes what the trained one does."""
 
@@ -27,7 +27,7 @@ def crops() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def lora():
-    from training.mnv2.clip_tuned import build_tuned_model
+    from training.e2e.clip_tuned import build_tuned_model
 
     keras.utils.set_random_seed(0)
     return build_tuned_model("lora", rank=4)
@@ -52,7 +52,7 @@ def test_adapters_start_as_the_frozen_tower(lora, crops):
 
 
 def test_each_phase_trains_only_what_it_should(lora):
-    from training.mnv2.clip_tuned import build_tuned_model, set_phase
+    from training.e2e.clip_tuned import build_tuned_model, set_phase
 
     set_phase(lora, full=False)
     assert sorted(v.path for v in lora.trainable_variables) == [
@@ -68,7 +68,7 @@ def test_each_phase_trains_only_what_it_should(lora):
 
 
 def test_a_step_moves_the_adapters_only_and_the_merged_model_agrees(lora, crops, tmp_path):
-    from training.mnv2.clip_tuned import after_load, frozen_weights, serving_model, set_phase
+    from training.e2e.clip_tuned import after_load, frozen_weights, serving_model, set_phase
 
     set_phase(lora, full=True)
     lora.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")

@@ -114,7 +114,7 @@ def test_balanced_pseudo_fakes_take_the_place_of_fakes_and_keep_the_reals():
 
 
 def test_training_batches_add_pseudo_fakes_in_either_mode():
-    from training.mnv2.batches import Batches
+    from training.e2e.batches import Batches
 
     crops = np.stack([_face_like(k) for k in range(64)])
     labels = np.array([0] * 32 + [1] * 32)
@@ -139,7 +139,7 @@ def test_augmentation_has_no_label_input():
 
 
 def test_training_batches_augment_both_classes_alike():
-    from training.mnv2.batches import Batches
+    from training.e2e.batches import Batches
 
     # The same 64 images once labelled real and once fake: what augmentation does to them must
     # not tell the labels apart (a cue AUC near 0.5), while it does change them strongly.

@@ -72,9 +72,9 @@ def test_spearman_and_temperature_match_the_numpy_implementation():
 def test_keras_cosine_schedule_matches_the_hand_written_one():
     import math
 
-    from training.mnv2.schedule import learning_rate
+    from training.e2e.schedule import learning_rate
 
-    def old(peak, s, full_steps):  # training/mnv2/loop.py before issue 19
+    def old(peak, s, full_steps):  # training/e2e/loop.py before issue 19
         frac = min(s / full_steps, 1.0)
         return peak * min(1.0, (s + 1) / 100) * (
             0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))

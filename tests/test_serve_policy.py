@@ -1,4 +1,4 @@
-"""What an end-to-end model serves (training.mnv2.serve_policy) and standing rule 7's gate
+"""What an end-to-end model serves (training.e2e.serve_policy) and standing rule 7's gate
 (training.policy.rule7_gate): plain functions on made-up scores, no model."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from training import policy as P
 from training.common.assessment import fit_bands
-from training.mnv2 import serve_policy as S
+from training.e2e import serve_policy as S
 
 
 def test_paired_more_is_an_exact_one_sided_mcnemar_test():

@@ -178,7 +178,7 @@ def test_stratified_auc_removes_what_a_cue_explains():
 
 def test_collapse_is_a_constant_output_on_every_source():
     from training.common.metrics import roc_auc
-    from training.mnv2.loop import collapsed
+    from training.e2e.loop import collapsed
 
     y = np.array([0, 1, 0, 1, 1, 0])
     constant = roc_auc(y, np.full(6, 0.5))  # what a dead net's scores give
@@ -256,8 +256,8 @@ def test_augmentation_takes_no_label_and_is_seeded():
 def test_a_clip_run_takes_its_own_input_and_refuses_mobilenetv2_options():
     # CLIP's position embedding fixes its input at 224 px; the card must not claim a MobileNetV2
     # width or a 160 px trunk for it, and options only MobileNetV2 has are refused by name.
-    from training.mnv2 import train
-    from training.mnv2.arch import ARCHS, arch_of
+    from training.e2e import train
+    from training.e2e.arch import ARCHS, arch_of
 
     args = train.parse_args(["x", "--arch", "clip-lora", "--width", "1.0"])
     assert (args.internal_size, args.width, args.weights) == (224, None, None)
@@ -271,7 +271,7 @@ def test_a_clip_run_takes_its_own_input_and_refuses_mobilenetv2_options():
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from training.mnv2.model import build_model
+    from training.e2e.model import build_model
 
     weights = WEIGHTS if WEIGHTS.exists() else None
     return build_model(weights, internal_size=64)
@@ -280,7 +280,7 @@ def tiny_model():
 def test_batchnorm_statistics_do_not_move_under_fit(tiny_model):
     import keras
 
-    from training.mnv2.model import batchnorm_stats, set_trunk_trainable, trunk_of
+    from training.e2e.model import batchnorm_stats, set_trunk_trainable, trunk_of
 
     model = tiny_model
     set_trunk_trainable(model, True)
@@ -299,7 +299,7 @@ def test_batchnorm_statistics_do_not_move_under_fit(tiny_model):
 
 
 def test_tflite_export_agrees_with_keras(tiny_model, tmp_path):
-    from training.mnv2.export import check_agreement, to_tflite
+    from training.e2e.export import check_agreement, to_tflite
 
     path = tmp_path / "m.tflite"
     path.write_bytes(to_tflite(tiny_model))
@@ -310,7 +310,7 @@ def test_tflite_export_agrees_with_keras(tiny_model, tmp_path):
 def test_model_file_loads_in_safe_mode(tiny_model, tmp_path):
     import keras
 
-    from training.mnv2.model import weights_hash
+    from training.e2e.model import weights_hash
 
     tiny_model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
@@ -335,7 +335,7 @@ def test_shipped_export_agrees_over_200_real_images():
 
     from detector.faces import FaceDetector
     from training.common.prep import crop_one
-    from training.mnv2.export import check_agreement
+    from training.e2e.export import check_agreement
 
     card = json.loads((SHIPPED / "card.json").read_text())
     model = keras.saving.load_model(SHIPPED / card["files"]["keras"], safe_mode=True)

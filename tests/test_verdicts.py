@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.mnv2.verdicts import summarise, targets, trained_sources
+from training.e2e.verdicts import summarise, targets, trained_sources
 
 
 def res(p: float, assessment: str) -> dict:
@@ -56,7 +56,7 @@ def test_what_training_saw_of_each_source():
 def test_gate_is_written_into_the_card_and_files_stay_out_of_it(tmp_path, monkeypatch):
     import json
 
-    from training.mnv2 import verdicts as V
+    from training.e2e import verdicts as V
 
     new, old = tmp_path / "new", tmp_path / "old"
     for d, version in ((new, "n1"), (old, "o1")):

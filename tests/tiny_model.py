@@ -14,7 +14,7 @@ TEST_ASSESSMENT = {"likely_real_below": 0.2, "likely_fake_from": 0.8, "min_face_
 
 
 def _export(model, out: Path, name: str) -> Path:
-    from training.mnv2.export import export_model
+    from training.e2e.export import export_model
 
     # Saved exactly as training saves a model, so the worker loads it through its real path.
     export_model(model, out, {"name": name, "threshold": 0.3, "temperature": 1.0,

@@ -2,7 +2,7 @@
 rule and the function that applies it), the assessment's band limits and rules, and the targets.
 
 Each is named by what it came from: SEED_ the seed's rule, ISSUE11_ the fine-tuned MobileNetV2
-generation (training.mnv2, models/dfd-mnv2, issue 11's targets), ISSUE18_ the frozen CLIP
+generation (training.e2e, models/dfd-mnv2, issue 11's targets), ISSUE18_ the frozen CLIP
 generation (training.clip, models/dfd-clip, issue 18's). The rule texts go into the model cards.
 """
 

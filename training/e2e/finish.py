@@ -9,17 +9,17 @@ from detector.model import calibrate
 from detector.stability import all_variants
 from training.common import calibrate as C
 from training.common.assessment import fit_assessment
-from training.mnv2.arch import arch_of
-from training.mnv2.batches import predict
-from training.mnv2.export import export_model, keras_predict
-from training.mnv2.recipe import LIMITATIONS
-from training.mnv2.run_record import (
+from training.e2e.arch import arch_of
+from training.e2e.batches import predict
+from training.e2e.export import export_model, keras_predict
+from training.e2e.recipe import LIMITATIONS
+from training.e2e.run_record import (
     export_check_crops,
     held_out_metrics,
     input_spec,
     training_record,
 )
-from training.mnv2.state import RunContext, TrainState
+from training.e2e.state import RunContext, TrainState
 from training.policy import ISSUE11_PRIOR_RULE, SEED_THRESHOLD, choose_prior_issue11
 
 

@@ -9,10 +9,10 @@ import numpy as np
 
 from training.common import metrics as M
 from training.common.data import SOURCES, SPLIT_RULE, TERMS
-from training.mnv2.arch import ARCHS
-from training.mnv2.batches import predict
-from training.mnv2.recipe import AUGMENTATION, SBI, SHARES
-from training.mnv2.state import RunContext, TrainState
+from training.e2e.arch import ARCHS
+from training.e2e.batches import predict
+from training.e2e.recipe import AUGMENTATION, SBI, SHARES
+from training.e2e.state import RunContext, TrainState
 from training.policy import SEED_THRESHOLD
 
 

@@ -1,5 +1,5 @@
 """The training loop behind `dfd-train train`: warm-up and fine-tune epochs, each scored on the
-calibration split, checkpointed for --resume; then training.mnv2.finish."""
+calibration split, checkpointed for --resume; then training.e2e.finish."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 
 from training.common import metrics as M
 from training.common.aligned import pair_up
-from training.mnv2.arch import arch_of
-from training.mnv2.batches import Batches, epoch_indices, predict
-from training.mnv2.finish import finish
-from training.mnv2.model import masked_bce
-from training.mnv2.schedule import learning_rate
-from training.mnv2.state import RunContext, TrainState
+from training.e2e.arch import arch_of
+from training.e2e.batches import Batches, epoch_indices, predict
+from training.e2e.finish import finish
+from training.e2e.model import masked_bce
+from training.e2e.schedule import learning_rate
+from training.e2e.state import RunContext, TrainState
 
 FINAL_RESERVE_S = 420  # calibration, bands (~3 min), export (~10 s), test-set scoring, margin
 

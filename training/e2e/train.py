@@ -14,9 +14,9 @@ import numpy as np
 
 from training.common import data as D
 from training.common.aligned import partners
-from training.mnv2.batches import train_keypoints
-from training.mnv2.recipe import WEIGHTS
-from training.mnv2.state import RunContext
+from training.e2e.batches import train_keypoints
+from training.e2e.recipe import WEIGHTS
+from training.e2e.state import RunContext
 
 
 def log(msg: str) -> None:
@@ -84,13 +84,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _network_options(p: argparse.ArgumentParser) -> None:
-    """Which network is trained (training/mnv2/arch.py), and in what precision."""
-    from training.mnv2.arch import ARCHS
+    """Which network is trained (training/e2e/arch.py), and in what precision."""
+    from training.e2e.arch import ARCHS
 
     p.add_argument("--arch", choices=sorted(ARCHS), default="mobilenetv2",
                    help="mobilenetv2: the served recipe; clip-lora / clip-ln: CLIP ViT-B/16's "
                    "first six blocks tuned through low-rank adapters / their LayerNorms "
-                   "(training/mnv2/clip_tuned.py), for the study")
+                   "(training/e2e/clip_tuned.py), for the study")
     p.add_argument("--lora-rank", type=int, default=8, help="rank of each adapter (clip-lora)")
     p.add_argument("--precision", choices=("float32", "bf16"), default="float32",
                    help="training arithmetic (bf16: Keras mixed_bfloat16, about 2x faster for "
@@ -202,7 +202,7 @@ def _rows(splits: dict) -> tuple[list, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """Train end to end; returns a process exit code."""
-    from training.mnv2.loop import run
+    from training.e2e.loop import run
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     t_start = time.time()

@@ -30,7 +30,7 @@ NO_FOLD_NOTE = ("A real source no run left out counts with the model's own calib
 
 def even_logits(run: Path, crops: np.ndarray) -> np.ndarray:
     """Logits of a run's served P(fake) with no prior (50/50), whatever its card states."""
-    from training.mnv2.bands import scores_at_even_prior
+    from training.e2e.bands import scores_at_even_prior
 
     card = json.loads((run / "card.json").read_text())
     return logit(scores_at_even_prior(run, card, crops))  # clipped as the server clips
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from detector.stability import all_variants
     from training.common.assessment import fit_assessment, fit_bands
     from training.common.templating import card_markdown
-    from training.mnv2.bands import calibration_set
+    from training.e2e.bands import calibration_set
 
     p = argparse.ArgumentParser(prog="dfd-train serve-policy", description=__doc__)
     p.add_argument("model", help="model directory (card.json, model.tflite, split.json)")

@@ -29,7 +29,7 @@ class Arch:
 
 
 def _mnv2_build(args: argparse.Namespace, pretrained: bool):
-    from training.mnv2.model import build_model
+    from training.e2e.model import build_model
 
     return build_model(args.weights if pretrained else None, internal_size=args.internal_size,
                        width=args.width, mask_head=bool(args.mask_weight))
@@ -37,7 +37,7 @@ def _mnv2_build(args: argparse.Namespace, pretrained: bool):
 
 def _clip_build(tune: str) -> Callable[[argparse.Namespace, bool], Any]:
     def build(args: argparse.Namespace, pretrained: bool):
-        from training.mnv2.clip_tuned import build_tuned_model
+        from training.e2e.clip_tuned import build_tuned_model
 
         return build_tuned_model(tune, rank=args.lora_rank, load_weights=pretrained)
     return build
@@ -46,7 +46,7 @@ def _clip_build(tune: str) -> Callable[[argparse.Namespace, bool], Any]:
 # Imported on first call, so that choosing a network loads Keras only when a run needs it.
 def _mnv2(name: str) -> Callable:
     def call(*a):
-        from training.mnv2 import model
+        from training.e2e import model
 
         return getattr(model, name)(*a)
     return call
@@ -54,7 +54,7 @@ def _mnv2(name: str) -> Callable:
 
 def _clip(name: str) -> Callable:
     def call(*a):
-        from training.mnv2 import clip_tuned
+        from training.e2e import clip_tuned
 
         return getattr(clip_tuned, name)(*a)
     return call

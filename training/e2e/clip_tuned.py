@@ -3,7 +3,7 @@ or `--arch clip-ln`.
 
 The frozen-feature model (training/clip/study.py) reads the class token of a frozen tower; this one
 trains the tower's first blocks where the low-level traces live, on the same batches, augmentation,
-pseudo-fakes and aligned fakes as the MobileNetV2 recipe (training/mnv2/loop.py), so the two are
+pseudo-fakes and aligned fakes as the MobileNetV2 recipe (training/e2e/loop.py), so the two are
 compared on the same left-out folds:
 - `clip-lora`: a low-rank residual (LoRA, Keras' own `Dense.enable_lora`, B started at zero so the
   tower starts as the frozen one) on every projection of blocks 1..6: q, k, v, out, fc1, fc2.

@@ -10,7 +10,7 @@ from PIL import Image
 from detector.chunks import in_chunks
 from training.common.augment import augment_batch
 from training.common.sbi import sbi_batch
-from training.mnv2.recipe import SHARES
+from training.e2e.recipe import SHARES
 
 
 class Batches:

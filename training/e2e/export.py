@@ -56,7 +56,7 @@ def check_agreement(model, tflite_path: str | Path, crops: np.ndarray) -> float:
 def export_model(model, out_dir: str | Path, card: dict, check_crops: np.ndarray | None,
                  tol: float = 1e-3) -> dict:
     """Save model.keras + model.tflite, verify agreement, write card.json and MODEL_CARD.md."""
-    from training.mnv2.model import weights_hash
+    from training.e2e.model import weights_hash
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
