@@ -4,6 +4,11 @@ merged into the matrices) computes what the trained one does."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -18,6 +23,7 @@ except trunk.TrunkError as exc:  # the wheel is a project dependency; say so if 
     pytest.skip(f"no trunk file: {exc}", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +95,14 @@ def test_a_step_moves_the_adapters_only_and_the_merged_model_agrees(lora, crops,
     served.save(tmp_path / "model.keras")
     again = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     assert np.abs(np.asarray(again.predict_on_batch(crops)).ravel() - want).max() < 1e-5
+    # A GPU worker loads it through the Keras runtime, in a process that never built one.
+    np.save(tmp_path / "crops.npy", crops)
+    code = ("import sys, numpy as np; from detector.runtimes.keras import KerasRuntime; "
+            "print(KerasRuntime(sys.argv[1]).predict_raw(np.load(sys.argv[2])).tolist())")
+    got = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.keras"),
+                          str(tmp_path / "crops.npy")], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip().splitlines()[-1]
+    assert np.abs(np.array(json.loads(got)) - want).max() < 1e-5
 
     # A resume: Keras saves the adapter merged and loads it as A = B = 0 (dead); after_load
     # draws A again, and the model still computes what was saved.

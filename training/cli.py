@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-# Each command's module, by generation: training.e2e (fine-tuned MobileNetV2), training.clip
+# Each command's module, by generation: training.e2e (networks trained end to end), training.clip
 # (frozen CLIP features) and training.common (any model).
 COMMANDS = {"train": "training.e2e.train", "bands": "training.e2e.bands",
             "verdicts": "training.e2e.verdicts",
-            "serve-policy": "training.e2e.serve_policy", "features": "training.clip.features",
+            "serve-policy": "training.e2e.serve_policy", "quantize": "training.e2e.quantize",
+            "features": "training.clip.features",
             "clip": "training.clip.fit", "clip-serving": "training.clip.serving",
             "clip-ablation": "training.clip.ablation", "evaluate": "training.common.evaluate",
             "aligned": "training.common.aligned", "study-tables": "training.common.fold_tables",

@@ -30,6 +30,8 @@ class KerasRuntime:
     def __init__(self, path: Path, device: str = "cpu"):
         import keras
 
+        import detector.clip_keras  # noqa: F401  registers the layers a tuned CLIP network holds
+
         self.path = Path(path)
         # safe_mode refuses Lambda layers and other deserialised code.
         self._model = keras.saving.load_model(self.path, safe_mode=True)
