@@ -14,12 +14,15 @@ pytest.importorskip("tensorflow")
 
 from detector.model import load_model  # noqa: E402
 from training.cli import main as dfd_train  # noqa: E402
+from training.common.fold_compare import differs  # noqa: E402
 
 
 def test_int8_copy_serves_close_to_the_float_model(model_dir, tmp_path):
     src = tmp_path / "float"
     shutil.copytree(model_dir, src)
     (src / "split.json").write_text(json.dumps({"seed": 0, "rule": "test", "sources": ["a"]}))
+    card = json.loads((src / "card.json").read_text())
+    (src / "card.json").write_text(json.dumps(card | {"training": {"sources": {}}}))
     images = tmp_path / "faces"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -38,6 +41,7 @@ def test_int8_copy_serves_close_to_the_float_model(model_dir, tmp_path):
     assert card["quantized"]["from_version"] == float_card["version"]
     assert card["quantized"]["n_images"] == 3 and card["quantized"]["max_abs_delta_p_fake"] < 0.05
     assert (out / "split.json").read_text() == (src / "split.json").read_text()
+    assert differs(src, out) == ["served_weights float32 -> int8"]  # study-compare's row
     assert f"Quantised from {src} (version {float_card['version']})" in (
         out / "MODEL_CARD.md").read_text()
     # smaller: the weights are int8 now

@@ -40,17 +40,21 @@ def left_out_files(run_a: Path, run_b: Path, data: Path) -> tuple[list[str], np.
 # What a pair's two runs may differ by, as the cards record it (a card without the key: default).
 RECIPE = {"arch": "mobilenetv2", "precision": "float32", "train_seed": None, "sbi_rate": None,
           "aligned_train": 0, "internal_size": None, "lora_rank": None, "images_seen": None,
-          "init_model": None, "aug_strength": None, "lr": None}
+          "init_model": None, "aug_strength": None, "lr": None, "served_weights": "float32"}
 
 
 def recipe(run: Path) -> dict:
-    """The recipe fields of a run's card (the aligned fakes as the number it trained on)."""
-    training = json.loads((run / "card.json").read_text())["training"]
+    """The recipe fields of a run's card (the aligned fakes as the number it trained on, the
+    served weights int8 where `dfd-train quantize` made the directory)."""
+    card = json.loads((run / "card.json").read_text())
+    training = card["training"]
     aligned = training["sources"].get("aligned", {}).get("counts", {}).get("train", {})
-    out = {k: training.get(k, d) for k, d in RECIPE.items() if k != "aligned_train"}
+    out = {k: training.get(k, d) for k, d in RECIPE.items()
+           if k not in ("aligned_train", "served_weights")}
     if out["train_seed"] is None:  # cards before --train-seed: the training drew from --seed
         out["train_seed"] = training.get("seed")
-    return out | {"aligned_train": aligned.get("fake", 0)}
+    return out | {"aligned_train": aligned.get("fake", 0),
+                  "served_weights": "int8" if "quantized" in card else "float32"}
 
 
 def differs(run_a: Path, run_b: Path) -> list[str]:
