@@ -130,7 +130,8 @@ cross-source: deps
 # (`ff-out-seed2`, FOLD_MIN=0): the same split, crops and aligned fakes, only the training's own
 # draws differ (--train-seed), so the two say how much of a fold's AUC is the draw. CLIP's first
 # six blocks tuned through low-rank adapters on the diffusion fold (`sdfd-out-clip-lora`,
-# FOLD_MIN=0: 8 epochs, bf16; training/e2e/clip_tuned.py), against the MobileNetV2's sdfd-out-long.
+# FOLD_MIN=0: 8 epochs, bf16; training/e2e/clip_tuned.py), against the MobileNetV2's sdfd-out-long,
+# and on the DFDC swap fold (`dfdc-out-clip-lora`, the same, about 90 minutes) against dfdc-out.
 STUDY := var/study
 FOLD_MIN ?= 18
 FOLD = --width 1.0 --epochs 40 --epoch-images 4000 --time-budget $(FOLD_MIN) --keep-work --resume \
@@ -153,7 +154,8 @@ STUDY_RUNS := \
 	ff-out-nosbi:--leave-out=ff-crops,--sbi-rate=0 \
 	dfdc-out-nosbi:--leave-out=dfdc-faces,--sbi-rate=0 \
 	ff-out-seed2:--leave-out=ff-crops,--train-seed=2 \
-	sdfd-out-clip-lora:--leave-out=sdfd-faces,--arch=clip-lora,--precision=bf16,--epochs=8
+	sdfd-out-clip-lora:--leave-out=sdfd-faces,--arch=clip-lora,--precision=bf16,--epochs=8 \
+	dfdc-out-clip-lora:--leave-out=dfdc-faces,--arch=clip-lora,--precision=bf16,--epochs=8
 study: deps
 	$(BIN)/dfd-train train $(FF) $(SG) $(DF) $(FA) $(SD) --out $(STUDY)/prep $(FOLD) --prep-only
 	@for run in $(STUDY_RUNS); do \
@@ -167,10 +169,14 @@ study: deps
 # Ablations and second seeds judged on the same unseen files: the AUC difference of each pair
 # (A:B, run names) with a paired bootstrap interval, served and laundered (docs/MODEL.md runs 12
 # and 13), written into the served model's card too. A pair whose two runs are unchanged (same
-# card versions as in compare.json) is not scored again.
+# card versions as in compare.json) is not scored again. The adapter run's int8 copy (`dfd-train
+# quantize`, made here when missing) is paired with its float self.
 STUDY_PAIRS := dfdc-out:dfdc-out-nosbi ff-out:ff-out-nosbi \
-	sdfd-out-long:sdfd-out-long-noaligned ff-out:ff-out-seed2 sdfd-out-long:sdfd-out-clip-lora
+	sdfd-out-long:sdfd-out-long-noaligned ff-out:ff-out-seed2 sdfd-out-long:sdfd-out-clip-lora \
+	dfdc-out:dfdc-out-clip-lora sdfd-out-clip-lora:sdfd-out-clip-lora-int8
 study-compare: deps
+	@test -f $(STUDY)/sdfd-out-clip-lora-int8/card.json || $(BIN)/dfd-train quantize \
+		$(STUDY)/sdfd-out-clip-lora --out $(STUDY)/sdfd-out-clip-lora-int8 --check $(FA)/real
 	$(BIN)/dfd-train study-compare $(foreach p,$(STUDY_PAIRS),$(STUDY)/$(subst :,:$(STUDY)/,$(p))) \
 		--json $(STUDY)/compare.json --markdown $(STUDY)/compare.md --card $(E2E)/card.json
 
