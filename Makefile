@@ -168,7 +168,7 @@ study: deps
 
 # Ablations and second seeds judged on the same unseen files: the AUC difference of each pair
 # (A:B, run names) with a paired bootstrap interval, served and laundered (docs/MODEL.md runs 12
-# and 13), written into the served model's card too. A pair whose two runs are unchanged (same
+# to 14), written into the served model's card too. A pair whose two runs are unchanged (same
 # card versions as in compare.json) is not scored again. The adapter run's int8 copy (`dfd-train
 # quantize`, made here when missing) is paired with its float self.
 STUDY_PAIRS := dfdc-out:dfdc-out-nosbi ff-out:ff-out-nosbi \
