@@ -176,7 +176,7 @@ STUDY_PAIRS := dfdc-out:dfdc-out-nosbi ff-out:ff-out-nosbi \
 	dfdc-out:dfdc-out-clip-lora sdfd-out-clip-lora:sdfd-out-clip-lora-int8
 study-compare: deps
 	@test -f $(STUDY)/sdfd-out-clip-lora-int8/card.json || $(BIN)/dfd-train quantize \
-		$(STUDY)/sdfd-out-clip-lora --out $(STUDY)/sdfd-out-clip-lora-int8 --check $(FA)/real
+		$(STUDY)/sdfd-out-clip-lora --out $(STUDY)/sdfd-out-clip-lora-int8 --check $(FA)
 	$(BIN)/dfd-train study-compare $(foreach p,$(STUDY_PAIRS),$(STUDY)/$(subst :,:$(STUDY)/,$(p))) \
 		--json $(STUDY)/compare.json --markdown $(STUDY)/compare.md --card $(E2E)/card.json
 

@@ -24,13 +24,13 @@ def test_int8_copy_serves_close_to_the_float_model(model_dir, tmp_path):
     card = json.loads((src / "card.json").read_text())
     (src / "card.json").write_text(json.dumps(card | {"training": {"sources": {}}}))
     images = tmp_path / "faces"
-    images.mkdir()
+    (images / "real").mkdir(parents=True)
     rng = np.random.default_rng(0)
     from PIL import Image
 
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (240, 240, 3), dtype=np.uint8)).save(
-            images / f"{i}.jpg")
+            images / "real" / f"{i}.jpg")
     out = tmp_path / "int8"
     assert dfd_train(["quantize", str(src), "--out", str(out), "--check", str(images)]) == 0
 

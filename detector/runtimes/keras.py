@@ -21,6 +21,16 @@ def require_gpu(device: str) -> None:
                           "tensorflow[and-cuda] on a CUDA machine, or use DFD_DEVICE=auto or cpu")
 
 
+def load_keras(path: Path):
+    """A saved network in safe mode (refuses Lambda layers and other deserialised code), with
+    the layers a tuned CLIP network holds registered first."""
+    import keras
+
+    import detector.clip_keras  # noqa: F401  registers CLIP's layers
+
+    return keras.saving.load_model(path, safe_mode=True)
+
+
 class KerasRuntime:
     """The saved network, loaded in safe mode, called with predict_on_batch (no per-call cost)."""
 
@@ -28,13 +38,8 @@ class KerasRuntime:
     max_batch: int | None = None  # inference mode: no batch statistics, each crop's own output
 
     def __init__(self, path: Path, device: str = "cpu"):
-        import keras
-
-        import detector.clip_keras  # noqa: F401  registers the layers a tuned CLIP network holds
-
         self.path = Path(path)
-        # safe_mode refuses Lambda layers and other deserialised code.
-        self._model = keras.saving.load_model(self.path, safe_mode=True)
+        self._model = load_keras(self.path)
         require_gpu(device)
 
     def predict_raw(self, crops: np.ndarray) -> np.ndarray:

@@ -14,12 +14,15 @@ from training.common.templating import card_markdown
 NAME = "dfd-mobilenetv2"
 
 
-def to_tflite(model) -> bytes:
-    """Float32 TFLite flatbuffer of a Keras model (builtin ops only, XNNPACK-friendly)."""
+def to_tflite(model, int8: bool = False) -> bytes:
+    """TFLite flatbuffer of a Keras model (builtin ops only, XNNPACK-friendly): float32, or with
+    int8 weights (LiteRT dynamic-range quantisation, `dfd-train quantize`)."""
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if int8:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
     return conv.convert()
 
 

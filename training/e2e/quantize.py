@@ -17,41 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.card import network_files
+from detector.runtimes.keras import load_keras
+from training.common.data import list_images
 from training.common.templating import write_card
-from training.e2e.export import tflite_predict
+from training.e2e.export import tflite_predict, to_tflite
 
 METHOD = "LiteRT dynamic-range int8: int8 weights, float activations quantised per call"
 
 
-def to_int8_tflite(model) -> bytes:
-    """Dynamic-range int8 TFLite flatbuffer of a Keras model (builtin ops only)."""
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    return conv.convert()
-
-
-def load_network(model_dir: Path):
-    """The directory's Keras network in safe mode (CLIP's layers registered first)."""
-    import keras
-
-    import detector.clip_keras  # noqa: F401  registers the layers a tuned CLIP network holds
-
-    card = json.loads((model_dir / "card.json").read_text())
-    return keras.saving.load_model(model_dir / card["files"]["keras"], safe_mode=True)
-
-
-def check_crops(image_dir: Path | None, n: int) -> np.ndarray:
-    """The one crop of the first n images in image_dir (none: no check)."""
-    if image_dir is None:
+def check_crops(source: Path | None, n: int) -> np.ndarray:
+    """The one crop of the first n images of a source folder (none: no check)."""
+    if source is None:
         return np.zeros((0, 224, 224, 3), np.uint8)
     from training.common.prep import build_cache
 
-    files = sorted(str(p) for p in image_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    files = [i.path for i in list_images(source)]
     if not files:
-        raise SystemExit(f"quantize: no .jpg or .png images in {image_dir}")
+        raise SystemExit(f"quantize: no images under {source}/real or {source}/fake")
     crops, _ = build_cache(files[:n], log=lambda *_: None)
     return np.asarray(crops)
 
@@ -61,13 +44,13 @@ def quantize(src: Path, out: Path, crops: np.ndarray) -> dict:
     card = json.loads((src / "card.json").read_text())
     if "trunk" in card:
         raise SystemExit(f"quantize: {src} is a frozen-trunk model; its tower is int8 already")
+    tfl, ker = network_files(src, card)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "model.tflite").write_bytes(to_int8_tflite(load_network(src)))
+    (out / "model.tflite").write_bytes(to_tflite(load_keras(ker), int8=True))
     note: dict = {"from": str(src), "from_version": card["version"], "method": METHOD}
     if len(crops):
         x = crops.astype(np.float32)
-        delta = np.abs(tflite_predict(out / "model.tflite", x)
-                       - tflite_predict(src / card["files"]["tflite"], x))
+        delta = np.abs(tflite_predict(out / "model.tflite", x) - tflite_predict(tfl, x))
         note.update(n_images=int(len(x)), max_abs_delta_p_fake=float(delta.max()),
                     mean_abs_delta_p_fake=float(delta.mean()))
     card.update(version=f"{card['version']}-int8", files={"tflite": "model.tflite"},
@@ -83,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dfd-train quantize", description=__doc__.split("\n\n")[0])
     p.add_argument("model_dir", type=Path, help="a trained network's directory (model.keras)")
     p.add_argument("--out", type=Path, required=True, help="the int8 model's directory")
-    p.add_argument("--check", type=Path, help="face images to measure how far P(fake) moves")
+    p.add_argument("--check", type=Path, help="a source folder (real/, fake/) of face images "
+                   "to measure how far P(fake) moves")
     p.add_argument("--check-n", type=int, default=64)
     args = p.parse_args(argv)
     card = quantize(args.model_dir, args.out, check_crops(args.check, args.check_n))
